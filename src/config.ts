@@ -1,0 +1,71 @@
+/**
+ * Configuration: read once from the environment, validated with valibot, frozen.
+ * A bad value fails at boot with the variable's name, never later at first use.
+ */
+import * as v from 'valibot'
+import { ConfigError } from './errors.ts'
+
+const int = (name: string, def: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.string(), String(def)),
+    v.trim(),
+    v.regex(/^\d+$/, `${name} must be a whole number`),
+    v.transform(Number),
+    v.minValue(min, `${name} must be at least ${min}`),
+    v.maxValue(max, `${name} must be at most ${max}`)
+  )
+
+const url = (name: string, def: string, protocols: string[]) =>
+  v.pipe(
+    v.optional(v.string(), def),
+    v.trim(),
+    v.check((s) => {
+      try {
+        return protocols.includes(new URL(s).protocol)
+      } catch {
+        return false
+      }
+    }, `${name} must be a URL starting with ${protocols.join(' or ')}//`)
+  )
+
+const list = v.pipe(
+  v.optional(v.string(), ''),
+  v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+)
+
+const Env = v.object({
+  PORT: int('PORT', 3000, 0, 65535),
+  DATABASE_URL: url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/postgres', ['postgres:', 'postgresql:']),
+  DATABASE_POOL_SIZE: int('DATABASE_POOL_SIZE', 10, 1, 200),
+  REDIS_URL: url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+  REDIS_PREFIX: v.pipe(v.optional(v.string(), ''), v.regex(/^[\w:.-]*$/, 'REDIS_PREFIX may hold letters, digits and _ : . - only')),
+  API_KEYS: v.pipe(list, v.minLength(1, 'API_KEYS must list at least one key (comma-separated)'),
+    v.check((keys) => keys.every((k) => k.length >= 8), 'API_KEYS: every key must be at least 8 characters')),
+  TOKEN_SECRET: v.optional(v.string(), ''),
+  LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'), 'info'),
+  BODY_LIMIT_BYTES: int('BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+  STREAM_MAXLEN: int('STREAM_MAXLEN', 100_000, 100, 100_000_000),
+  PUBLISH_TIMEOUT_MS: int('PUBLISH_TIMEOUT_MS', 1000, 10, 60_000),
+  OUTBOX_INTERVAL_MS: int('OUTBOX_INTERVAL_MS', 1000, 10, 3_600_000),
+  OUTBOX_GRACE_MS: int('OUTBOX_GRACE_MS', 2000, 0, 3_600_000),
+  OUTBOX_BATCH_SIZE: int('OUTBOX_BATCH_SIZE', 500, 1, 10_000),
+  CLAIM_IDLE_MS: int('CLAIM_IDLE_MS', 60_000, 10, 86_400_000),
+  POLL_BATCH_SIZE: int('POLL_BATCH_SIZE', 10, 1, 1000),
+  POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 60_000, 100, 86_400_000),
+  MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))
+})
+
+export type Config = Readonly<v.InferOutput<typeof Env>>
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input = Object.fromEntries(Object.keys(Env.entries).map((k) => [k, env[k] === '' ? undefined : env[k]]))
+  const result = v.safeParse(Env, input)
+  if (!result.success) {
+    const lines = result.issues.map((issue) => {
+      const name = issue.path?.[0]?.key as string | undefined
+      return name && !issue.message.startsWith(name) ? `${name}: ${issue.message}` : issue.message
+    })
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
+  }
+  return Object.freeze(result.output)
+}

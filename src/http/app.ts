@@ -1,0 +1,55 @@
+/**
+ * The HTTP application: limits and auth first, then the routes. No socket here: `main.ts`
+ * calls `listen`, tests call `app.handle(new Request(...))`.
+ */
+import { openapi } from '@elysiajs/openapi'
+import { Elysia } from 'elysia'
+import type { Sql } from '../db/client.ts'
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+import type { Processor } from '../pipeline/processor.ts'
+import type { Redis } from '../pipeline/stream.ts'
+import { createShipmentStore } from '../shipments/store.ts'
+import { createApiKeyCheck } from './auth.ts'
+import { errorBody, json, toErrorResponse } from './errors.ts'
+import { eventRoutes } from './routes/events.ts'
+import { healthRoutes } from './routes/health.ts'
+import { shipmentRoutes } from './routes/shipments.ts'
+
+export interface AppDeps {
+  sql: Sql
+  redis: Redis
+  processor: Processor
+  log: Logger
+  metrics: Metrics
+  apiKeys: readonly string[]
+  bodyLimitBytes: number
+}
+
+const started = new WeakMap<Request, number>()
+
+export function createApp(deps: AppDeps) {
+  const { sql, redis, processor, log, metrics, apiKeys, bodyLimitBytes } = deps
+  const checkApiKey = createApiKeyCheck(apiKeys)
+
+  return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
+    .onRequest(({ request }) => {
+      started.set(request, performance.now())
+      const length = Number(request.headers.get('content-length') ?? 0)
+      if (length > bodyLimitBytes) {
+        return json(413, errorBody('body_too_large', `the request body is ${length} bytes; the limit is ${bodyLimitBytes}`))
+      }
+    })
+    .onError(({ code, error }) => toErrorResponse(code, error, log))
+    .onAfterResponse(({ request, route, set }) => {
+      const t0 = started.get(request)
+      if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
+    })
+    .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
+    .use(healthRoutes({ sql, redis, metrics }))
+    .guard({ beforeHandle: ({ request }) => checkApiKey(request) }, (app) =>
+      app.use(shipmentRoutes(createShipmentStore(sql))).use(eventRoutes(processor))
+    )
+}
+
+export type App = ReturnType<typeof createApp>

@@ -1,0 +1,51 @@
+/**
+ * Every error leaves as `{ "error": { "code", "message", "field"? } }` with a 4xx or 503;
+ * a 500 means a bug, is logged with its stack, and says nothing of the internals.
+ */
+import { AppError, isDatabaseUnavailable, DatabaseUnavailableError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+
+export function errorBody(code: string, message: string, extra: Record<string, unknown> = {}) {
+  return { error: { code, message, ...extra } }
+}
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } })
+}
+
+/** `/events/0/carrier` → `events[0].carrier` */
+export function fieldFromPath(path: string | undefined, fallback: string): string {
+  if (!path || path === '/') return fallback
+  return path
+    .split('/')
+    .filter(Boolean)
+    .map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`))
+    .join('')
+}
+
+interface ElysiaValidation {
+  type: string
+  valueError?: { path: string; message: string; value?: unknown }
+}
+
+export function toErrorResponse(code: string | number, error: unknown, log: Logger): Response {
+  if (error instanceof AppError) {
+    if (error.status >= 500) log.warn({ component: 'http', code: error.code, err: error.message }, 'request failed')
+    return json(error.status, errorBody(error.code, error.message, error.field ? { field: error.field } : {}), error.retryable ? { 'retry-after': '1' } : {})
+  }
+  if (isDatabaseUnavailable(error)) return toErrorResponse(code, new DatabaseUnavailableError(error), log)
+  switch (code) {
+    case 'VALIDATION': {
+      const v = error as ElysiaValidation
+      const field = fieldFromPath(v.valueError?.path, v.type)
+      const message = v.valueError?.value === undefined && v.valueError?.path ? 'is required' : (v.valueError?.message ?? 'is invalid')
+      return json(400, errorBody('validation_failed', `${field}: ${message}`, { field }))
+    }
+    case 'PARSE':
+      return json(400, errorBody('invalid_body', 'the request body is not valid JSON'))
+    case 'NOT_FOUND':
+      return json(404, errorBody('not_found', 'no such route'))
+  }
+  log.error({ component: 'http', err: error }, 'unhandled error')
+  return json(500, errorBody('internal', 'internal error; it has been logged'))
+}

@@ -1,0 +1,31 @@
+/** Liveness, readiness ({db, redis}; Redis down = degraded but ready) and Prometheus metrics. */
+import { Elysia } from 'elysia'
+import type { Sql } from '../../db/client.ts'
+import type { Metrics } from '../../metrics.ts'
+import type { Redis } from '../../pipeline/stream.ts'
+import { json } from '../errors.ts'
+
+const within = <T>(ms: number, p: Promise<T>) =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
+
+export function healthRoutes({ sql, redis, metrics }: { sql: Sql; redis: Redis; metrics: Metrics }) {
+  return new Elysia({ name: 'health' })
+    .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
+    .get(
+      '/readyz',
+      async () => {
+        const [db, rd] = await Promise.all([
+          within(1000, sql`select 1`).then(() => 'up' as const, () => 'down' as const),
+          redis.isReady ? within(1000, redis.ping()).then(() => 'up' as const, () => 'down' as const) : ('down' as const)
+        ])
+        const status = db === 'down' ? 'not_ready' : rd === 'down' ? 'degraded' : 'ready'
+        return json(db === 'up' ? 200 : 503, { status, db, redis: rd })
+      },
+      { detail: { summary: 'Readiness: {status, db, redis}', tags: ['ops'] } }
+    )
+    .get(
+      '/metrics',
+      async () => new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType } }),
+      { detail: { summary: 'Prometheus metrics', tags: ['ops'] } }
+    )
+}

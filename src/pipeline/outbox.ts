@@ -1,0 +1,175 @@
+/**
+ * The outbox relay: puts committed-but-unpublished events on the stream once Redis answers.
+ *
+ * Guarantees:
+ *   - every committed event reaches the stream at least once, whatever happened to Redis or to
+ *     the process that committed it (the outbox is the `published_at is null` rows);
+ *   - per shipment, the relay appends in seq order: one relay at a time holds the advisory
+ *     lock across all processes, and it reads in (shipment, seq) order;
+ *   - it leaves alone events younger than `graceMs`, which their ingesting process is most
+ *     likely publishing right now (if it is not, they are picked up a cycle later);
+ *   - bounded: at most `maxBatches` × `batchSize` events per cycle, one cycle at a time, and
+ *     `stop()` waits for the running cycle to end.
+ */
+import type { Sql } from '../db/client.ts'
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+import { shipmentTopic, type Redis, type StreamMessage, type StreamWriter } from './stream.ts'
+
+const LOCK_KEY = '7284911003771515'
+
+export type CycleResult =
+  | { status: 'ok'; published: number; backlog: number }
+  | { status: 'skipped'; reason: 'cycle_already_running' | 'redis_unavailable' | 'lock_held'; backlog?: number }
+  | { status: 'error'; error: string }
+
+export interface OutboxRelay {
+  runOnce(): Promise<CycleResult>
+  start(): void
+  stop(): Promise<void>
+}
+
+interface OutboxRow {
+  id: string
+  shipment_id: string
+  seq: number
+  dedup_key: string
+  carrier: string
+  tracking_number: string
+  carrier_status: string
+  status: string
+  occurred_at: string
+  location: string | null
+  description: string | null
+  received_at: string
+  p_status: string
+  p_carrier_status: string
+  p_occurred_at: string
+}
+
+export function createOutboxRelay(deps: {
+  sql: Sql
+  redis: Redis
+  stream: StreamWriter
+  log: Logger
+  metrics: Metrics
+  intervalMs: number
+  graceMs: number
+  batchSize: number
+  maxBatches?: number
+}): OutboxRelay {
+  const { sql, redis, stream, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
+  let running: Promise<CycleResult> | null = null
+  let timer: ReturnType<typeof setTimeout> | null = null
+  let stopped = true
+
+  async function backlog(): Promise<number> {
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from tracking_events where published_at is null`
+    metrics.outboxBacklog.set(row!.n)
+    return row!.n
+  }
+
+  // One batch under the cross-process lock. Returns how many were published, or null when
+  // another process holds the lock.
+  async function batch(): Promise<number | null> {
+    return sql.begin(async (tx) => {
+      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY}::bigint) as ok`
+      if (!lock!.ok) return null
+      const rows = await tx<OutboxRow[]>`
+        select e.id, e.shipment_id, e.seq, e.dedup_key, s.carrier, s.tracking_number, e.carrier_status, e.status,
+               iso_utc(e.occurred_at) as occurred_at, e.location, e.description, iso_utc(e.received_at) as received_at,
+               p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_occurred_at
+        from tracking_events e
+        join shipments s on s.id = e.shipment_id
+        -- the projection as it stood right after this event: newest carrier time so far, first seq on ties
+        cross join lateral (
+          select status, carrier_status, occurred_at from tracking_events p
+          where p.shipment_id = e.shipment_id and p.seq <= e.seq
+          order by p.occurred_at desc, p.seq limit 1
+        ) p
+        where e.published_at is null and e.received_at < now() - make_interval(secs => ${graceMs / 1000})
+        order by e.shipment_id, e.seq
+        limit ${batchSize}`
+      if (rows.length === 0) return 0
+      const messages = rows.map(toMessage)
+      const sent = new Set(await stream.append(messages))
+      const ids = rows.filter((_, i) => sent.has(messages[i]!)).map((r) => r.id)
+      if (ids.length > 0) await tx`update tracking_events set published_at = now() where id = any(${ids}::bigint[])`
+      metrics.eventsPublished.inc({ path: 'relay' }, ids.length)
+      if (ids.length < rows.length) throw new RelayStall(rows.length - ids.length, ids.length)
+      return ids.length
+    })
+  }
+
+  async function cycle(): Promise<CycleResult> {
+    try {
+      if (!redis.isReady) return { status: 'skipped', reason: 'redis_unavailable', backlog: await backlog() }
+      let published = 0
+      for (let i = 0; i < maxBatches; i++) {
+        const n = await batch()
+        if (n === null) return { status: 'skipped', reason: 'lock_held', backlog: await backlog() }
+        published += n
+        if (n < batchSize) break
+      }
+      const left = await backlog()
+      if (published > 0) log.info({ component: 'outbox', published, backlog: left }, 'relayed unpublished events to the stream')
+      return { status: 'ok', published, backlog: left }
+    } catch (err) {
+      const message = err instanceof RelayStall ? err.message : (err as Error).message
+      log.warn({ component: 'outbox', err: message }, 'outbox relay cycle failed; will retry')
+      return { status: 'error', error: message }
+    }
+  }
+
+  function runOnce(): Promise<CycleResult> {
+    if (running) return Promise.resolve({ status: 'skipped', reason: 'cycle_already_running' })
+    running = cycle().finally(() => (running = null))
+    return running.then((r) => {
+      metrics.outboxCycles.inc({ result: r.status === 'skipped' ? `skipped_${r.reason}` : r.status })
+      return r
+    })
+  }
+
+  function schedule() {
+    if (stopped) return
+    timer = setTimeout(async () => {
+      await runOnce()
+      schedule()
+    }, intervalMs)
+  }
+
+  return {
+    runOnce,
+    start() {
+      if (!stopped) return
+      stopped = false
+      log.info({ component: 'outbox', intervalMs, graceMs, batchSize }, 'outbox relay started')
+      schedule()
+    },
+    async stop() {
+      stopped = true
+      if (timer) clearTimeout(timer)
+      timer = null
+      await running
+    }
+  }
+}
+
+class RelayStall extends Error {
+  constructor(failed: number, sent: number) {
+    super(`stream append failed for ${failed} events after ${sent} succeeded`)
+  }
+}
+
+function toMessage(r: OutboxRow): StreamMessage {
+  return {
+    topic: shipmentTopic(r.carrier, r.tracking_number),
+    shipmentId: r.shipment_id,
+    seq: r.seq,
+    event: {
+      seq: r.seq, dedupKey: r.dedup_key, carrier: r.carrier, trackingNumber: r.tracking_number, carrierStatus: r.carrier_status,
+      status: r.status, occurredAt: r.occurred_at, location: r.location, description: r.description, receivedAt: r.received_at
+    },
+    shipment: { status: r.p_status, carrierStatus: r.p_carrier_status, lastEventAt: r.p_occurred_at }
+  }
+}

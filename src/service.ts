@@ -1,0 +1,53 @@
+/**
+ * Wiring: config → clients → pipeline → HTTP. `createService` builds everything without
+ * opening a port or starting a loop; `start()` does both, `stop()` undoes them in reverse.
+ * Tests and benchmarks build services the same way `main.ts` does.
+ */
+import type { Config } from './config.ts'
+import { createSql } from './db/client.ts'
+import { migrate } from './db/migrate.ts'
+import { createApp } from './http/app.ts'
+import { createLogger, type Logger } from './log.ts'
+import { createMetrics } from './metrics.ts'
+import { createOutboxRelay } from './pipeline/outbox.ts'
+import { createProcessor } from './pipeline/processor.ts'
+import { createStreamWriter } from './pipeline/stream.ts'
+import { closeRedis, createRedis } from './redis.ts'
+
+export function createService(config: Config, opts: { log?: Logger; defaultMetrics?: boolean } = {}) {
+  const log = opts.log ?? createLogger(config.LOG_LEVEL)
+  const metrics = createMetrics({ defaults: opts.defaultMetrics ?? true })
+  const sql = createSql(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
+  const redis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
+  const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
+  const processor = createProcessor({ sql, stream, log, metrics })
+  const relay = createOutboxRelay({
+    sql, redis, stream, log, metrics,
+    intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE
+  })
+  const app = createApp({ sql, redis, processor, log, metrics, apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES })
+  let server: { port?: number } | null = null
+
+  return {
+    config, log, metrics, sql, redis, stream, processor, relay, app,
+    get port() {
+      return server?.port ?? 0
+    },
+    async start() {
+      if (config.MIGRATE_ON_BOOT) await migrate(sql, log)
+      relay.start()
+      app.listen({ port: config.PORT, hostname: '0.0.0.0' })
+      server = app.server
+      log.info({ component: 'service', port: server?.port }, 'parcelcast listening')
+    },
+    async stop() {
+      await app.stop(true).catch(() => {})
+      await relay.stop()
+      await closeRedis(redis)
+      await sql.end({ timeout: 5 })
+      log.info({ component: 'service' }, 'parcelcast stopped')
+    }
+  }
+}
+
+export type Service = ReturnType<typeof createService>
