@@ -41,7 +41,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
       log.info({ component: 'service', port: server?.port }, 'parcelcast listening')
     },
     async stop() {
-      await app.stop(true).catch(() => {})
+      if (app.server) await app.stop(true).catch(() => {})
       await relay.stop()
       await closeRedis(redis)
       await sql.end({ timeout: 5 })

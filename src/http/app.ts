@@ -35,6 +35,11 @@ export function createApp(deps: AppDeps) {
   return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
     .onRequest(({ request }) => {
       started.set(request, performance.now())
+      // Before routing and parsing: an unauthenticated body is never read.
+      if (needsApiKey(new URL(request.url).pathname)) {
+        const denied = checkApiKey(request)
+        if (denied) return denied
+      }
       const length = Number(request.headers.get('content-length') ?? 0)
       if (length > bodyLimitBytes) {
         return json(413, errorBody('body_too_large', `the request body is ${length} bytes; the limit is ${bodyLimitBytes}`))
@@ -47,9 +52,11 @@ export function createApp(deps: AppDeps) {
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
     .use(healthRoutes({ sql, redis, metrics }))
-    .guard({ beforeHandle: ({ request }) => checkApiKey(request) }, (app) =>
-      app.use(shipmentRoutes(createShipmentStore(sql))).use(eventRoutes(processor))
-    )
+    .use(shipmentRoutes(createShipmentStore(sql)))
+    .use(eventRoutes(processor))
 }
+
+/** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */
+const needsApiKey = (path: string) => path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== '/v1/ws'
 
 export type App = ReturnType<typeof createApp>

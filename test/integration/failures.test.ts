@@ -1,0 +1,171 @@
+/**
+ * The failure asymmetry (contract §3): PostgreSQL down → 503 and nothing anywhere;
+ * Redis down → accepted, `published: false`, and the outbox relay delivers every such event
+ * in seq order once Redis is back.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { streamKey } from '../../src/pipeline/stream.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { connectRedis, privateRedis, readStream, type PrivateRedis } from '../support/redis.ts'
+import { api, testService, waitFor } from '../support/service.ts'
+import { tcpProxy } from '../support/tcp-proxy.ts'
+
+let db: TestDb
+beforeAll(async () => {
+  db = await createTestDb()
+})
+afterAll(async () => {
+  await db.drop()
+})
+
+async function seedShipment(tn: string, carrier = 'dhl') {
+  const [row] = await db.sql<{ id: string }[]>`insert into shipments (carrier, tracking_number) values (${carrier}, ${tn}) returning id`
+  return row!.id
+}
+
+const ev = (tn: string, i: number) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${i}`, occurredAt: new Date(Date.UTC(2026, 10, 20, 8, i)).toISOString() })
+
+describe('PostgreSQL down', () => {
+  test('a connection that fails: 503 database_unavailable, nothing stored, nothing in the stream', async () => {
+    await seedShipment('PGDOWN1')
+    const proxy = await tcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) })
+    const url = new URL(db.url)
+    url.host = `127.0.0.1:${proxy.port}`
+    const service = testService({ DATABASE_URL: url.toString() })
+    const call = api(service)
+    const redis = await connectRedis()
+    try {
+      expect((await call('POST', '/v1/events', { events: [ev('PGDOWN1', 0)] })).body.results[0].outcome).toBe('inserted')
+      proxy.cut()
+      const res = await call('POST', '/v1/events', { events: [ev('PGDOWN1', 1), ev('PGDOWN1', 2)] })
+      expect(res.status).toBe(503)
+      expect(res.body.error.code).toBe('database_unavailable')
+      expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'not_ready', db: 'down' })
+      const [row] = await db.sql`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'PGDOWN1'`
+      expect(row!.n).toBe(1)
+      const entries = await readStream(redis, streamKey(service.config.REDIS_PREFIX))
+      expect(entries.map((e) => e.seq)).toEqual([1])
+      proxy.restore()
+      const back = await waitFor('database back', async () => {
+        const r = await call('POST', '/v1/events', { events: [ev('PGDOWN1', 1)] })
+        return r.status === 200 && r
+      })
+      expect(back.body.results[0]).toMatchObject({ outcome: 'inserted', seq: 2, published: true })
+    } finally {
+      await redis.del(streamKey(service.config.REDIS_PREFIX))
+      await redis.close()
+      await service.stop()
+      proxy.close()
+    }
+  })
+
+  test('a database that is not there at all: 503, never a 500', async () => {
+    const service = testService({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nothing' })
+    const call = api(service)
+    try {
+      const res = await call('POST', '/v1/events', { events: [ev('X1', 0)] })
+      expect(res.status).toBe(503)
+      expect(res.body.error.code).toBe('database_unavailable')
+      expect(res.headers.get('retry-after')).toBe('1')
+      expect((await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'X1' })).status).toBe(503)
+      expect((await call('GET', '/v1/shipments')).status).toBe(503)
+    } finally {
+      await service.stop()
+    }
+  })
+})
+
+describe('Redis down', () => {
+  test('an unreachable Redis: events accepted with published false, kept in the outbox', async () => {
+    await seedShipment('RDDOWN1')
+    const service = testService({ DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:1' })
+    const call = api(service)
+    try {
+      const t0 = performance.now()
+      const res = await call('POST', '/v1/events', { events: [ev('RDDOWN1', 0), ev('RDDOWN1', 1)] })
+      expect(performance.now() - t0).toBeLessThan(1000)
+      expect(res.status).toBe(200)
+      expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
+      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', redis: 'down' })
+      expect((await call('GET', '/readyz')).status).toBe(200)
+      const [row] = await db.sql`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'RDDOWN1' and published_at is null`
+      expect(row!.n).toBe(2)
+      expect(await service.relay.runOnce()).toMatchObject({ status: 'skipped', reason: 'redis_unavailable' })
+    } finally {
+      await service.stop()
+    }
+  })
+
+  test('a Redis server stopped under ingest and restarted: the relay puts every event on the stream in seq order', async () => {
+    const tns = ['RDSTOP1', 'RDSTOP2', 'RDSTOP3']
+    for (const tn of tns) await seedShipment(tn)
+    const redisServer: PrivateRedis = await privateRedis()
+    await redisServer.start()
+    const service = testService({ DATABASE_URL: db.url, REDIS_URL: redisServer.url, OUTBOX_GRACE_MS: '0' })
+    const call = api(service)
+    try {
+      await waitFor('redis ready', () => service.redis.isReady)
+      // Some events go through while Redis is up.
+      const up = await call('POST', '/v1/events', { events: tns.map((tn) => ev(tn, 0)) })
+      expect(up.body.results.every((r: any) => r.published)).toBe(true)
+
+      await redisServer.stop()
+      await waitFor('client to notice', () => !service.redis.isReady)
+      for (let batch = 1; batch <= 5; batch++) {
+        const res = await call('POST', '/v1/events', { events: tns.flatMap((tn) => [ev(tn, batch * 2), ev(tn, batch * 2 + 1)]) })
+        expect(res.status).toBe(200)
+        expect(res.body.results.map((r: any) => [r.outcome, r.published])).toEqual(Array(6).fill(['inserted', false]))
+      }
+      expect((await service.relay.runOnce()).status).toBe('skipped')
+
+      const [outbox] = await db.sql`select count(*)::int as n from tracking_events where published_at is null`
+      expect(outbox!.n).toBeGreaterThanOrEqual(30)
+
+      await redisServer.start()
+      await waitFor('client to reconnect', () => service.redis.isReady, 15_000)
+      const result = await service.relay.runOnce()
+      expect(result).toEqual({ status: 'ok', published: outbox!.n, backlog: 0 })
+
+      const check = await connectRedis(redisServer.url)
+      const entries = await readStream(check, streamKey(service.config.REDIS_PREFIX))
+      await check.close()
+      // The restarted Redis is empty: what is on it now came from the relay alone.
+      for (const tn of tns) {
+        const seqs = entries.filter((e) => e.topic === `shipment:dhl:${tn}`).map((e) => e.seq)
+        expect(seqs).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+        const shipments = entries.filter((e) => e.topic === `shipment:dhl:${tn}`).map((e) => e.data.shipment.carrierStatus)
+        expect(shipments).toEqual(['S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9', 'S10', 'S11'])
+      }
+      expect((await service.relay.runOnce()).status).toBe('ok')
+      const [row] = await db.sql`select count(*)::int as n from tracking_events where published_at is null`
+      expect(row!.n).toBe(0)
+    } finally {
+      await service.stop()
+      await redisServer.stop()
+    }
+  })
+
+  test('two relays at once: one works, the other steps aside', async () => {
+    await seedShipment('RDTWO1')
+    const down = testService({ DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:1' })
+    await api(down)('POST', '/v1/events', { events: Array.from({ length: 50 }, (_, i) => ev('RDTWO1', i)) })
+    await down.stop()
+    const a = testService({ DATABASE_URL: db.url, OUTBOX_GRACE_MS: '0', OUTBOX_BATCH_SIZE: '5' })
+    const b = testService({ DATABASE_URL: db.url, OUTBOX_GRACE_MS: '0', REDIS_PREFIX: a.config.REDIS_PREFIX, OUTBOX_BATCH_SIZE: '5' })
+    const redis = await connectRedis()
+    try {
+      await waitFor('redis ready', () => a.redis.isReady && b.redis.isReady)
+      const results = await Promise.all([a.relay.runOnce(), b.relay.runOnce()])
+      const published = results.reduce((n, r) => n + (r.status === 'ok' ? r.published : 0), 0)
+      const rest = await a.relay.runOnce()
+      expect(published + (rest.status === 'ok' ? rest.published : 0)).toBe(50)
+      const entries = await readStream(redis, streamKey(a.config.REDIS_PREFIX))
+      expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+    } finally {
+      await redis.del(streamKey(a.config.REDIS_PREFIX))
+      await redis.close()
+      await a.stop()
+      await b.stop()
+    }
+  })
+})

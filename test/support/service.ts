@@ -1,0 +1,63 @@
+/**
+ * Builds a service for a test the way main.ts does, on the test's own database and key
+ * prefix. Every service built here must be stopped; the preload fails the run otherwise.
+ */
+import { loadConfig } from '../../src/config.ts'
+import { createService, type Service } from '../../src/service.ts'
+import { silentLog } from './db.ts'
+import { sharedRedisUrl, uniquePrefix } from './redis.ts'
+
+export const API_KEY = 'test-key-0123456789'
+
+export const live = new Set<Service>()
+
+export function testService(env: Record<string, string> & { DATABASE_URL: string }): Service {
+  const config = loadConfig({
+    API_KEYS: API_KEY,
+    REDIS_URL: sharedRedisUrl,
+    REDIS_PREFIX: uniquePrefix(),
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    MIGRATE_ON_BOOT: 'false',
+    PUBLISH_TIMEOUT_MS: '500',
+    ...env
+  })
+  const service = createService(config, { log: silentLog, defaultMetrics: false })
+  const stop = service.stop
+  service.stop = async () => {
+    live.delete(service)
+    await stop()
+  }
+  live.add(service)
+  return service
+}
+
+export function api(service: Service) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await service.app.handle(
+      new Request(`http://local${path}`, {
+        method,
+        headers: { authorization: `Bearer ${API_KEY}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body)
+      })
+    )
+    const text = await res.text()
+    let json: any
+    try {
+      json = text ? JSON.parse(text) : undefined
+    } catch {
+      json = text
+    }
+    return { status: res.status, body: json, headers: res.headers }
+  }
+}
+
+export async function waitFor<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await f()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(20)
+  }
+}
