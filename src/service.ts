@@ -9,6 +9,7 @@ import { migrate } from './db/migrate.ts'
 import { createApp } from './http/app.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
+import { createPublishAcks } from './pipeline/acks.ts'
 import { createOutboxRelay } from './pipeline/outbox.ts'
 import { createProcessor } from './pipeline/processor.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
@@ -20,7 +21,8 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   const sql = createSql(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
   const redis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
   const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
-  const processor = createProcessor({ sql, stream, log, metrics })
+  const acks = createPublishAcks({ sql, log, metrics })
+  const processor = createProcessor({ sql, stream, acks, log, metrics })
   const relay = createOutboxRelay({
     sql, redis, stream, log, metrics,
     intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE
@@ -29,7 +31,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   let server: { port?: number } | null = null
 
   return {
-    config, log, metrics, sql, redis, stream, processor, relay, app,
+    config, log, metrics, sql, redis, stream, acks, processor, relay, app,
     get port() {
       return server?.port ?? 0
     },
@@ -43,6 +45,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     async stop() {
       if (app.server) await app.stop(true).catch(() => {})
       await relay.stop()
+      await acks.stop()
       await closeRedis(redis)
       await sql.end({ timeout: 5 })
       log.info({ component: 'service' }, 'parcelcast stopped')

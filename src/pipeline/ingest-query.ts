@@ -1,110 +1,136 @@
 /**
- * The ingest transaction. Two statements, sent pipelined in one round trip:
+ * The ingest transaction, in two round trips:
  *
- * 1. Lock every shipment the batch touches (`for update`, in id order so two batches that
- *    share shipments cannot deadlock). From here until commit nobody else can add events to
- *    these shipments, so reading `last_seq` and checking which keys exist is exact.
- * 2. One statement inserts the new events with seq = last_seq + n (gap-free, in input order),
- *    skips keys already stored or repeated in the batch (`on conflict (dedup_key) do nothing`
- *    stays as the last line of defence), and moves each projection only to a strictly newer
- *    carrier time. READ COMMITTED gives this statement a snapshot taken after the locks were
- *    granted, so it sees everything committed before it.
+ *   A. lock every shipment the batch names (`for update`, in id order, so two batches that
+ *      share shipments cannot deadlock), and read which of the batch's keys already exist.
+ *      Pipelined after the lock, the second statement gets a READ COMMITTED snapshot taken
+ *      once the locks are held, so it sees every event committed before; and until we
+ *      commit nobody else can add events to these shipments. What `plan` decides from
+ *      these two reads is therefore exact.
+ *   B. insert the new events with their seq, and move each touched shipment's last_seq and
+ *      (only to a strictly newer carrier time) its projection; then commit.
+ *
+ * `on conflict (dedup_key) do nothing` stays on the insert as the last line of defence; if it
+ * ever skipped a row the seq would have a hole, so the transaction is rolled back instead.
  */
 import type { Sql } from '../db/client.ts'
 import type { NormalizedEvent } from './event.ts'
 
-export interface IngestRow {
-  ord: number
-  shipment_id: string | null
-  outcome: 'inserted' | 'duplicate' | 'unknown_shipment'
-  seq: number | null
-  event_id: string | null
-  projection_updated: boolean
-  prev_status: string | null
-  prev_carrier_status: string | null
-  prev_last_event_at: string | null
-  received_at: string | null
+export interface LockedShipment {
+  id: string
+  carrier: string
+  tracking_number: string
+  last_seq: number
+  status: string
+  carrier_status: string | null
+  last_event_at: string | null
 }
 
-export async function runIngest(sql: Sql, events: { ord: number; event: NormalizedEvent }[]): Promise<IngestRow[]> {
-  const col = <T>(f: (e: NormalizedEvent) => T) => events.map((x) => f(x.event))
-  const ords = events.map((x) => x.ord)
-  const carriers = col((e) => e.carrier)
-  const tns = col((e) => e.trackingNumber)
-  const results = await sql.begin((tx) => [
-    tx`
-      select s.id
-      from shipments s
-      join unnest(${carriers}::text[], ${tns}::text[]) as i(carrier, tracking_number)
-        on s.carrier = i.carrier and s.tracking_number = i.tracking_number
-      where s.deleted_at is null
-      order by s.id
-      for update of s`,
-    tx<IngestRow[]>`
-      with input as (
-        select * from unnest(
-          ${ords}::int[], ${col((e) => e.dedupKey)}::text[], ${carriers}::text[], ${tns}::text[],
-          ${col((e) => e.carrierStatus)}::text[], ${col((e) => e.status)}::text[], ${col((e) => e.occurredAt)}::timestamptz[],
-          ${col((e) => e.location)}::text[], ${col((e) => e.description)}::text[], ${col((e) => JSON.stringify(e.raw ?? null))}::text[]
-        ) as i(ord, dedup_key, carrier, tracking_number, carrier_status, status, occurred_at, location, description, raw)
-      ),
-      matched as (
-        select i.*, s.id as shipment_id, s.last_seq, s.last_event_at,
-               s.status as prev_status, s.carrier_status as prev_carrier_status, e.seq as existing_seq
-        from input i
-        left join shipments s on s.carrier = i.carrier and s.tracking_number = i.tracking_number and s.deleted_at is null
-        left join tracking_events e on e.dedup_key = i.dedup_key
-      ),
-      fresh as (
-        select distinct on (dedup_key) * from matched
-        where shipment_id is not null and existing_seq is null
-        order by dedup_key, ord
-      ),
-      numbered as (
-        select f.*,
-               f.last_seq + row_number() over w as seq,
-               f.occurred_at > coalesce(greatest(f.last_event_at, max(f.occurred_at) over earlier), '-infinity') as projection_updated
-        from fresh f
-        window w as (partition by f.shipment_id order by f.ord),
-               earlier as (partition by f.shipment_id order by f.ord rows between unbounded preceding and 1 preceding)
-      ),
-      ins as (
-        insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
-        select shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw::jsonb
-        from numbered order by shipment_id, seq
-        on conflict (dedup_key) do nothing
-        returning id, shipment_id, seq, received_at
-      ),
-      newest as (
-        select distinct on (shipment_id) shipment_id, status, carrier_status, occurred_at
-        from numbered where projection_updated
-        order by shipment_id, occurred_at desc, seq
-      ),
-      upd as (
-        update shipments s
-        set last_seq = c.last_seq,
-            status = coalesce(n.status, s.status),
-            carrier_status = coalesce(n.carrier_status, s.carrier_status),
-            last_event_at = coalesce(n.occurred_at, s.last_event_at),
-            updated_at = now()
-        from (select shipment_id, max(seq) as last_seq from ins group by shipment_id) c
-        left join newest n using (shipment_id)
-        where s.id = c.shipment_id
-        returning s.id
-      )
-      select m.ord, m.shipment_id,
-             case when m.shipment_id is null then 'unknown_shipment'
-                  when n.ord = m.ord then 'inserted'
-                  else 'duplicate' end as outcome,
-             coalesce(m.existing_seq, n.seq)::int as seq,
-             case when n.ord = m.ord then ins.id end as event_id,
-             coalesce(n.ord = m.ord and n.projection_updated, false) as projection_updated,
-             m.prev_status, m.prev_carrier_status, iso_utc(m.last_event_at) as prev_last_event_at,
-             iso_utc(ins.received_at) as received_at
-      from matched m
-      left join numbered n on n.dedup_key = m.dedup_key
-      left join ins on ins.shipment_id = n.shipment_id and ins.seq = n.seq and n.ord = m.ord
-      order by m.ord`
-  ])
-  return results[1] as IngestRow[]
+export interface Planned {
+  ord: number
+  outcome: 'inserted' | 'duplicate' | 'unknown_shipment'
+  shipmentId: string | null
+  seq: number | null
+  projectionUpdated: boolean
+  /** The shipment's projection right after this event (inserted events only). */
+  projection: { status: string; carrierStatus: string | null; lastEventAt: string | null } | null
+}
+
+export interface IngestResult {
+  planned: Planned[]
+  eventIds: Map<number, string>
+  receivedAt: string
+}
+
+/** Pure: given the locked shipments and the keys already stored, decide every event's fate. */
+export function plan(events: { ord: number; event: NormalizedEvent }[], shipments: LockedShipment[], existing: Map<string, number>) {
+  const byKey = new Map(shipments.map((s) => [`${s.carrier}:${s.tracking_number}`, s]))
+  const state = new Map<string, { lastSeq: number; projection: NonNullable<Planned['projection']>; moved: boolean }>()
+  const firstInBatch = new Map<string, number>()
+  const planned: Planned[] = []
+  for (const { ord, event: e } of events) {
+    const s = byKey.get(`${e.carrier}:${e.trackingNumber}`)
+    if (!s) {
+      planned.push({ ord, outcome: 'unknown_shipment', shipmentId: null, seq: null, projectionUpdated: false, projection: null })
+      continue
+    }
+    const known = existing.get(e.dedupKey) ?? firstInBatch.get(e.dedupKey)
+    if (known !== undefined) {
+      planned.push({ ord, outcome: 'duplicate', shipmentId: s.id, seq: known, projectionUpdated: false, projection: null })
+      continue
+    }
+    let st = state.get(s.id)
+    if (!st) {
+      st = { lastSeq: s.last_seq, projection: { status: s.status, carrierStatus: s.carrier_status, lastEventAt: s.last_event_at }, moved: false }
+      state.set(s.id, st)
+    }
+    const seq = ++st.lastSeq
+    firstInBatch.set(e.dedupKey, seq)
+    // ISO strings of one fixed format compare in time order.
+    const newer = st.projection.lastEventAt === null || e.occurredAt > st.projection.lastEventAt
+    if (newer) {
+      st.projection = { status: e.status, carrierStatus: e.carrierStatus, lastEventAt: e.occurredAt }
+      st.moved = true
+    }
+    planned.push({ ord, outcome: 'inserted', shipmentId: s.id, seq, projectionUpdated: newer, projection: st.projection })
+  }
+  return { planned, shipments: state }
+}
+
+export async function runIngest(sql: Sql, events: { ord: number; event: NormalizedEvent }[]): Promise<IngestResult> {
+  const pairs = [...new Map(events.map((x) => [`${x.event.carrier}:${x.event.trackingNumber}`, [x.event.carrier, x.event.trackingNumber] as const])).values()]
+  const keys = events.map((x) => x.event.dedupKey)
+  return sql.begin(async (tx) => {
+    const [locked, found, [now]] = await Promise.all([
+      // One unique-index probe per (carrier, tracking number), then lock by primary key in id
+      // order. Spelled this way because a generic plan for `carrier = any($1) and
+      // tracking_number = any($2)` scans every live shipment through the partial index.
+      tx<LockedShipment[]>`
+        select id, carrier, tracking_number, last_seq, status, carrier_status, iso_utc(last_event_at) as last_event_at
+        from shipments
+        where id = any(array(
+          select (select id from shipments x where x.carrier = i.carrier and x.tracking_number = i.tracking_number)
+          from unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) as i(carrier, tracking_number)
+        )) and deleted_at is null
+        order by id
+        for update`,
+      tx<{ dedup_key: string; seq: number }[]>`select dedup_key, seq from tracking_events where dedup_key = any(${keys}::text[])`,
+      tx<{ now: string }[]>`select iso_utc(now()) as now`
+    ])
+    const { planned, shipments } = plan(events, locked, new Map(found.map((r) => [r.dedup_key, r.seq])))
+    const inserts = planned.filter((p) => p.outcome === 'inserted')
+    const eventIds = new Map<number, string>()
+    if (inserts.length > 0) {
+      const byOrd = new Map(events.map((x) => [x.ord, x.event]))
+      const col = <T>(f: (e: NormalizedEvent) => T) => inserts.map((p) => f(byOrd.get(p.ord)!))
+      const touched = [...shipments.entries()]
+      const [rows] = await Promise.all([
+        tx<{ id: string; seq: number; shipment_id: string }[]>`
+          insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
+          select * from unnest(
+            ${inserts.map((p) => p.shipmentId)}::uuid[], ${inserts.map((p) => p.seq)}::int[], ${col((e) => e.dedupKey)}::text[],
+            ${col((e) => e.carrierStatus)}::text[], ${col((e) => e.status)}::text[], ${col((e) => e.occurredAt)}::timestamptz[],
+            ${col((e) => e.location)}::text[], ${col((e) => e.description)}::text[], ${col((e) => JSON.stringify(e.raw ?? null))}::jsonb[])
+          on conflict (dedup_key) do nothing
+          returning id, seq, shipment_id`,
+        tx`
+          update shipments s
+          set last_seq = u.last_seq,
+              status = case when u.moved = 1 then u.status else s.status end,
+              carrier_status = case when u.moved = 1 then u.carrier_status else s.carrier_status end,
+              last_event_at = case when u.moved = 1 then u.last_event_at else s.last_event_at end,
+              updated_at = now()
+          from unnest(
+            ${touched.map(([id]) => id)}::uuid[], ${touched.map(([, t]) => t.lastSeq)}::int[], ${touched.map(([, t]) => (t.moved ? 1 : 0))}::int[],
+            ${touched.map(([, t]) => t.projection.status)}::text[], ${touched.map(([, t]) => t.projection.carrierStatus)}::text[],
+            ${touched.map(([, t]) => t.projection.lastEventAt)}::timestamptz[]
+          ) as u(id, last_seq, moved, status, carrier_status, last_event_at)
+          where s.id = u.id`
+      ])
+      if (rows.length !== inserts.length) throw new Error(`ingest invariant broken: ${inserts.length - rows.length} events conflicted under the shipment lock`)
+      const ordBySeq = new Map(inserts.map((p) => [`${p.shipmentId}:${p.seq}`, p.ord]))
+      for (const r of rows) eventIds.set(ordBySeq.get(`${r.shipment_id}:${r.seq}`)!, r.id)
+    }
+    return { planned, eventIds, receivedAt: now!.now }
+  })
 }

@@ -108,6 +108,7 @@ describe('Redis down', () => {
       // Some events go through while Redis is up.
       const up = await call('POST', '/v1/events', { events: tns.map((tn) => ev(tn, 0)) })
       expect(up.body.results.every((r: any) => r.published)).toBe(true)
+      await service.acks.flush()
 
       await redisServer.stop()
       await waitFor('client to notice', () => !service.redis.isReady)

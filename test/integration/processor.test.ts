@@ -157,6 +157,7 @@ describe('ingest', () => {
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
     const msgs = await streamEntries(`shipment:dhl:${s.trackingNumber}`)
     expect(msgs.map((m) => m.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+    await service.acks.flush()
     const [unpublished] = await db.sql`select count(*)::int as n from tracking_events where shipment_id = ${s.id} and published_at is null`
     expect(unpublished!.n).toBe(0)
   })

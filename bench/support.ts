@@ -1,0 +1,67 @@
+/** Shared by the benchmarks: a fresh database, a server process, percentiles, the report file. */
+import * as hdr from 'hdr-histogram-js'
+import { cpus, totalmem } from 'node:os'
+import { createSql, type Sql } from '../src/db/client.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { createLogger } from '../src/log.ts'
+
+export const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+export async function freshDatabase(name: string): Promise<{ url: string; sql: Sql }> {
+  const admin = createSql(adminUrl, { max: 1 })
+  await admin.unsafe(`drop database if exists ${name} with (force)`)
+  await admin.unsafe(`create database ${name}`)
+  await admin.end()
+  const u = new URL(adminUrl)
+  u.pathname = `/${name}`
+  const sql = createSql(u.toString(), { max: 10 })
+  await migrate(sql, createLogger('silent'))
+  return { url: u.toString(), sql }
+}
+
+export async function startServer(env: Record<string, string>): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = 3900 + Math.floor(Math.random() * 90)
+  const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
+    env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(port), ...env },
+    stdout: 'inherit',
+    stderr: 'inherit'
+  })
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break
+    } catch {}
+    await Bun.sleep(50)
+  }
+  return {
+    url,
+    async stop() {
+      proc.kill('SIGTERM')
+      await proc.exited
+    }
+  }
+}
+
+export function histogram() {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+}
+
+/** microseconds in the histogram → "1.23 ms" */
+export const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`
+
+export function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}; PostgreSQL and Redis on the same machine, load generator included`
+}
+
+/** Replaces the section between `<!-- name:start -->` and `<!-- name:end -->` in docs/BENCHMARKS.md. */
+export async function writeSection(name: string, body: string): Promise<void> {
+  const path = `${import.meta.dir}/../docs/BENCHMARKS.md`
+  const file = Bun.file(path)
+  let text = (await file.exists()) ? await file.text() : '# Benchmarks\n'
+  const start = `<!-- ${name}:start -->`, end = `<!-- ${name}:end -->`
+  const block = `${start}\n${body.trim()}\n${end}`
+  const i = text.indexOf(start), j = text.indexOf(end)
+  text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`
+  await Bun.write(path, text)
+}

@@ -1,0 +1,65 @@
+/**
+ * Marks events published after their stream append, in batches, off the request path.
+ *
+ * `published_at` is bookkeeping, not a fact: losing a mark only means the outbox relay
+ * appends that event again (consumers dedupe by seq). So marks are coalesced — one UPDATE
+ * every `flushMs` for everything appended meanwhile — and committed with
+ * `synchronous_commit = off`, which spares a WAL flush per ingest batch.
+ *
+ * Bounded: at most `maxPending` ids wait; beyond that the oldest marks are dropped (and
+ * counted), which costs duplicates on the stream, never a lost event. `stop()` flushes.
+ */
+import type { Sql } from '../db/client.ts'
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+
+export interface PublishAcks {
+  add(eventIds: string[]): void
+  flush(): Promise<void>
+  stop(): Promise<void>
+}
+
+export function createPublishAcks({ sql, log, metrics, flushMs = 20, maxPending = 100_000 }: { sql: Sql; log: Logger; metrics: Metrics; flushMs?: number; maxPending?: number }): PublishAcks {
+  let pending: string[] = []
+  let timer: ReturnType<typeof setTimeout> | null = null
+  let flushing: Promise<void> | null = null
+
+  async function write(ids: string[]) {
+    try {
+      await sql.begin(async (tx) => {
+        await tx`set local synchronous_commit = off`
+        await tx`update tracking_events set published_at = now() where id = any(${ids}::bigint[]) and published_at is null`
+      })
+    } catch (err) {
+      // The relay will append these again after its grace period; duplicates, not losses.
+      log.warn({ component: 'acks', err: (err as Error).message, events: ids.length }, 'could not mark events published; the relay will resend them')
+    }
+  }
+
+  async function flush(): Promise<void> {
+    if (timer) clearTimeout(timer)
+    timer = null
+    while (flushing) await flushing
+    if (pending.length === 0) return
+    const ids = pending
+    pending = []
+    metrics.acksPending.set(0)
+    flushing = write(ids).finally(() => (flushing = null))
+    await flushing
+  }
+
+  return {
+    add(ids) {
+      pending.push(...ids)
+      if (pending.length > maxPending) {
+        const dropped = pending.length - maxPending
+        pending = pending.slice(dropped)
+        metrics.acksDropped.inc(dropped)
+      }
+      metrics.acksPending.set(pending.length)
+      if (!timer) timer = setTimeout(() => void flush(), flushMs)
+    },
+    flush,
+    stop: flush
+  }
+}
