@@ -23,6 +23,7 @@ const BATCH = 100
 
 const db = await freshDatabase('parcelcast_bench')
 await db.sql`insert into shipments (carrier, tracking_number) select 'dhl', 'BENCH' || lpad(g::text, 6, '0') from generate_series(1, ${SHIPMENTS}) g`
+await db.sql`analyze`
 
 let counter = 0
 function batch() {

@@ -13,22 +13,30 @@ import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 
+export interface EventRef {
+  shipmentId: string
+  seq: number
+}
+
 export interface PublishAcks {
-  add(eventIds: string[]): void
+  add(events: EventRef[]): void
   flush(): Promise<void>
   stop(): Promise<void>
 }
 
 export function createPublishAcks({ sql, log, metrics, flushMs = 20, maxPending = 100_000 }: { sql: Sql; log: Logger; metrics: Metrics; flushMs?: number; maxPending?: number }): PublishAcks {
-  let pending: string[] = []
+  let pending: EventRef[] = []
   let timer: ReturnType<typeof setTimeout> | null = null
   let flushing: Promise<void> | null = null
 
-  async function write(ids: string[]) {
+  async function write(ids: EventRef[]) {
     try {
       await sql.begin(async (tx) => {
         await tx`set local synchronous_commit = off`
-        await tx`update tracking_events set published_at = now() where id = any(${ids}::bigint[]) and published_at is null`
+        await tx`
+          update tracking_events e set published_at = now()
+          from unnest(${ids.map((r) => r.shipmentId)}::uuid[], ${ids.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
+          where e.shipment_id = u.shipment_id and e.seq = u.seq and e.published_at is null`
       })
     } catch (err) {
       // The relay will append these again after its grace period; duplicates, not losses.

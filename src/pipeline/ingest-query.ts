@@ -38,7 +38,6 @@ export interface Planned {
 
 export interface IngestResult {
   planned: Planned[]
-  eventIds: Map<number, string>
   receivedAt: string
 }
 
@@ -99,20 +98,18 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
     ])
     const { planned, shipments } = plan(events, locked, new Map(found.map((r) => [r.dedup_key, r.seq])))
     const inserts = planned.filter((p) => p.outcome === 'inserted')
-    const eventIds = new Map<number, string>()
     if (inserts.length > 0) {
       const byOrd = new Map(events.map((x) => [x.ord, x.event]))
       const col = <T>(f: (e: NormalizedEvent) => T) => inserts.map((p) => f(byOrd.get(p.ord)!))
       const touched = [...shipments.entries()]
-      const [rows] = await Promise.all([
-        tx<{ id: string; seq: number; shipment_id: string }[]>`
+      const [inserted] = await Promise.all([
+        tx`
           insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
           select * from unnest(
             ${inserts.map((p) => p.shipmentId)}::uuid[], ${inserts.map((p) => p.seq)}::int[], ${col((e) => e.dedupKey)}::text[],
             ${col((e) => e.carrierStatus)}::text[], ${col((e) => e.status)}::text[], ${col((e) => e.occurredAt)}::timestamptz[],
-            ${col((e) => e.location)}::text[], ${col((e) => e.description)}::text[], ${col((e) => JSON.stringify(e.raw ?? null))}::jsonb[])
-          on conflict (dedup_key) do nothing
-          returning id, seq, shipment_id`,
+            ${col((e) => e.location)}::text[], ${col((e) => e.description)}::text[], ${col((e) => JSON.stringify(e.raw ?? null))}::json[])
+          on conflict (dedup_key) do nothing`,
         tx`
           update shipments s
           set last_seq = u.last_seq,
@@ -127,10 +124,8 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
           ) as u(id, last_seq, moved, status, carrier_status, last_event_at)
           where s.id = u.id`
       ])
-      if (rows.length !== inserts.length) throw new Error(`ingest invariant broken: ${inserts.length - rows.length} events conflicted under the shipment lock`)
-      const ordBySeq = new Map(inserts.map((p) => [`${p.shipmentId}:${p.seq}`, p.ord]))
-      for (const r of rows) eventIds.set(ordBySeq.get(`${r.shipment_id}:${r.seq}`)!, r.id)
+      if (inserted.count !== inserts.length) throw new Error(`ingest invariant broken: ${inserts.length - inserted.count} events conflicted under the shipment lock`)
     }
-    return { planned, eventIds, receivedAt: now!.now }
+    return { planned, receivedAt: now!.now }
   })
 }

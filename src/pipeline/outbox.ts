@@ -30,7 +30,6 @@ export interface OutboxRelay {
 }
 
 interface OutboxRow {
-  id: string
   shipment_id: string
   seq: number
   dedup_key: string
@@ -76,7 +75,7 @@ export function createOutboxRelay(deps: {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY}::bigint) as ok`
       if (!lock!.ok) return null
       const rows = await tx<OutboxRow[]>`
-        select e.id, e.shipment_id, e.seq, e.dedup_key, s.carrier, s.tracking_number, e.carrier_status, e.status,
+        select e.shipment_id, e.seq, e.dedup_key, s.carrier, s.tracking_number, e.carrier_status, e.status,
                iso_utc(e.occurred_at) as occurred_at, e.location, e.description, iso_utc(e.received_at) as received_at,
                p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_occurred_at
         from tracking_events e
@@ -93,11 +92,16 @@ export function createOutboxRelay(deps: {
       if (rows.length === 0) return 0
       const messages = rows.map(toMessage)
       const sent = new Set(await stream.append(messages))
-      const ids = rows.filter((_, i) => sent.has(messages[i]!)).map((r) => r.id)
-      if (ids.length > 0) await tx`update tracking_events set published_at = now() where id = any(${ids}::bigint[])`
-      metrics.eventsPublished.inc({ path: 'relay' }, ids.length)
-      if (ids.length < rows.length) throw new RelayStall(rows.length - ids.length, ids.length)
-      return ids.length
+      const done = rows.filter((_, i) => sent.has(messages[i]!))
+      if (done.length > 0) {
+        await tx`
+          update tracking_events e set published_at = now()
+          from unnest(${done.map((r) => r.shipment_id)}::uuid[], ${done.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
+          where e.shipment_id = u.shipment_id and e.seq = u.seq`
+      }
+      metrics.eventsPublished.inc({ path: 'relay' }, done.length)
+      if (done.length < rows.length) throw new RelayStall(rows.length - done.length, done.length)
+      return done.length
     })
   }
 

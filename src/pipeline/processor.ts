@@ -82,7 +82,7 @@ export function createProcessor({ sql, stream, acks, log, metrics }: { sql: Sql;
     const ok = messages.filter((m) => sent.has(m.message))
     metrics.eventsPublished.inc({ path: 'inline' }, ok.length)
     if (ok.length < messages.length) metrics.publishFailures.inc(messages.length - ok.length)
-    acks.add(ok.map((m) => m.eventId))
+    acks.add(ok.map((m) => ({ shipmentId: m.message.shipmentId, seq: m.message.seq })))
     return ok.map((m) => m.ord)
   }
 }
@@ -104,6 +104,6 @@ function toMessages(ingest: IngestResult, events: Map<number, NormalizedEvent>) 
         },
         shipment: p.projection!
       }
-      return { message, ord: p.ord, eventId: ingest.eventIds.get(p.ord)! }
+      return { message, ord: p.ord }
     })
 }
