@@ -1,0 +1,51 @@
+import { describe, expect, test } from 'bun:test'
+import { toNormalizedEvent, type NormalizedEvent } from '../../src/pipeline/event.ts'
+import { plan, type LockedShipment } from '../../src/pipeline/ingest-query.ts'
+
+const ship = (id: string, tn: string, over: Partial<LockedShipment> = {}): LockedShipment => ({
+  id, carrier: 'dhl', tracking_number: tn, last_seq: 0, status: 'pending', carrier_status: null, last_event_at: null, ...over
+})
+const ev = (tn: string, carrierStatus: string, occurredAt: string, status?: string): NormalizedEvent => {
+  const c = toNormalizedEvent({ carrier: 'dhl', trackingNumber: tn, carrierStatus, occurredAt, status })
+  if (!c.ok) throw new Error(c.message)
+  return c.event
+}
+const batch = (...events: NormalizedEvent[]) => events.map((event, ord) => ({ ord, event }))
+
+describe('plan', () => {
+  test('numbers new events after last_seq, per shipment, in input order', () => {
+    const { planned } = plan(
+      batch(ev('A', 's1', '2026-01-01T00:00:00Z'), ev('B', 's1', '2026-01-01T00:00:00Z'), ev('A', 's2', '2026-01-01T01:00:00Z')),
+      [ship('a', 'A', { last_seq: 7 }), ship('b', 'B')],
+      new Map()
+    )
+    expect(planned.map((p) => [p.outcome, p.shipmentId, p.seq])).toEqual([['inserted', 'a', 8], ['inserted', 'b', 1], ['inserted', 'a', 9]])
+  })
+
+  test('stored keys and keys repeated in the batch are duplicates with the stored seq', () => {
+    const e = ev('A', 's1', '2026-01-01T00:00:00Z')
+    const { planned } = plan(batch(e, ev('A', 's2', '2026-01-01T00:00:01Z'), ev('A', 's2', '2026-01-01T00:00:01Z')), [ship('a', 'A', { last_seq: 3 })], new Map([[e.dedupKey, 2]]))
+    expect(planned.map((p) => [p.outcome, p.seq])).toEqual([['duplicate', 2], ['inserted', 4], ['duplicate', 4]])
+  })
+
+  test('events for shipments that were not locked are unknown', () => {
+    const { planned } = plan(batch(ev('Z', 's', '2026-01-01T00:00:00Z')), [], new Map())
+    expect(planned[0]).toMatchObject({ outcome: 'unknown_shipment', seq: null, shipmentId: null })
+  })
+
+  test('the projection moves only to a strictly newer carrier time, event by event', () => {
+    const { planned, shipments } = plan(
+      batch(
+        ev('A', 'old', '2026-01-01T00:00:00Z', 'in_transit'),
+        ev('A', 'new', '2026-01-03T00:00:00Z', 'delivered'),
+        ev('A', 'same-instant', '2026-01-03T00:00:00Z', 'exception'),
+        ev('A', 'between', '2026-01-02T00:00:00Z', 'out_for_delivery')
+      ),
+      [ship('a', 'A', { last_seq: 1, status: 'in_transit', carrier_status: 'x', last_event_at: '2026-01-01T12:00:00.000Z' })],
+      new Map()
+    )
+    expect(planned.map((p) => p.projectionUpdated)).toEqual([false, true, false, false])
+    expect(planned.map((p) => p.projection!.status)).toEqual(['in_transit', 'delivered', 'delivered', 'delivered'])
+    expect(shipments.get('a')).toMatchObject({ lastSeq: 5, moved: true, projection: { status: 'delivered', carrierStatus: 'new', lastEventAt: '2026-01-03T00:00:00.000Z' } })
+  })
+})
