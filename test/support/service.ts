@@ -26,6 +26,12 @@ export function testService(env: Record<string, string> & { DATABASE_URL: string
   const stop = service.stop
   service.stop = async () => {
     live.delete(service)
+    // Leave nothing behind in the shared Redis: every key of this test has its unique prefix.
+    if (service.redis.isReady) {
+      for await (const keys of service.redis.scanIterator({ MATCH: `${config.REDIS_PREFIX}*`, COUNT: 100 })) {
+        if (keys.length > 0) await service.redis.del(keys).catch(() => {})
+      }
+    }
     await stop()
   }
   live.add(service)
