@@ -49,7 +49,8 @@ export function createPublishAcks({ sql, log, metrics, flushMs = 20, maxPending 
     timer = null
     while (flushing) await flushing
     if (pending.length === 0) return
-    const ids = pending
+    // One lock order for every writer of these rows (the relay reads in the same order).
+    const ids = pending.sort((a, b) => (a.shipmentId < b.shipmentId ? -1 : a.shipmentId > b.shipmentId ? 1 : a.seq - b.seq))
     pending = []
     metrics.acksPending.set(0)
     flushing = write(ids).finally(() => (flushing = null))

@@ -100,29 +100,38 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
     const inserts = planned.filter((p) => p.outcome === 'inserted')
     if (inserts.length > 0) {
       const byOrd = new Map(events.map((x) => [x.ord, x.event]))
-      const col = <T>(f: (e: NormalizedEvent) => T) => inserts.map((p) => f(byOrd.get(p.ord)!))
-      const touched = [...shipments.entries()]
+      // Rows travel as one JSON document: JSON.stringify is native, while postgres.js escapes
+      // array parameters element by element in JS (a tenth of the server's CPU at 15k events/s).
+      const rows = inserts.map((p) => {
+        const e = byOrd.get(p.ord)!
+        return {
+          shipment_id: p.shipmentId, seq: p.seq, dedup_key: e.dedupKey, carrier_status: e.carrierStatus, status: e.status,
+          occurred_at: e.occurredAt, location: e.location, description: e.description, raw: e.raw ?? null
+        }
+      })
+      const touched = [...shipments.entries()].map(([id, t]) => ({
+        id, last_seq: t.lastSeq, moved: t.moved, status: t.projection.status, carrier_status: t.projection.carrierStatus, last_event_at: t.projection.lastEventAt
+      }))
       const [inserted] = await Promise.all([
         tx`
           insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
-          select * from unnest(
-            ${inserts.map((p) => p.shipmentId)}::uuid[], ${inserts.map((p) => p.seq)}::int[], ${col((e) => e.dedupKey)}::text[],
-            ${col((e) => e.carrierStatus)}::text[], ${col((e) => e.status)}::text[], ${col((e) => e.occurredAt)}::timestamptz[],
-            ${col((e) => e.location)}::text[], ${col((e) => e.description)}::text[], ${col((e) => JSON.stringify(e.raw ?? null))}::json[])
+          select shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw
+          from json_to_recordset(${tx.json(rows as never)}::json) as r(
+            shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz,
+            location text, description text, raw json)
           on conflict (dedup_key) do nothing`,
         tx`
           update shipments s
           set last_seq = u.last_seq,
-              status = case when u.moved = 1 then u.status else s.status end,
-              carrier_status = case when u.moved = 1 then u.carrier_status else s.carrier_status end,
-              last_event_at = case when u.moved = 1 then u.last_event_at else s.last_event_at end,
+              status = case when u.moved then u.status else s.status end,
+              carrier_status = case when u.moved then u.carrier_status else s.carrier_status end,
+              last_event_at = case when u.moved then u.last_event_at else s.last_event_at end,
               updated_at = now()
-          from unnest(
-            ${touched.map(([id]) => id)}::uuid[], ${touched.map(([, t]) => t.lastSeq)}::int[], ${touched.map(([, t]) => (t.moved ? 1 : 0))}::int[],
-            ${touched.map(([, t]) => t.projection.status)}::text[], ${touched.map(([, t]) => t.projection.carrierStatus)}::text[],
-            ${touched.map(([, t]) => t.projection.lastEventAt)}::timestamptz[]
-          ) as u(id, last_seq, moved, status, carrier_status, last_event_at)
-          where s.id = u.id`
+          from json_to_recordset(${tx.json(touched as never)}::json) as u(
+            id uuid, last_seq int, moved boolean, status text, carrier_status text, last_event_at timestamptz)
+          -- the id list is the planner's cue to probe the primary key; joined on u.id alone it
+          -- hashes the recordset and scans every shipment
+          where s.id = u.id and s.id = any(${touched.map((t) => t.id)}::uuid[])`
       ])
       if (inserted.count !== inserts.length) throw new Error(`ingest invariant broken: ${inserts.length - inserted.count} events conflicted under the shipment lock`)
     }

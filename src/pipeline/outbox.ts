@@ -88,7 +88,9 @@ export function createOutboxRelay(deps: {
         ) p
         where e.published_at is null and e.received_at < now() - make_interval(secs => ${graceMs / 1000})
         order by e.shipment_id, e.seq
-        limit ${batchSize}`
+        limit ${batchSize}
+        -- rows locked right now are being marked by acks.ts: they are on the stream already
+        for update of e skip locked`
       if (rows.length === 0) return 0
       const messages = rows.map(toMessage)
       const sent = new Set(await stream.append(messages))
@@ -97,7 +99,7 @@ export function createOutboxRelay(deps: {
         await tx`
           update tracking_events e set published_at = now()
           from unnest(${done.map((r) => r.shipment_id)}::uuid[], ${done.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
-          where e.shipment_id = u.shipment_id and e.seq = u.seq`
+          where e.shipment_id = u.shipment_id and e.seq = u.seq and e.published_at is null`
       }
       metrics.eventsPublished.inc({ path: 'relay' }, done.length)
       if (done.length < rows.length) throw new RelayStall(rows.length - done.length, done.length)
