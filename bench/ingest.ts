@@ -1,29 +1,37 @@
 /**
  * `bun run bench:ingest` — events persisted per second, end to end.
  *
- *  1. through the processor directly (in this process), batches of 100;
- *  2. through `POST /v1/events` on a server in its own process, batches of 100, from a
- *     load generator in this process with a fixed number of requests in flight.
+ * Each run starts from a fresh database holding 10,000 shipments and no events:
+ *   0. reference: the bare insert + guarded projection update, by hand (no dedup read, no
+ *      publishing, no marks) — what PostgreSQL does here at best; also one event per transaction;
+ *   1. the processor, in this process;
+ *   2. `POST /v1/events` on a server in its own process, with 8 and with 16 requests in flight.
  *
- * Each batch holds 10 events for each of 10 random shipments out of 10,000 (the shape a
- * poller produces), every event new, so every one is inserted, numbered, projected and
- * published to Redis. Bounded: a fixed number of batches, then it stops and reports.
- * Options (env): BENCH_BATCHES (default 1500), BENCH_CONCURRENCY (default 8).
+ * Each batch holds 10 events for each of 10 random shipments (the shape a poller produces),
+ * every event new, so every one is inserted, numbered, projected, committed and XADDed before
+ * the call returns. Bounded: BENCH_BATCHES batches per run (default 1500), then it reports.
+ * BENCH_ONLY=reference|processor|http runs one part (and then writes no report).
  */
 import { loadConfig } from '../src/config.ts'
-import { createService } from '../src/service.ts'
 import { createLogger } from '../src/log.ts'
 import { toNormalizedEvent } from '../src/pipeline/event.ts'
+import { createService } from '../src/service.ts'
+import type { Sql } from '../src/db/client.ts'
 import { freshDatabase, histogram, machine, ms, redisUrl, startServer, writeSection } from './support.ts'
 
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 1500)
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8)
+const ONLY = process.env.BENCH_ONLY
+const part = (name: string) => !ONLY || ONLY === name
 const SHIPMENTS = 10_000
 const BATCH = 100
+type Batch = ReturnType<typeof batch>
 
-const db = await freshDatabase('parcelcast_bench')
-await db.sql`insert into shipments (carrier, tracking_number) select 'dhl', 'BENCH' || lpad(g::text, 6, '0') from generate_series(1, ${SHIPMENTS}) g`
-await db.sql`analyze`
+async function fresh() {
+  const db = await freshDatabase('parcelcast_bench')
+  await db.sql`insert into shipments (carrier, tracking_number) select 'dhl', 'BENCH' || lpad(g::text, 6, '0') from generate_series(1, ${SHIPMENTS}) g`
+  await db.sql`analyze`
+  return db
+}
 
 let counter = 0
 function batch() {
@@ -38,13 +46,15 @@ function batch() {
   return events
 }
 
-async function run(label: string, send: (events: ReturnType<typeof batch>) => Promise<number>) {
+interface Result { label: string; concurrency: number; events: number; seconds: number; perSecond: number; p50: number; p99: number; max: number; check: string }
+
+async function run(label: string, concurrency: number, batches: number, send: (events: Batch) => Promise<number>, verify: () => Promise<string>): Promise<Result> {
   const h = histogram()
   let inserted = 0, next = 0
   const t0 = performance.now()
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < BATCHES) {
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < batches) {
         const events = batch()
         const s = performance.now()
         const n = await send(events)
@@ -54,59 +64,90 @@ async function run(label: string, send: (events: ReturnType<typeof batch>) => Pr
     })
   )
   const seconds = (performance.now() - t0) / 1000
-  const result = { label, events: inserted, seconds, perSecond: inserted / seconds, p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), max: h.maxValue }
-  console.log(`${label}: ${inserted} events in ${seconds.toFixed(2)} s = ${Math.round(result.perSecond)} events/s; per batch p50 ${ms(result.p50)}, p99 ${ms(result.p99)}, max ${ms(result.max)}`)
-  return result
+  const r = { label, concurrency, events: inserted, seconds, perSecond: inserted / seconds, p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), max: h.maxValue, check: await verify() }
+  console.log(`${label} (${concurrency} in flight): ${inserted} events in ${seconds.toFixed(2)} s = ${Math.round(r.perSecond)} events/s; per batch p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)}; ${r.check}`)
+  return r
+}
+
+async function verify(sql: Sql, expected: number): Promise<string> {
+  const [s] = await sql<{ n: number; gaps: number; unpublished: number }[]>`
+    select count(*)::int as n,
+           (select count(*)::int from shipments s where s.last_seq <> (select count(*) from tracking_events e where e.shipment_id = s.id)) as gaps,
+           count(*) filter (where published_at is null)::int as unpublished
+    from tracking_events`
+  await sql.end()
+  return `${s!.n}/${expected} stored, ${s!.gaps} seq gaps, ${s!.unpublished} unpublished`
+}
+
+const results: Result[] = []
+
+// 0. Reference.
+if (part('reference')) for (const [label, size, batches] of [['reference: bare insert + guarded update', BATCH, BATCHES], ['reference: the same, one event per transaction', 1, 15_000]] as const) {
+  const db = await fresh()
+  let seq = 0
+  const bare = async (events: Batch) => {
+    const slice = events.slice(0, size)
+    await db.sql.begin(async (tx) => {
+      const tns = [...new Set(slice.map((e) => e.trackingNumber))]
+      const ships = await tx<{ id: string; tracking_number: string }[]>`select id, tracking_number from shipments where carrier = 'dhl' and tracking_number = any(${tns}::text[]) order by id for update`
+      const ids = new Map(ships.map((x) => [x.tracking_number, x.id]))
+      const rows = slice.map((e) => ({ shipment_id: ids.get(e.trackingNumber), seq: ++seq, dedup_key: `ref:${seq}`, carrier_status: e.carrierStatus, status: 'unknown', occurred_at: e.occurredAt }))
+      await tx`insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at)
+               select * from json_to_recordset(${tx.json(rows as never)}::json) as r(shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz)`
+      await tx`update shipments s set last_event_at = ${slice.at(-1)!.occurredAt}::timestamptz
+               where s.id = any(${ships.map((x) => x.id)}::uuid[]) and (s.last_event_at is null or s.last_event_at < ${slice.at(-1)!.occurredAt}::timestamptz)`
+    })
+    return slice.length
+  }
+  results.push(await run(label, 8, batches, bare, async () => (await db.sql.end(), 'no checks (reference only)')))
 }
 
 // 1. The processor, in process.
-const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
-const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
-for (let i = 0; i < 100 && !service.redis.isReady; i++) await Bun.sleep(20)
-const direct = await run('processor', async (events) => {
-  const results = await service.processor.ingest(events.map((e) => toNormalizedEvent(e)))
-  return results.filter((r) => r.outcome === 'inserted' && r.published).length
-})
-await service.stop()
+if (part('processor')) {
+  const db = await fresh()
+  const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
+  const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
+  for (let i = 0; i < 100 && !service.redis.isReady; i++) await Bun.sleep(20)
+  const send = async (events: Batch) => {
+    const r = await service.processor.ingest(events.map((e) => toNormalizedEvent(e)))
+    return r.filter((x) => x.outcome === 'inserted' && x.published).length
+  }
+  results.push(await run('processor', 8, BATCHES, send, async () => (await service.stop(), verify(db.sql, BATCHES * BATCH))))
+}
 
 // 2. HTTP, server in its own process.
-const server = await startServer({ API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' })
-const http = await run('http', async (events) => {
-  const res = await fetch(`${server.url}/v1/events`, {
-    method: 'POST',
-    headers: { authorization: 'Bearer bench-key-000000', 'content-type': 'application/json' },
-    body: JSON.stringify({ events })
-  })
-  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`)
-  const body = (await res.json()) as { results: { outcome: string; published: boolean }[] }
-  return body.results.filter((r) => r.outcome === 'inserted' && r.published).length
-})
-await server.stop()
+if (part('http')) for (const concurrency of [8, 16]) {
+  const db = await fresh()
+  const server = await startServer({ API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' })
+  const send = async (events: Batch) => {
+    const res = await fetch(`${server.url}/v1/events`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer bench-key-000000', 'content-type': 'application/json' },
+      body: JSON.stringify({ events })
+    })
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`)
+    const body = (await res.json()) as { results: { outcome: string; published: boolean }[] }
+    return body.results.filter((r) => r.outcome === 'inserted' && r.published).length
+  }
+  results.push(await run('POST /v1/events', concurrency, BATCHES, send, async () => (await server.stop(), verify(db.sql, BATCHES * BATCH))))
+}
 
-const [stored] = await db.sql<{ n: number; gaps: number; unpublished: number }[]>`
-  select count(*)::int as n,
-         (select count(*)::int from shipments s where s.last_seq <> (select count(*) from tracking_events e where e.shipment_id = s.id)) as gaps,
-         count(*) filter (where published_at is null)::int as unpublished
-  from tracking_events`
-console.log(`check: ${stored!.n} rows stored (expected ${direct.events + http.events}), ${stored!.gaps} shipments whose last_seq disagrees with their rows, ${stored!.unpublished} unpublished`)
-await db.sql.end()
+if (ONLY) process.exit(0)
 
-const row = (r: typeof direct) => `| ${r.label} | ${r.events} | ${r.seconds.toFixed(2)} s | **${Math.round(r.perSecond).toLocaleString('en')}** | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} |`
+const row = (r: Result) => `| ${r.label} | ${r.concurrency} | ${r.events.toLocaleString('en')} | ${r.seconds.toFixed(2)} s | **${Math.round(r.perSecond).toLocaleString('en')}** | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.check} |`
 await writeSection(
   'ingest',
   `## Ingest — \`bun run bench:ingest\`
 
 Run on ${new Date().toISOString().slice(0, 10)}: ${machine()}.
-${BATCHES} batches of ${BATCH} events per path (10 events for each of 10 random shipments out of ${SHIPMENTS.toLocaleString('en')}),
-${CONCURRENCY} batches in flight. Every event is new: inserted, numbered, projected, committed, then XADDed to Redis
-and marked published before the call returns. Latency is per batch of ${BATCH}, as seen by the caller.
+Each row starts from a fresh database with ${SHIPMENTS.toLocaleString('en')} shipments. Batches of ${BATCH} events (10 for each of
+10 random shipments); every event is new, so it is inserted, numbered, projected, committed, XADDed to Redis and
+(in the background) marked published. Latency is per batch, as seen by the caller.
 
-| path | events | time | events/s | p50 | p99 | max |
-|---|---|---|---|---|---|---|
-${row(direct)}
-${row(http)}
+| path | in flight | events | time | events/s | p50 | p99 | max | check after the run |
+|---|---|---|---|---|---|---|---|---|
+${results.map(row).join('\n')}
 
-Check after the run: ${stored!.n} rows stored (expected ${direct.events + http.events}), ${stored!.gaps} shipments with a seq gap, ${stored!.unpublished} unpublished.
 Caveats: 2 cores shared by the server, the load generator, PostgreSQL and Redis; PostgreSQL with its stock
-configuration (fsync on, synchronous_commit on). Figures vary by ±10 % between runs.`
+configuration (fsync and synchronous_commit on, 128 MB shared buffers). Repeated runs vary by about ±10 %.`
 )
