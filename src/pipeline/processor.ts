@@ -71,7 +71,9 @@ export function createProcessor({ sql, stream, acks, log, metrics }: { sql: Sql;
   }
 
   function count(results: EventResult[]) {
-    for (const r of results) metrics.eventsIngested.inc({ outcome: r.outcome })
+    const tally = new Map<Outcome, number>()
+    for (const r of results) tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1)
+    for (const [outcome, n] of tally) metrics.eventsIngested.inc({ outcome }, n)
     return results
   }
 
