@@ -1,0 +1,45 @@
+import { describe, expect, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { ConfigError } from '../../src/errors.ts'
+
+const base = { API_KEYS: 'a-key-of-length' }
+
+describe('config', () => {
+  test('defaults are the contract’s', () => {
+    const c = loadConfig(base)
+    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: 'redis://127.0.0.1:6379', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: 10, API_KEYS: ['a-key-of-length'] })
+    expect(Object.isFrozen(c)).toBe(true)
+  })
+
+  test('a bad value fails naming the variable', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ PORT: 'abc' }, /PORT/],
+      [{ PORT: '70000' }, /PORT must be at most 65535/],
+      [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must be a URL starting with postgres:/],
+      [{ REDIS_URL: 'nonsense' }, /REDIS_URL/],
+      [{ API_KEYS: '' }, /API_KEYS must list at least one key/],
+      [{ API_KEYS: 'short' }, /API_KEYS: every key must be at least 8 characters/],
+      [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+      [{ CLAIM_IDLE_MS: '-1' }, /CLAIM_IDLE_MS/]
+    ]
+    for (const [env, message] of cases) {
+      const run = () => loadConfig({ ...base, ...env })
+      expect(run).toThrow(ConfigError)
+      expect(run).toThrow(message)
+    }
+  })
+
+  test('API_KEYS is a comma-separated list, blanks ignored', () => {
+    expect(loadConfig({ API_KEYS: ' first-key-1, ,second-key-2 ' }).API_KEYS).toEqual(['first-key-1', 'second-key-2'])
+  })
+
+  test('the service refuses to start on bad configuration, naming the variable', async () => {
+    const proc = Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], {
+      env: { ...process.env, API_KEYS: 'a-key-of-length', PORT: 'eighty' },
+      stdout: 'pipe',
+      stderr: 'pipe'
+    })
+    expect(await proc.exited).toBe(2)
+    expect(await new Response(proc.stderr).text()).toContain('PORT')
+  })
+})
