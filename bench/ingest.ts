@@ -73,7 +73,7 @@ async function verify(sql: Sql, expected: number): Promise<string> {
   const [s] = await sql<{ n: number; gaps: number; unpublished: number }[]>`
     select count(*)::int as n,
            (select count(*)::int from shipments s where s.last_seq <> (select count(*) from tracking_events e where e.shipment_id = s.id)) as gaps,
-           count(*) filter (where published_at is null)::int as unpublished
+           (select count(*)::int from event_outbox) as unpublished
     from tracking_events`
   await sql.end()
   return `${s!.n}/${expected} stored, ${s!.gaps} seq gaps, ${s!.unpublished} unpublished`

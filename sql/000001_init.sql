@@ -43,7 +43,6 @@ create table tracking_events (
   description text,
   raw json, -- verbatim as received (json keeps the text; nothing queries into it)
   received_at timestamptz not null default now(),
-  published_at timestamptz,
   constraint tracking_events_pkey primary key (shipment_id, seq),
   constraint tracking_events_dedup_key_key unique (dedup_key),
   constraint tracking_events_status_check check (status in (
@@ -51,8 +50,16 @@ create table tracking_events (
     'available_for_pickup', 'delivered', 'returned', 'exception', 'expired', 'unknown'))
 );
 
--- The outbox: committed events not yet on the Redis stream. Stays tiny while Redis is up.
-create index tracking_events_unpublished_idx on tracking_events (shipment_id, seq) where published_at is null;
+-- The outbox: an event is unpublished while its row is here. Written in the transaction that
+-- inserts the event, deleted once the event is on the Redis stream, so it stays tiny while
+-- Redis is up. A table rather than a published_at column: marking a column rewrote every
+-- event row and two of its index entries (measured: about 20 % of ingest throughput).
+-- No foreign key: only the ingest statement inserts here, next to the event itself.
+create table event_outbox (
+  shipment_id uuid not null,
+  seq int not null,
+  constraint event_outbox_pkey primary key (shipment_id, seq)
+);
 
 create table carrier_configs (
   carrier text primary key check (carrier ~ '^[a-z][a-z0-9_-]{1,31}$'),

@@ -14,8 +14,8 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     eventsPublished: new Counter({ name: 'parcelcast_events_published_total', help: 'Events appended to the Redis stream, by path (inline after commit, or outbox relay)', labelNames: ['path'] as const, registers }),
     publishFailures: new Counter({ name: 'parcelcast_publish_failures_total', help: 'Committed events whose inline stream append failed (left to the outbox relay)', registers }),
     ingestDuration: new Histogram({ name: 'parcelcast_ingest_batch_seconds', help: 'Time to commit one ingest batch (database part)', buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
-    acksPending: new Gauge({ name: 'parcelcast_publish_acks_pending', help: 'Published events waiting to be marked published_at', registers }),
-    acksDropped: new Counter({ name: 'parcelcast_publish_acks_dropped_total', help: 'Marks dropped because the pending buffer was full (the relay resends those events)', registers }),
+    acksPending: new Gauge({ name: 'parcelcast_publish_acks_pending', help: 'Events on the stream waiting to be taken out of the outbox', registers }),
+    acksDropped: new Counter({ name: 'parcelcast_publish_acks_dropped_total', help: 'Outbox acks dropped because the pending buffer was full (the relay resends those events)', registers }),
     outboxBacklog: new Gauge({ name: 'parcelcast_outbox_backlog', help: 'Committed events not yet on the stream, as of the last relay cycle', registers }),
     outboxCycles: new Counter({ name: 'parcelcast_outbox_cycles_total', help: 'Outbox relay cycles, by result', labelNames: ['result'] as const, registers }),
     httpRequests: new Histogram({ name: 'parcelcast_http_request_seconds', help: 'HTTP request duration', labelNames: ['method', 'route', 'status'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers })

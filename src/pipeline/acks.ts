@@ -1,13 +1,13 @@
 /**
- * Marks events published after their stream append, in batches, off the request path.
+ * Takes events out of the outbox once they are on the stream, in batches, off the request path.
  *
- * `published_at` is bookkeeping, not a fact: losing a mark only means the outbox relay
- * appends that event again (consumers dedupe by seq). So marks are coalesced — one UPDATE
- * every `flushMs` for everything appended meanwhile — and committed with
- * `synchronous_commit = off`, which spares a WAL flush per ingest batch.
+ * An outbox row is bookkeeping, not a fact: losing an ack only means the relay appends that
+ * event again (consumers dedupe by seq). So acks are coalesced — one DELETE every `flushMs`
+ * for everything appended meanwhile — and committed with `synchronous_commit = off`, which
+ * spares a WAL flush per ingest batch.
  *
- * Bounded: at most `maxPending` ids wait; beyond that the oldest marks are dropped (and
- * counted), which costs duplicates on the stream, never a lost event. `stop()` flushes.
+ * Bounded: at most `maxPending` acks wait; beyond that the oldest are dropped (and counted),
+ * which costs duplicates on the stream, never a lost event. `stop()` flushes.
  */
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
@@ -34,13 +34,13 @@ export function createPublishAcks({ sql, log, metrics, flushMs = 20, maxPending 
       await sql.begin(async (tx) => {
         await tx`set local synchronous_commit = off`
         await tx`
-          update tracking_events e set published_at = now()
-          from unnest(${ids.map((r) => r.shipmentId)}::uuid[], ${ids.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
-          where e.shipment_id = u.shipment_id and e.seq = u.seq and e.published_at is null`
+          delete from event_outbox o
+          using unnest(${ids.map((r) => r.shipmentId)}::uuid[], ${ids.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
+          where o.shipment_id = u.shipment_id and o.seq = u.seq`
       })
     } catch (err) {
       // The relay will append these again after its grace period; duplicates, not losses.
-      log.warn({ component: 'acks', err: (err as Error).message, events: ids.length }, 'could not mark events published; the relay will resend them')
+      log.warn({ component: 'acks', err: (err as Error).message, events: ids.length }, 'could not take published events out of the outbox; the relay will resend them')
     }
   }
 

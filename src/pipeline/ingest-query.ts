@@ -7,8 +7,8 @@
  *      once the locks are held, so it sees every event committed before; and until we
  *      commit nobody else can add events to these shipments. What `plan` decides from
  *      these two reads is therefore exact.
- *   B. insert the new events with their seq, and move each touched shipment's last_seq and
- *      (only to a strictly newer carrier time) its projection; then commit.
+ *   B. insert the new events with their seq (and each into the outbox), and move each touched
+ *      shipment's last_seq and (only to a strictly newer carrier time) its projection; commit.
  *
  * `on conflict (dedup_key) do nothing` stays on the insert as the last line of defence; if it
  * ever skipped a row the seq would have a hole, so the transaction is rolled back instead.
@@ -113,13 +113,18 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
         id, last_seq: t.lastSeq, moved: t.moved, status: t.projection.status, carrier_status: t.projection.carrierStatus, last_event_at: t.projection.lastEventAt
       }))
       const [inserted] = await Promise.all([
+        // Each event enters the outbox in the statement that stores it.
         tx`
-          insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
-          select shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw
-          from json_to_recordset(${tx.json(rows as never)}::json) as r(
-            shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz,
-            location text, description text, raw json)
-          on conflict (dedup_key) do nothing`,
+          with ins as (
+            insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
+            select shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw
+            from json_to_recordset(${tx.json(rows as never)}::json) as r(
+              shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz,
+              location text, description text, raw json)
+            on conflict (dedup_key) do nothing
+            returning shipment_id, seq
+          )
+          insert into event_outbox (shipment_id, seq) select shipment_id, seq from ins`,
         tx`
           update shipments s
           set last_seq = u.last_seq,

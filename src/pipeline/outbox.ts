@@ -3,7 +3,7 @@
  *
  * Guarantees:
  *   - every committed event reaches the stream at least once, whatever happened to Redis or to
- *     the process that committed it (the outbox is the `published_at is null` rows);
+ *     the process that committed it (the outbox is the `event_outbox` table);
  *   - per shipment, the relay appends in seq order: one relay at a time holds the advisory
  *     lock across all processes, and it reads in (shipment, seq) order;
  *   - it leaves alone events younger than `graceMs`, which their ingesting process is most
@@ -63,7 +63,7 @@ export function createOutboxRelay(deps: {
   let stopped = true
 
   async function backlog(): Promise<number> {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from tracking_events where published_at is null`
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
     metrics.outboxBacklog.set(row!.n)
     return row!.n
   }
@@ -78,7 +78,8 @@ export function createOutboxRelay(deps: {
         select e.shipment_id, e.seq, e.dedup_key, s.carrier, s.tracking_number, e.carrier_status, e.status,
                iso_utc(e.occurred_at) as occurred_at, e.location, e.description, iso_utc(e.received_at) as received_at,
                p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_occurred_at
-        from tracking_events e
+        from event_outbox o
+        join tracking_events e on e.shipment_id = o.shipment_id and e.seq = o.seq
         join shipments s on s.id = e.shipment_id
         -- the projection as it stood right after this event: newest carrier time so far, first seq on ties
         cross join lateral (
@@ -86,20 +87,20 @@ export function createOutboxRelay(deps: {
           where p.shipment_id = e.shipment_id and p.seq <= e.seq
           order by p.occurred_at desc, p.seq limit 1
         ) p
-        where e.published_at is null and e.received_at < now() - make_interval(secs => ${graceMs / 1000})
-        order by e.shipment_id, e.seq
+        where e.received_at < now() - make_interval(secs => ${graceMs / 1000})
+        order by o.shipment_id, o.seq
         limit ${batchSize}
-        -- rows locked right now are being marked by acks.ts: they are on the stream already
-        for update of e skip locked`
+        -- rows locked right now are being acked by acks.ts: they are on the stream already
+        for update of o skip locked`
       if (rows.length === 0) return 0
       const messages = rows.map(toMessage)
       const sent = new Set(await stream.append(messages))
       const done = rows.filter((_, i) => sent.has(messages[i]!))
       if (done.length > 0) {
         await tx`
-          update tracking_events e set published_at = now()
-          from unnest(${done.map((r) => r.shipment_id)}::uuid[], ${done.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
-          where e.shipment_id = u.shipment_id and e.seq = u.seq and e.published_at is null`
+          delete from event_outbox o
+          using unnest(${done.map((r) => r.shipment_id)}::uuid[], ${done.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
+          where o.shipment_id = u.shipment_id and o.seq = u.seq`
       }
       metrics.eventsPublished.inc({ path: 'relay' }, done.length)
       if (done.length < rows.length) throw new RelayStall(rows.length - done.length, done.length)

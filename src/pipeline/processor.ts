@@ -7,8 +7,8 @@
  *   - an event is stored once per dedupKey, with the next gap-free seq of its shipment;
  *   - a shipment's projection only moves to a strictly newer carrier time;
  *   - publishing happens after the commit; if Redis fails the events stay unpublished in the
- *     outbox (`published: false`) and the relay sends them later. Appended events are marked
- *     published in the background (acks.ts).
+ *     outbox (`published: false`) and the relay sends them later. Appended events leave the
+ *     outbox in the background (acks.ts).
  */
 import type { Sql } from '../db/client.ts'
 import { DatabaseUnavailableError, isDatabaseUnavailable } from '../errors.ts'

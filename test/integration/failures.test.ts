@@ -88,7 +88,7 @@ describe('Redis down', () => {
       expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
       expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', redis: 'down' })
       expect((await call('GET', '/readyz')).status).toBe(200)
-      const [row] = await db.sql`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'RDDOWN1' and published_at is null`
+      const [row] = await db.sql`select count(*)::int as n from event_outbox o join shipments s on s.id = o.shipment_id where s.tracking_number = 'RDDOWN1'`
       expect(row!.n).toBe(2)
       expect(await service.relay.runOnce()).toMatchObject({ status: 'skipped', reason: 'redis_unavailable' })
     } finally {
@@ -119,7 +119,7 @@ describe('Redis down', () => {
       }
       expect((await service.relay.runOnce()).status).toBe('skipped')
 
-      const [outbox] = await db.sql`select count(*)::int as n from tracking_events where published_at is null`
+      const [outbox] = await db.sql`select count(*)::int as n from event_outbox`
       expect(outbox!.n).toBeGreaterThanOrEqual(30)
 
       await redisServer.start()
@@ -138,7 +138,7 @@ describe('Redis down', () => {
         expect(shipments).toEqual(['S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9', 'S10', 'S11'])
       }
       expect((await service.relay.runOnce()).status).toBe('ok')
-      const [row] = await db.sql`select count(*)::int as n from tracking_events where published_at is null`
+      const [row] = await db.sql`select count(*)::int as n from event_outbox`
       expect(row!.n).toBe(0)
     } finally {
       await service.stop()

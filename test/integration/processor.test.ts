@@ -158,7 +158,7 @@ describe('ingest', () => {
     const msgs = await streamEntries(`shipment:dhl:${s.trackingNumber}`)
     expect(msgs.map((m) => m.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
     await service.acks.flush()
-    const [unpublished] = await db.sql`select count(*)::int as n from tracking_events where shipment_id = ${s.id} and published_at is null`
+    const [unpublished] = await db.sql`select count(*)::int as n from event_outbox where shipment_id = ${s.id}`
     expect(unpublished!.n).toBe(0)
   })
 })
