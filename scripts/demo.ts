@@ -9,7 +9,7 @@
 const port = process.env.PORT ?? '3000'
 const apiKey = process.env.API_KEYS?.split(',')[0] ?? 'demo-key-change-me'
 const base = `http://127.0.0.1:${port}`
-const env = { ...process.env, PORT: port, API_KEYS: process.env.API_KEYS ?? apiKey, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }
+const env = { ...process.env, PORT: port, API_KEYS: process.env.API_KEYS ?? apiKey, TOKEN_SECRET: process.env.TOKEN_SECRET ?? "demo-token-secret-change-me-0123456789", LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }
 
 const server = Bun.spawn([process.execPath, `${import.meta.dir}/../src/main.ts`], { env, stdout: 'inherit', stderr: 'inherit' })
 const stop = () => {

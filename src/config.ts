@@ -41,7 +41,7 @@ const Env = v.object({
   REDIS_PREFIX: v.pipe(v.optional(v.string(), ''), v.regex(/^[\w:.-]*$/, 'REDIS_PREFIX may hold letters, digits and _ : . - only')),
   API_KEYS: v.pipe(list, v.minLength(1, 'API_KEYS must list at least one key (comma-separated)'),
     v.check((keys) => keys.every((k) => k.length >= 8), 'API_KEYS: every key must be at least 8 characters')),
-  TOKEN_SECRET: v.optional(v.string(), ''),
+  TOKEN_SECRET: v.pipe(v.optional(v.string(), ''), v.check((s) => s === '' || s.length >= 32, 'TOKEN_SECRET must be at least 32 characters')),
   LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'), 'info'),
   BODY_LIMIT_BYTES: int('BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
   STREAM_MAXLEN: int('STREAM_MAXLEN', 100_000, 100, 100_000_000),

@@ -3,7 +3,9 @@
  * opening a port or starting a loop; `start()` does both, `stop()` undoes them in reverse.
  * Tests and benchmarks build services the same way `main.ts` does.
  */
+import { randomBytes } from 'node:crypto'
 import type { Config } from './config.ts'
+import { createTokens } from './delivery/tokens.ts'
 import { createSql } from './db/client.ts'
 import { migrate } from './db/migrate.ts'
 import { createApp } from './http/app.ts'
@@ -27,11 +29,15 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     sql, redis, stream, log, metrics,
     intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE
   })
-  const app = createApp({ sql, redis, processor, log, metrics, apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES })
+  if (!config.TOKEN_SECRET) {
+    log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
+  }
+  const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
+  const app = createApp({ sql, redis, processor, tokens, log, metrics, apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES })
   let server: { port?: number } | null = null
 
   return {
-    config, log, metrics, sql, redis, stream, acks, processor, relay, app,
+    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, app,
     get port() {
       return server?.port ?? 0
     },

@@ -15,6 +15,8 @@ import { errorBody, json, toErrorResponse } from './errors.ts'
 import { eventRoutes } from './routes/events.ts'
 import { healthRoutes } from './routes/health.ts'
 import { shipmentRoutes } from './routes/shipments.ts'
+import { tokenRoutes } from './routes/tokens.ts'
+import type { Tokens } from '../delivery/tokens.ts'
 
 export interface AppDeps {
   sql: Sql
@@ -22,6 +24,7 @@ export interface AppDeps {
   processor: Processor
   log: Logger
   metrics: Metrics
+  tokens: Tokens
   apiKeys: readonly string[]
   bodyLimitBytes: number
 }
@@ -29,7 +32,7 @@ export interface AppDeps {
 const started = new WeakMap<Request, number>()
 
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, log, metrics, apiKeys, bodyLimitBytes } = deps
+  const { sql, redis, processor, tokens, log, metrics, apiKeys, bodyLimitBytes } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
   return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
@@ -54,6 +57,7 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes({ sql, redis, metrics }))
     .use(shipmentRoutes(createShipmentStore(sql)))
     .use(eventRoutes(processor))
+    .use(tokenRoutes(tokens))
 }
 
 /** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */

@@ -8,12 +8,14 @@ import { silentLog } from './db.ts'
 import { sharedRedisUrl, uniquePrefix } from './redis.ts'
 
 export const API_KEY = 'test-key-0123456789'
+export const TOKEN_SECRET = 'test-token-secret-0123456789-abcdef'
 
 export const live = new Set<Service>()
 
 export function testService(env: Record<string, string> & { DATABASE_URL: string }): Service {
   const config = loadConfig({
     API_KEYS: API_KEY,
+    TOKEN_SECRET,
     REDIS_URL: sharedRedisUrl,
     REDIS_PREFIX: uniquePrefix(),
     LOG_LEVEL: 'silent',

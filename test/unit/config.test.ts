@@ -20,7 +20,8 @@ describe('config', () => {
       [{ API_KEYS: '' }, /API_KEYS must list at least one key/],
       [{ API_KEYS: 'short' }, /API_KEYS: every key must be at least 8 characters/],
       [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
-      [{ CLAIM_IDLE_MS: '-1' }, /CLAIM_IDLE_MS/]
+      [{ CLAIM_IDLE_MS: '-1' }, /CLAIM_IDLE_MS/],
+      [{ TOKEN_SECRET: 'too-short' }, /TOKEN_SECRET must be at least 32 characters/]
     ]
     for (const [env, message] of cases) {
       const run = () => loadConfig({ ...base, ...env })

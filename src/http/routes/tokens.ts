@@ -1,0 +1,38 @@
+/** `POST /v1/tokens`: mint a short-lived WebSocket token limited to the given topics. */
+import { Elysia, t } from 'elysia'
+import { ValidationError } from '../../errors.ts'
+import { parseTopic } from '../../delivery/topics.ts'
+import type { Tokens } from '../../delivery/tokens.ts'
+import { IdentityError } from '../../pipeline/identity.ts'
+
+export const MAX_TOKEN_TTL_SECONDS = 86_400
+export const DEFAULT_TOKEN_TTL_SECONDS = 900
+
+export function tokenRoutes(tokens: Tokens) {
+  return new Elysia({ name: 'tokens' }).post(
+    '/v1/tokens',
+    async ({ body, set }) => {
+      const topics = body.topics.map((raw, i) => {
+        try {
+          return parseTopic(raw, { wildcard: true }).name
+        } catch (err) {
+          if (err instanceof IdentityError) throw new ValidationError(`topics[${i}]`, err.message)
+          throw err
+        }
+      })
+      const ttlSeconds = body.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS
+      const sub = body.sub?.trim() || null
+      const { token, expiresAt } = await tokens.mint({ sub, topics: [...new Set(topics)], ttlSeconds })
+      set.status = 201
+      return { token, expiresAt, sub, topics: [...new Set(topics)] }
+    },
+    {
+      body: t.Object({
+        sub: t.Optional(t.Nullable(t.String({ maxLength: 128, description: 'who the token is for (a user id, say)' }))),
+        topics: t.Array(t.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100, description: 'shipment:<carrier>:<trackingNumber>, shipment:* or user:<userId>' }),
+        ttlSeconds: t.Optional(t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_SECONDS, description: `default ${DEFAULT_TOKEN_TTL_SECONDS}` }))
+      }),
+      detail: { summary: 'Mint a short-lived, topic-scoped WebSocket token', tags: ['delivery'] }
+    }
+  )
+}

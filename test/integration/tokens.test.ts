@@ -1,0 +1,76 @@
+/** POST /v1/tokens and the token checks the WebSocket endpoint relies on. */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { SignJWT } from 'jose'
+import { createTokens } from '../../src/delivery/tokens.ts'
+import { parseTopic, topicAllowed } from '../../src/delivery/topics.ts'
+import { adminUrl } from '../support/db.ts'
+import { api, testService, TOKEN_SECRET } from '../support/service.ts'
+
+const service = testService({ DATABASE_URL: adminUrl })
+const call = api(service)
+afterAll(() => service.stop())
+
+describe('POST /v1/tokens', () => {
+  test('mints a token limited to normalized topics, which verifies', async () => {
+    const before = Date.now()
+    const res = await call('POST', '/v1/tokens', { sub: 'user-42', topics: ['shipment:DHL: 0034 0434 ', 'user:user-42', 'shipment:*'], ttlSeconds: 120 })
+    expect(res.status).toBe(201)
+    expect(res.body.topics).toEqual(['shipment:dhl:00340434', 'user:user-42', 'shipment:*'])
+    expect(Date.parse(res.body.expiresAt) - before).toBeGreaterThan(118_000)
+    expect(Date.parse(res.body.expiresAt) - before).toBeLessThan(122_000)
+    const claims = await service.tokens.verify(res.body.token)
+    expect(claims).toMatchObject({ sub: 'user-42', topics: res.body.topics })
+  })
+
+  test('bad input is a 400 naming the field', async () => {
+    const cases: [unknown, string][] = [
+      [{ topics: [] }, 'topics'],
+      [{}, 'topics'],
+      [{ topics: ['shipment:dhl:OK1', 'parcel:dhl:1'] }, 'topics[1]'],
+      [{ topics: ['shipment:dhl:a:b'] }, 'topics[0]'],
+      [{ topics: ['user:'] }, 'topics[0]'],
+      [{ topics: ['shipment:dhl:OK1'], ttlSeconds: 0 }, 'ttlSeconds'],
+      [{ topics: ['shipment:dhl:OK1'], ttlSeconds: 86_401 }, 'ttlSeconds']
+    ]
+    for (const [body, field] of cases) {
+      const res = await call('POST', '/v1/tokens', body)
+      expect(res.status).toBe(400)
+      expect(res.body.error.field).toBe(field)
+    }
+  })
+
+  test('needs an API key', async () => {
+    expect((await call('POST', '/v1/tokens', { topics: ['shipment:dhl:X1'] }, { authorization: '' })).status).toBe(401)
+  })
+})
+
+describe('token checks', () => {
+  const tokens = createTokens(TOKEN_SECRET)
+  const key = new TextEncoder().encode(TOKEN_SECRET)
+
+  test('an expired token is refused as expired', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const expired = await new SignJWT({ topics: ['shipment:dhl:X1'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setIssuedAt(now - 120).setExpirationTime(now - 60).sign(key)
+    await expect(tokens.verify(expired)).rejects.toMatchObject({ code: 'token_expired' })
+  })
+
+  test('a token signed with another secret, tampered with, or without topics is invalid', async () => {
+    const { token } = await createTokens('another-secret-another-secret-0000').mint({ sub: null, topics: ['shipment:dhl:X1'], ttlSeconds: 60 })
+    await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'token_invalid' })
+    const good = (await tokens.mint({ sub: null, topics: ['shipment:dhl:X1'], ttlSeconds: 60 })).token
+    const [h, p, s] = good.split('.')
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), topics: ['shipment:*'] })).toString('base64url')
+    await expect(tokens.verify(`${h}.${forged}.${s}`)).rejects.toMatchObject({ code: 'token_invalid' })
+    const noTopics = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime('1m').sign(key)
+    await expect(tokens.verify(noTopics)).rejects.toMatchObject({ code: 'token_invalid' })
+    await expect(tokens.verify('not.a.jwt')).rejects.toMatchObject({ code: 'token_invalid' })
+  })
+
+  test('shipment:* grants every shipment topic and nothing else', () => {
+    expect(topicAllowed(['shipment:*'], parseTopic('shipment:gls:ABC'))).toBe(true)
+    expect(topicAllowed(['shipment:*'], parseTopic('user:u1'))).toBe(false)
+    expect(topicAllowed(['shipment:dhl:A1'], parseTopic('shipment:DHL:a1'))).toBe(true)
+    expect(topicAllowed(['shipment:dhl:A1'], parseTopic('shipment:dhl:A2'))).toBe(false)
+    expect(() => parseTopic('shipment:*')).toThrow(/not a topic/)
+  })
+})
