@@ -50,6 +50,8 @@ const Env = v.object({
   OUTBOX_GRACE_MS: int('OUTBOX_GRACE_MS', 2000, 0, 3_600_000),
   OUTBOX_BATCH_SIZE: int('OUTBOX_BATCH_SIZE', 500, 1, 10_000),
   CLAIM_IDLE_MS: int('CLAIM_IDLE_MS', 60_000, 10, 86_400_000),
+  RECONCILE_MS: int('RECONCILE_MS', 2000, 50, 3_600_000),
+  WS_BACKPRESSURE_BYTES: int('WS_BACKPRESSURE_BYTES', 1_048_576, 1024, 64 * 1_048_576),
   POLL_BATCH_SIZE: int('POLL_BATCH_SIZE', 10, 1, 1000),
   POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 60_000, 100, 86_400_000),
   MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))

@@ -18,6 +18,13 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     acksDropped: new Counter({ name: 'parcelcast_publish_acks_dropped_total', help: 'Outbox acks dropped because the pending buffer was full (the relay resends those events)', registers }),
     outboxBacklog: new Gauge({ name: 'parcelcast_outbox_backlog', help: 'Committed events not yet on the stream, as of the last relay cycle', registers }),
     outboxCycles: new Counter({ name: 'parcelcast_outbox_cycles_total', help: 'Outbox relay cycles, by result', labelNames: ['result'] as const, registers }),
+    streamDelivered: new Counter({ name: 'parcelcast_broadcaster_entries_total', help: 'Stream entries the broadcaster fanned out to all processes', registers }),
+    streamMalformed: new Counter({ name: 'parcelcast_broadcaster_malformed_total', help: 'Malformed stream entries, acknowledged and skipped', registers }),
+    streamReclaimed: new Counter({ name: 'parcelcast_broadcaster_reclaimed_total', help: 'Entries reclaimed from dead consumers with XAUTOCLAIM', registers }),
+    broadcasterLag: new Gauge({ name: 'parcelcast_broadcaster_lag_entries', help: 'Stream entries the ws-broadcaster group has not acknowledged (pending) or not read (unread), as of the last readiness check', labelNames: ['kind'] as const, registers }),
+    wsConnections: new Gauge({ name: 'parcelcast_ws_connections', help: 'Open WebSocket connections in this process', registers }),
+    wsMessages: new Counter({ name: 'parcelcast_ws_messages_total', help: 'Event frames sent to WebSocket clients, by path (publish to a topic, or send to one socket in handover)', labelNames: ['path'] as const, registers }),
+    gapFills: new Counter({ name: 'parcelcast_delivery_gap_fills_total', help: 'Events read back from PostgreSQL because the stream lost or had not brought them', registers }),
     httpRequests: new Histogram({ name: 'parcelcast_http_request_seconds', help: 'HTTP request duration', labelNames: ['method', 'route', 'status'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers })
   }
 }

@@ -4,6 +4,9 @@
  * Tests and benchmarks build services the same way `main.ts` does.
  */
 import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { createBroadcaster } from './delivery/broadcaster.ts'
+import { createHub } from './delivery/hub.ts'
 import type { Config } from './config.ts'
 import { createTokens } from './delivery/tokens.ts'
 import { createSql } from './db/client.ts'
@@ -33,11 +36,22 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
   }
   const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
-  const app = createApp({ sql, redis, processor, tokens, log, metrics, apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES })
+  // Dedicated connections: a blocking XREADGROUP and a pub/sub subscription each hold theirs.
+  const broadcasterRedis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS + 5000)
+  const subscriberRedis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
+  const broadcaster = createBroadcaster({
+    redis: broadcasterRedis, publisher: redis, prefix: config.REDIS_PREFIX, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics,
+    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+  })
+  const hub = createHub({ sql, subscriber: subscriberRedis, prefix: config.REDIS_PREFIX, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
+  const app = createApp({
+    sql, redis, processor, tokens, hub, broadcaster, log, metrics,
+    apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
+  })
   let server: { port?: number } | null = null
 
   return {
-    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, app,
+    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, broadcaster, hub, app,
     get port() {
       return server?.port ?? 0
     },
@@ -46,13 +60,17 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
       relay.start()
       app.listen({ port: config.PORT, hostname: '0.0.0.0' })
       server = app.server
+      hub.start(app.server!)
+      broadcaster.start()
       log.info({ component: 'service', port: server?.port }, 'parcelcast listening')
     },
     async stop() {
       if (app.server) await app.stop(true).catch(() => {})
       await relay.stop()
+      await broadcaster.stop()
+      await hub.stop()
       await acks.stop()
-      await closeRedis(redis)
+      await Promise.all([closeRedis(redis), closeRedis(broadcasterRedis), closeRedis(subscriberRedis)])
       await sql.end({ timeout: 5 })
       log.info({ component: 'service' }, 'parcelcast stopped')
     }

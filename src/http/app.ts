@@ -3,7 +3,9 @@
  * calls `listen`, tests call `app.handle(new Request(...))`.
  */
 import { openapi } from '@elysiajs/openapi'
-import { Elysia } from 'elysia'
+import { Elysia, t } from 'elysia'
+import type { Hub, Socket } from '../delivery/hub.ts'
+import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
@@ -25,6 +27,9 @@ export interface AppDeps {
   log: Logger
   metrics: Metrics
   tokens: Tokens
+  hub: Hub
+  broadcaster: Broadcaster
+  wsBackpressureBytes: number
   apiKeys: readonly string[]
   bodyLimitBytes: number
 }
@@ -32,10 +37,15 @@ export interface AppDeps {
 const started = new WeakMap<Request, number>()
 
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, tokens, log, metrics, apiKeys, bodyLimitBytes } = deps
+  const { sql, redis, processor, tokens, hub, broadcaster, log, metrics, apiKeys, bodyLimitBytes, wsBackpressureBytes } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
-  return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
+  return new Elysia({
+    serve: { maxRequestBodySize: bodyLimitBytes },
+    // A socket that does not read is closed once this much is queued for it (Bun's own
+    // backpressure accounting); it can reconnect with `since` and miss nothing.
+    websocket: { backpressureLimit: wsBackpressureBytes, closeOnBackpressureLimit: true, maxPayloadLength: 64 * 1024, idleTimeout: 120 }
+  })
     .onRequest(({ request }) => {
       started.set(request, performance.now())
       // Before routing and parsing: an unauthenticated body is never read.
@@ -54,10 +64,16 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, redis, metrics }))
+    .use(healthRoutes({ sql, redis, metrics, broadcaster }))
     .use(shipmentRoutes(createShipmentStore(sql)))
     .use(eventRoutes(processor))
     .use(tokenRoutes(tokens))
+    .ws('/v1/ws', {
+      query: t.Object({ token: t.Optional(t.String()) }),
+      open: (ws) => hub.open(ws.raw as unknown as Socket, ws.data.query.token),
+      message: (ws, message) => hub.message(ws.raw as unknown as Socket, message),
+      close: (ws) => hub.close(ws.raw as unknown as Socket)
+    })
 }
 
 /** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */

@@ -3,12 +3,15 @@ import { Elysia } from 'elysia'
 import type { Sql } from '../../db/client.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { Redis } from '../../pipeline/stream.ts'
+import type { Broadcaster } from '../../delivery/broadcaster.ts'
 import { json } from '../errors.ts'
+
+const STALL_MS = 10_000
 
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, redis, metrics }: { sql: Sql; redis: Redis; metrics: Metrics }) {
+export function healthRoutes({ sql, redis, metrics, broadcaster }: { sql: Sql; redis: Redis; metrics: Metrics; broadcaster: Broadcaster }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
@@ -18,8 +21,11 @@ export function healthRoutes({ sql, redis, metrics }: { sql: Sql; redis: Redis; 
           within(1000, sql`select 1`).then(() => 'up' as const, () => 'down' as const),
           redis.isReady ? within(1000, redis.ping()).then(() => 'up' as const, () => 'down' as const) : ('down' as const)
         ])
-        const status = db === 'down' ? 'not_ready' : rd === 'down' ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, redis: rd })
+        const lag = rd === 'up' ? await within(1000, broadcaster.lag()).catch(() => null) : null
+        // A broadcaster that stopped delivering shows here instead of staying green.
+        const stalled = lag !== null && ((lag.oldestMs ?? 0) > STALL_MS || (lag.unreadAgeMs ?? 0) > STALL_MS)
+        const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled ? 'degraded' : 'ready'
+        return json(db === 'up' ? 200 : 503, { status, db, redis: rd, broadcaster: lag })
       },
       { detail: { summary: 'Readiness: {status, db, redis}', tags: ['ops'] } }
     )

@@ -1,0 +1,265 @@
+/**
+ * The hub: this process's WebSocket side. It verifies tokens, answers subscribe / unsubscribe
+ * / ping, reads snapshots, and feeds the fan-out channel into the sequencer, which decides
+ * what each socket gets; Bun's native topics do the sending.
+ *
+ * Guarantees (with the sequencer's): for every topic a socket is subscribed to, every event
+ * after its snapshot's lastSeq (or after `since`) exactly once, in seq order, for as long as
+ * it stays open — across lost pub/sub messages and Redis outages, because gaps are read back
+ * from PostgreSQL and a reconcile loop compares every local topic with `shipments.last_seq`.
+ * A bad frame is answered with an error frame; only a bad token closes the socket.
+ */
+import type { Sql } from '../db/client.ts'
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+import { IdentityError } from '../pipeline/identity.ts'
+import type { Redis } from '../pipeline/stream.ts'
+import { fanoutChannel, type FanoutMessage } from './broadcaster.ts'
+import { createDeliveryQueries } from './queries.ts'
+import { createSequencer } from './sequencer.ts'
+import { TokenError, type TokenClaims, type Tokens } from './tokens.ts'
+import { parseTopic, topicAllowed } from './topics.ts'
+
+export const SNAPSHOT_EVENT_LIMIT = 1000
+const MAX_TOPICS_PER_SOCKET = 100
+
+/** What the hub needs of a Bun WebSocket and of the server (kept narrow: tests and Elysia's types). */
+export interface Socket {
+  send(data: string): number
+  subscribe(topic: string): void
+  unsubscribe(topic: string): void
+  close(code?: number, reason?: string): void
+}
+export interface Publisher {
+  publish(topic: string, data: string): number
+}
+
+interface Frame {
+  seq: number
+  frame: string
+}
+
+interface Conn {
+  ws: Socket
+  claims: Promise<TokenClaims | null>
+  topics: Map<string, { attached: boolean }>
+  closed: boolean
+}
+
+export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; tokens: Tokens; log: Logger; metrics: Metrics; reconcileMs: number }) {
+  const { sql, subscriber, prefix, tokens, log, metrics, reconcileMs } = deps
+  const queries = createDeliveryQueries(sql)
+  const conns = new WeakMap<object, Conn>()
+  const shipmentIds = new Map<string, string>()
+  let server: Publisher | null = null
+  let timer: ReturnType<typeof setTimeout> | null = null
+  let stopped = true
+
+  const sequencer = createSequencer<Frame, Conn>({
+    async fetch(topic, after, upto, limit) {
+      const id = shipmentIds.get(topic)
+      if (!id) return []
+      const rows = await queries.events(id, topic, after, upto, limit)
+      metrics.gapFills.inc(rows.length)
+      return rows.map((m) => ({ seq: m.seq, frame: eventFrame(topic, m.seq, JSON.stringify({ event: m.event, shipment: m.shipment })) }))
+    },
+    out: {
+      publish(topic, e) {
+        server?.publish(topic, e.frame)
+        metrics.wsMessages.inc({ path: 'publish' })
+      },
+      send(c, _topic, e) {
+        if (!c.closed) c.ws.send(e.frame)
+        metrics.wsMessages.inc({ path: 'handover' })
+      },
+      attach(c, topic) {
+        const t = c.topics.get(topic)
+        if (!t || c.closed) return sequencer.leave(topic, c, false)
+        c.ws.subscribe(topic)
+        t.attached = true
+      },
+      overflow(c, topic) {
+        log.warn({ component: 'hub', topic }, 'socket fell too far behind during its handover; closing it')
+        c.ws.close(4008, 'too slow: reconnect and subscribe with since')
+      }
+    },
+    onError(topic, err) {
+      log.warn({ component: 'hub', topic, err: (err as Error).message }, 'delivery work failed; the next event or reconcile will repair it')
+    }
+  })
+
+  function onFanout(raw: string) {
+    let m: FanoutMessage
+    try {
+      m = JSON.parse(raw)
+    } catch {
+      return
+    }
+    sequencer.offer(m.topic, { seq: m.seq, frame: eventFrame(m.topic, m.seq, m.data) })
+  }
+
+  const send = (c: Conn, body: unknown) => {
+    if (!c.closed) c.ws.send(JSON.stringify(body))
+  }
+  const error = (c: Conn, code: string, message: string, topic?: string) => send(c, { type: 'error', code, message, ...(topic ? { topic } : {}) })
+
+  async function subscribe(c: Conn, claims: TokenClaims, frame: { topic?: unknown; since?: unknown }) {
+    if (typeof frame.topic !== 'string') return error(c, 'bad_message', 'subscribe needs a topic')
+    if (frame.since !== undefined && (!Number.isInteger(frame.since) || (frame.since as number) < 0)) return error(c, 'bad_message', 'since must be a whole number ≥ 0', frame.topic)
+    let topic
+    try {
+      topic = parseTopic(frame.topic)
+    } catch (err) {
+      if (err instanceof IdentityError) return error(c, 'bad_message', err.message, frame.topic)
+      throw err
+    }
+    if (!topicAllowed(claims.topics, topic)) return error(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name)
+    if (claims.exp * 1000 < Date.now()) return error(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name)
+    if (topic.kind !== 'shipment') return error(c, 'not_supported', 'user topics come with notifications, which are not built yet', topic.name)
+    if (c.topics.has(topic.name)) return error(c, 'already_subscribed', `already subscribed to ${topic.name}`, topic.name)
+    if (c.topics.size >= MAX_TOPICS_PER_SOCKET) return error(c, 'too_many_topics', `at most ${MAX_TOPICS_PER_SOCKET} topics per connection`, topic.name)
+
+    const name = topic.name
+    c.topics.set(name, { attached: false })
+    // Must come before the snapshot read: every event committed after it reaches this socket.
+    sequencer.begin(name, c)
+    try {
+      const shipment = await queries.shipment(topic.carrier, topic.trackingNumber)
+      if (!shipment) {
+        unsubscribe(c, name)
+        return error(c, 'not_found', `no shipment ${topic.carrier} ${topic.trackingNumber}`, name)
+      }
+      shipmentIds.set(name, shipment.id)
+      const since = frame.since as number | undefined
+      let lastSeq = shipment.lastSeq
+      let events: unknown[] = []
+      if (since !== undefined && since < shipment.lastSeq) {
+        const rows = await queries.events(shipment.id, name, since, shipment.lastSeq, SNAPSHOT_EVENT_LIMIT)
+        events = rows.map((r) => r.event)
+        // A bounded snapshot: what did not fit follows as event frames.
+        lastSeq = rows.at(-1)?.seq ?? since
+      }
+      if (c.closed || !c.topics.has(name)) return
+      send(c, { type: 'snapshot', topic: name, shipment: { ...shipment, lastSeq }, events })
+      sequencer.complete(name, c, lastSeq)
+    } catch (err) {
+      unsubscribe(c, name)
+      log.warn({ component: 'hub', topic: name, err: (err as Error).message }, 'snapshot failed')
+      error(c, 'unavailable', 'could not read the snapshot; try again', name)
+    }
+  }
+
+  function unsubscribe(c: Conn, topic: string) {
+    const t = c.topics.get(topic)
+    if (!t) return false
+    c.topics.delete(topic)
+    if (t.attached && !c.closed) c.ws.unsubscribe(topic)
+    sequencer.leave(topic, c, t.attached)
+    return true
+  }
+
+  async function reconcile() {
+    const local = [...sequencer.topics().keys()]
+    for (const topic of shipmentIds.keys()) if (!local.includes(topic)) shipmentIds.delete(topic)
+    for (let i = 0; i < local.length; i += 500) {
+      const chunk = local.slice(i, i + 500).map((t) => t.split(':') as [string, string, string])
+      const latest = await queries.lastSeqs(chunk.map(([, carrier, tn]) => [carrier, tn]))
+      for (const [topic, seq] of latest) sequencer.reconcile(topic, seq)
+    }
+  }
+
+  function schedule() {
+    if (stopped) return
+    timer = setTimeout(async () => {
+      try {
+        await reconcile()
+      } catch (err) {
+        log.warn({ component: 'hub', err: (err as Error).message }, 'reconcile failed; will retry')
+      }
+      schedule()
+    }, reconcileMs)
+  }
+
+  return {
+    sequencer,
+    start(s: Publisher) {
+      server = s
+      stopped = false
+      // node-redis re-subscribes by itself after a reconnect; the first subscribe may have to
+      // wait for Redis. What pub/sub misses meanwhile, reconcile reads back.
+      let subscribed = false
+      const trySubscribe = () => {
+        if (subscribed || stopped) return
+        subscriber.subscribe(fanoutChannel(prefix), onFanout).then(() => (subscribed = true), () => {})
+      }
+      subscriber.on('ready', trySubscribe)
+      if (subscriber.isReady) trySubscribe()
+      schedule()
+    },
+    async stop() {
+      stopped = true
+      if (timer) clearTimeout(timer)
+      await sequencer.idle()
+    },
+    reconcile,
+
+    open(ws: Socket, token: string | undefined) {
+      metrics.wsConnections.inc()
+      const c: Conn = { ws, topics: new Map(), closed: false, claims: Promise.resolve(null) }
+      conns.set(ws, c)
+      c.claims = (token ? tokens.verify(token) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))).catch((err) => {
+        const code = err instanceof TokenError ? err.code : 'token_invalid'
+        error(c, code, err instanceof TokenError ? err.message : 'the token is not valid')
+        ws.close(4401, code)
+        return null
+      })
+    },
+
+    async message(ws: Socket, raw: unknown) {
+      const c = conns.get(ws)
+      if (!c) return
+      const claims = await c.claims
+      if (!claims) return
+      let frame: Record<string, unknown>
+      try {
+        frame = typeof raw === 'string' ? JSON.parse(raw) : (raw as Record<string, unknown>)
+        if (!frame || typeof frame !== 'object' || Array.isArray(frame)) throw new Error('not an object')
+      } catch {
+        return error(c, 'bad_message', 'frames are JSON objects with an op: subscribe, unsubscribe or ping')
+      }
+      switch (frame.op) {
+        case 'subscribe':
+          return subscribe(c, claims, frame)
+        case 'unsubscribe': {
+          const topic = typeof frame.topic === 'string' ? frame.topic : ''
+          let name = topic
+          try {
+            name = parseTopic(topic).name
+          } catch {}
+          if (!unsubscribe(c, name)) error(c, 'not_subscribed', `not subscribed to ${topic}`, topic)
+          return
+        }
+        case 'ping':
+          return send(c, { type: 'pong' })
+        default:
+          return error(c, 'bad_message', `unknown op ${JSON.stringify(frame.op ?? null)}: use subscribe, unsubscribe or ping`)
+      }
+    },
+
+    close(ws: Socket) {
+      const c = conns.get(ws)
+      if (!c) return
+      metrics.wsConnections.dec()
+      c.closed = true
+      for (const topic of [...c.topics.keys()]) unsubscribe(c, topic)
+      conns.delete(ws)
+    }
+  }
+}
+
+export type Hub = ReturnType<typeof createHub>
+
+/** `{"type":"event","topic",...,"seq":N,"event":{...},"shipment":{...}}` without re-parsing `data`. */
+function eventFrame(topic: string, seq: number, data: string): string {
+  return `{"type":"event","topic":${JSON.stringify(topic)},"seq":${seq},${data.slice(1)}`
+}

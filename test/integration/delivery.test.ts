@@ -1,0 +1,211 @@
+/**
+ * WebSocket delivery against the real services: snapshot, live events, resume, tokens,
+ * bad frames, malformed stream entries, reclaiming a dead consumer's entries, and the
+ * handoff race.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { GROUP } from '../../src/delivery/broadcaster.ts'
+import { streamKey } from '../../src/pipeline/stream.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { connectRedis } from '../support/redis.ts'
+import { api, testService, waitFor } from '../support/service.ts'
+import { connect, type Client } from '../support/ws.ts'
+
+let db: TestDb
+let service: ReturnType<typeof testService>
+let call: ReturnType<typeof api>
+let url: string
+
+beforeAll(async () => {
+  db = await createTestDb()
+  service = testService({ DATABASE_URL: db.url, RECONCILE_MS: '200', CLAIM_IDLE_MS: '300' })
+  await service.start()
+  call = api(service)
+  url = `ws://127.0.0.1:${service.port}/v1/ws`
+  await waitFor('redis', () => service.redis.isReady)
+})
+afterAll(async () => {
+  await service.stop()
+  await db.drop()
+})
+
+let n = 0
+async function shipment() {
+  const tn = `WS${Date.now()}${n++}`
+  await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })
+  return { tn, topic: `shipment:dhl:${tn}` }
+}
+let t0 = Date.UTC(2026, 10, 20)
+const ev = (tn: string, status = 'in_transit') => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${t0}`, status, occurredAt: new Date((t0 += 60_000)).toISOString() })
+async function token(topics: string[], ttlSeconds?: number) {
+  return (await call('POST', '/v1/tokens', { topics, ttlSeconds })).body.token as string
+}
+async function client(topics: string[]): Promise<Client> {
+  return connect(`${url}?token=${await token(topics)}`)
+}
+
+describe('subscribe', () => {
+  test('a snapshot, then every new event once, in seq order, with the projection', async () => {
+    const s = await shipment()
+    await call('POST', '/v1/events', { events: [ev(s.tn, 'info_received'), ev(s.tn)] })
+    const c = await client([s.topic])
+    c.send({ op: 'subscribe', topic: s.topic })
+    const snap = await c.next()
+    expect(snap).toMatchObject({ type: 'snapshot', topic: s.topic, shipment: { lastSeq: 2, status: 'in_transit' }, events: [] })
+    await call('POST', '/v1/events', { events: [ev(s.tn, 'out_for_delivery'), ev(s.tn, 'delivered')] })
+    const a = await c.next(), b = await c.next()
+    expect([a.type, a.topic, a.seq, a.event.seq, a.shipment.status]).toEqual(['event', s.topic, 3, 3, 'out_for_delivery'])
+    expect([b.seq, b.shipment.status]).toEqual([4, 'delivered'])
+    c.send({ op: 'ping' })
+    expect(await c.next()).toEqual({ type: 'pong' })
+    c.close()
+  })
+
+  test('with since, the snapshot carries the events after it; a reconnect misses nothing', async () => {
+    const s = await shipment()
+    await call('POST', '/v1/events', { events: [ev(s.tn), ev(s.tn), ev(s.tn)] })
+    const first = await client([s.topic])
+    first.send({ op: 'subscribe', topic: s.topic, since: 1 })
+    const snap = await first.next()
+    expect(snap.events.map((e: any) => e.seq)).toEqual([2, 3])
+    expect(snap.shipment.lastSeq).toBe(3)
+    first.close()
+    await first.closed
+    await call('POST', '/v1/events', { events: [ev(s.tn), ev(s.tn)] })
+    const again = await client([s.topic])
+    again.send({ op: 'subscribe', topic: s.topic, since: 3 })
+    expect((await again.next()).events.map((e: any) => e.seq)).toEqual([4, 5])
+    await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    expect((await again.next()).seq).toBe(6)
+    again.close()
+  })
+
+  test('unsubscribe stops the events; unknown shipments and bad frames are error frames, not closes', async () => {
+    const s = await shipment()
+    const c = await client([s.topic, 'shipment:dhl:NOSUCHPARCEL'])
+    c.send({ op: 'subscribe', topic: 'shipment:dhl:NOSUCHPARCEL' })
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'not_found' })
+    c.send('not json')
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'bad_message' })
+    c.send({ op: 'dance' })
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'bad_message' })
+    c.send({ op: 'subscribe', topic: s.topic, since: -1 })
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'bad_message' })
+    c.send({ op: 'subscribe', topic: s.topic })
+    expect((await c.next()).type).toBe('snapshot')
+    c.send({ op: 'subscribe', topic: s.topic })
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'already_subscribed' })
+    c.send({ op: 'unsubscribe', topic: s.topic })
+    await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    c.send({ op: 'ping' })
+    expect(await c.next()).toEqual({ type: 'pong' })
+    expect(c.frames.some((f) => f.type === 'event')).toBe(false)
+    c.close()
+  })
+})
+
+describe('tokens on the socket', () => {
+  test('a forbidden topic is an error frame and the socket stays open', async () => {
+    const s = await shipment(), other = await shipment()
+    const c = await client([s.topic])
+    c.send({ op: 'subscribe', topic: other.topic })
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'forbidden_topic', topic: other.topic })
+    c.send({ op: 'ping' })
+    expect(await c.next()).toEqual({ type: 'pong' })
+    c.close()
+  })
+
+  test('shipment:* lets a dashboard subscribe to any shipment', async () => {
+    const s = await shipment()
+    const c = await client(['shipment:*'])
+    c.send({ op: 'subscribe', topic: s.topic })
+    expect((await c.next()).type).toBe('snapshot')
+    c.close()
+  })
+
+  test('a bad, missing or expired token closes the socket with the reason', async () => {
+    for (const [q, code] of [['?token=garbage', 'token_invalid'], ['', 'token_invalid']] as const) {
+      const c = await connect(`${url}${q}`)
+      expect(await c.next()).toMatchObject({ type: 'error', code })
+      expect(await c.closed).toEqual({ code: 4401, reason: code })
+    }
+    const { SignJWT } = await import('jose')
+    const now = Math.floor(Date.now() / 1000)
+    const expired = await new SignJWT({ topics: ['shipment:*'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws')
+      .setIssuedAt(now - 100).setExpirationTime(now - 10).sign(new TextEncoder().encode(service.config.TOKEN_SECRET))
+    const c = await connect(`${url}?token=${expired}`)
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'token_expired' })
+    expect((await c.closed).code).toBe(4401)
+  })
+})
+
+describe('the stream', () => {
+  test('a malformed entry is acknowledged at once and does not block the group', async () => {
+    const s = await shipment()
+    const c = await client([s.topic])
+    c.send({ op: 'subscribe', topic: s.topic })
+    await c.next()
+    const redis = await connectRedis()
+    const key = streamKey(service.config.REDIS_PREFIX)
+    await redis.xAdd(key, '*', { topic: s.topic, junk: 'yes' })
+    await redis.xAdd(key, '*', { topic: s.topic, shipmentId: 'x', seq: '1', data: '{not json' })
+    await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    expect((await c.next()).seq).toBe(1)
+    await waitFor('malformed entries acknowledged', async () => Number((await redis.xPending(key, GROUP) as any).pending) === 0)
+    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total 2')
+    await redis.close()
+    c.close()
+  })
+
+  test('entries a dead consumer left pending are reclaimed and delivered', async () => {
+    const s = await shipment()
+    const c = await client([s.topic])
+    c.send({ op: 'subscribe', topic: s.topic })
+    await c.next()
+    await service.broadcaster.stop()
+    await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    const redis = await connectRedis()
+    const key = streamKey(service.config.REDIS_PREFIX)
+    // A consumer reads the entry and dies before acknowledging it.
+    const read = (await redis.xReadGroup(GROUP, 'dead-consumer', { key, id: '>' }, { COUNT: 100 })) as any
+    expect(read[0].messages.length).toBeGreaterThan(0)
+    service.broadcaster.start()
+    const got = await c.next(5000)
+    expect(got.seq).toBe(1)
+    await waitFor('nothing pending', async () => Number((await redis.xPending(key, GROUP) as any).pending) === 0)
+    await redis.close()
+    c.close()
+  })
+})
+
+describe('the handoff race', () => {
+  test('200 clients subscribing at random moments while events flow: each sees lastSeq+1..N exactly once, in order', async () => {
+    const s = await shipment()
+    const clients: { c: Client; lastSeq: number }[] = []
+    let ingesting = true
+    const producer = (async () => {
+      while (ingesting) {
+        await call('POST', '/v1/events', { events: [ev(s.tn), ev(s.tn)] })
+        await Bun.sleep(2)
+      }
+    })()
+    const joiners = Array.from({ length: 200 }, async (_, i) => {
+      await Bun.sleep(Math.random() * 1500)
+      const c = await client([s.topic])
+      c.send({ op: 'subscribe', topic: s.topic, ...(i % 3 === 0 ? { since: 0 } : {}) })
+      const snap = await c.next()
+      expect(snap.type).toBe('snapshot')
+      clients.push({ c, lastSeq: snap.shipment.lastSeq })
+    })
+    await Promise.all(joiners)
+    ingesting = false
+    await producer
+    const [{ last }] = (await db.sql`select last_seq as last from shipments where tracking_number = ${s.tn}`) as any
+    for (const { c, lastSeq } of clients) {
+      await waitFor(`client at ${lastSeq} to reach ${last}`, () => c.frames.filter((f) => f.type === 'event').at(-1)?.seq === last || (lastSeq === last && true), 10_000)
+      const seqs = c.frames.filter((f) => f.type === 'event').map((f) => f.seq)
+      expect(seqs).toEqual(Array.from({ length: last - lastSeq }, (_, i) => lastSeq + i + 1))
+      c.close()
+    }
+  }, 60_000)
+})
