@@ -20,7 +20,7 @@ export async function freshDatabase(name: string): Promise<{ url: string; sql: S
   return { url: u.toString(), sql }
 }
 
-export async function startServer(env: Record<string, string>): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startServer(env: Record<string, string>): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = 3900 + Math.floor(Math.random() * 90)
   const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
     env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(port), ...env },
@@ -36,6 +36,7 @@ export async function startServer(env: Record<string, string>): Promise<{ url: s
   }
   return {
     url,
+    pid: proc.pid,
     async stop() {
       proc.kill('SIGTERM')
       await proc.exited
@@ -65,3 +66,25 @@ export async function writeSection(name: string, body: string): Promise<void> {
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`
   await Bun.write(path, text)
 }
+
+/** Resident set size of a process, in bytes (Linux). */
+export async function rss(pid: number): Promise<number> {
+  const status = await Bun.file(`/proc/${pid}/status`).text()
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024
+}
+
+/** Lines of a child's stdout, as they come. */
+export async function* lines(stream: ReadableStream<Uint8Array>) {
+  const decoder = new TextDecoder()
+  let buf = ''
+  for await (const chunk of stream) {
+    buf += decoder.decode(chunk, { stream: true })
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      yield buf.slice(0, i)
+      buf = buf.slice(i + 1)
+    }
+  }
+  if (buf) yield buf
+}
+

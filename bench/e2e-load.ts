@@ -1,0 +1,136 @@
+/**
+ * The load generator for `bench:e2e`, run as its own process. It opens WebSocket clients,
+ * subscribes them, ingests at a fixed rate, and measures ingest-request → WebSocket receipt.
+ * Every loop here is bounded by a count and a deadline. Prints one JSON line of results.
+ *
+ *   bun bench/e2e-load.ts '<json spec>'
+ */
+import * as hdr from 'hdr-histogram-js'
+
+interface Spec {
+  mode: 'stream' | 'fanout'
+  base: string // http://127.0.0.1:port of parcelcast (or of the bare server for fanout-bare)
+  apiKey: string
+  carrier: string
+  trackingNumbers: string[] // one per shipment
+  subscribers: number // spread round-robin over trackingNumbers
+  rate?: number // events/s (stream)
+  seconds?: number // stream duration
+  rounds?: number // fanout: events, one at a time
+  bare?: boolean // fanout against the bare Bun topic server
+  pauseAfterConnectMs?: number
+}
+
+const spec = JSON.parse(process.argv[2]!) as Spec
+const wsBase = spec.base.replace('http', 'ws')
+const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+const hPost = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+const sentAt = new Map<string, number>() // `${tn}:${marker}` → performance.now()
+let received = 0
+let expected = 0
+const lastArrival = new Map<string, number>() // fanout: marker → time the last socket got it
+const arrivals = new Map<string, number>()
+
+async function token(topics: string[]) {
+  const r = await fetch(`${spec.base}/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ topics, ttlSeconds: 3600 }) })
+  return ((await r.json()) as { token: string }).token
+}
+
+function onFrame(data: string) {
+  const f = JSON.parse(data)
+  if (f.type !== 'event' && f.type !== 'bare') return
+  const marker: string = f.type === 'bare' ? f.marker : f.event.description
+  const t = sentAt.get(marker)
+  if (t === undefined) return
+  const now = performance.now()
+  received++
+  if (spec.mode === 'stream') h.recordValue(Math.max(1, Math.round((now - t) * 1000)))
+  else {
+    arrivals.set(marker, (arrivals.get(marker) ?? 0) + 1)
+    lastArrival.set(marker, now)
+  }
+}
+
+// Connect and subscribe, 200 at a time.
+const sockets: WebSocket[] = []
+const tok = spec.bare ? '' : await token(['shipment:*'])
+for (let i = 0; i < spec.subscribers; i += 200) {
+  await Promise.all(
+    Array.from({ length: Math.min(200, spec.subscribers - i) }, (_, k) => {
+      const tn = spec.trackingNumbers[(i + k) % spec.trackingNumbers.length]!
+      return new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(spec.bare ? `${wsBase}/ws` : `${wsBase}/v1/ws?token=${tok}`)
+        const timer = setTimeout(() => reject(new Error('subscribe timed out')), 30_000)
+        ws.onmessage = (e) => {
+          const text = String(e.data)
+          if (text.startsWith('{"type":"snapshot"') || text === '{"type":"subscribed"}') {
+            clearTimeout(timer)
+            ws.onmessage = (m) => onFrame(String(m.data))
+            resolve()
+          }
+        }
+        ws.onopen = () => ws.send(JSON.stringify({ op: 'subscribe', topic: `shipment:${spec.carrier}:${tn}` }))
+        ws.onerror = () => reject(new Error('socket error'))
+        sockets.push(ws)
+      })
+    })
+  )
+}
+process.stdout.write(JSON.stringify({ connected: sockets.length }) + '\n')
+if (spec.pauseAfterConnectMs) await Bun.sleep(spec.pauseAfterConnectMs)
+
+async function ingest(events: { tn: string; marker: string }[]) {
+  const now = performance.now()
+  for (const e of events) sentAt.set(e.marker, now)
+  if (spec.bare) {
+    await fetch(`${spec.base}/publish`, { method: 'POST', body: JSON.stringify({ topic: `shipment:${spec.carrier}:${events[0]!.tn}`, marker: events[0]!.marker }) })
+    return
+  }
+  const body = { events: events.map((e) => ({ carrier: spec.carrier, trackingNumber: e.tn, carrierStatus: 'S', status: 'in_transit', occurredAt: new Date().toISOString(), description: e.marker })) }
+  const r = await fetch(`${spec.base}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  if (!r.ok) throw new Error(`ingest: HTTP ${r.status}`)
+  hPost.recordValue(Math.max(1, Math.round((performance.now() - now) * 1000)))
+}
+
+const subscribersPer = (tn: string) => Math.floor(spec.subscribers / spec.trackingNumbers.length) + (spec.trackingNumbers.indexOf(tn) < spec.subscribers % spec.trackingNumbers.length ? 1 : 0)
+
+if (spec.mode === 'stream') {
+  // Ticks of 10 ms, each ingesting rate/100 events on consecutive shipments.
+  const perTick = Math.max(1, Math.round(spec.rate! / 100))
+  const ticks = Math.round(spec.seconds! * 100)
+  const start = performance.now()
+  let n = 0
+  const inflight: Promise<void>[] = []
+  for (let tick = 0; tick < ticks; tick++) {
+    const events = Array.from({ length: perTick }, () => {
+      const tn = spec.trackingNumbers[n % spec.trackingNumbers.length]!
+      expected += subscribersPer(tn)
+      return { tn, marker: `m${n++}` }
+    })
+    inflight.push(ingest(events))
+    const wait = start + (tick + 1) * 10 - performance.now()
+    if (wait > 0) await Bun.sleep(wait)
+  }
+  await Promise.all(inflight)
+  const sendSeconds = (performance.now() - start) / 1000
+  const deadline = performance.now() + 10_000
+  while (received < expected && performance.now() < deadline) await Bun.sleep(20)
+  const seconds = (performance.now() - start) / 1000
+  const us = (p: number) => h.getValueAtPercentile(p) / 1000
+  console.log(JSON.stringify({ events: n, sendSeconds, expected, received, deliveredPerSecond: received / seconds, p50: us(50), p95: us(95), p99: us(99), max: h.maxValue / 1000, ingestP50: hPost.getValueAtPercentile(50) / 1000, ingestP99: hPost.getValueAtPercentile(99) / 1000 }))
+} else {
+  const times: number[] = []
+  const tn = spec.trackingNumbers[0]!
+  for (let round = 0; round < spec.rounds!; round++) {
+    const marker = `f${round}-${Date.now()}`
+    await ingest([{ tn, marker }])
+    const deadline = performance.now() + 10_000
+    while ((arrivals.get(marker) ?? 0) < spec.subscribers && performance.now() < deadline) await Bun.sleep(1)
+    times.push(lastArrival.get(marker)! - sentAt.get(marker)!)
+    await Bun.sleep(200)
+  }
+  const sorted = [...times].sort((a, b) => a - b)
+  console.log(JSON.stringify({ rounds: times.length, median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted.at(-1), all: times.map((t) => Math.round(t * 10) / 10) }))
+}
+for (const ws of sockets) ws.close()
+process.exit(0)
