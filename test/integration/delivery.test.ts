@@ -164,11 +164,16 @@ describe('the stream', () => {
     await c.next()
     await service.broadcaster.stop()
     await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    // With the broadcaster stopped, readiness shows the entry waiting unread.
+    const ready = await call('GET', '/readyz')
+    expect(ready.body.broadcaster.unread).toBeGreaterThanOrEqual(1)
+    expect(ready.body.broadcaster.unreadAgeMs).toBeGreaterThanOrEqual(0)
     const redis = await connectRedis()
     const key = streamKey(service.config.REDIS_PREFIX)
     // A consumer reads the entry and dies before acknowledging it.
     const read = (await redis.xReadGroup(GROUP, 'dead-consumer', { key, id: '>' }, { COUNT: 100 })) as any
     expect(read[0].messages.length).toBeGreaterThan(0)
+    expect((await call('GET', '/readyz')).body.broadcaster).toMatchObject({ unread: 0, pending: read[0].messages.length })
     service.broadcaster.start()
     const got = await c.next(5000)
     expect(got.seq).toBe(1)
