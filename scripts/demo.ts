@@ -56,6 +56,18 @@ for (const carrier of Object.keys(journeys)) {
 }
 console.log(`created ${shipments.length} shipments; playing their journeys…\n`)
 
+// A browser's view: a WebSocket subscribed to the first shipment, printing every pushed event.
+const watched = shipments[0]
+const { token } = (await call('POST', '/v1/tokens', { topics: [`shipment:${watched.carrier}:${watched.trackingNumber}`] })).body
+const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws?token=${token}`)
+ws.onmessage = (m) => {
+  const f = JSON.parse(String(m.data))
+  if (f.type === 'snapshot') console.log(`  [ws] subscribed to ${f.topic}: ${f.shipment.status}, lastSeq ${f.shipment.lastSeq}`)
+  if (f.type === 'event') console.log(`  [ws] pushed ${f.topic} seq ${f.seq}: ${f.event.carrierStatus} → shipment now ${f.shipment.status}`)
+}
+await new Promise((r) => (ws.onopen = () => (ws.send(JSON.stringify({ op: 'subscribe', topic: `shipment:${watched.carrier}:${watched.trackingNumber}` })), r(null))))
+await Bun.sleep(200)
+
 const start = Date.UTC(2026, 10, 20, 6, 0)
 const maxSteps = Math.max(...Object.values(journeys).map((j) => j.length))
 for (let step = 0; step < maxSteps; step++) {
@@ -89,5 +101,6 @@ const timeline = (await call('GET', `/v1/shipments/${late.id}/events`)).body.ite
 console.log(`its timeline: ${timeline.map((e) => `${e.seq}:${e.carrierStatus}`).join(' → ')}`)
 console.log(`\nTry: curl -H 'authorization: Bearer ${apiKey}' '${base}/v1/shipments?limit=5'   and   curl ${base}/metrics`)
 
+await Bun.sleep(300)
 if (process.env.DEMO_EXIT === '1') stop()
 else console.log('\nparcelcast keeps running; Ctrl-C stops it.')
