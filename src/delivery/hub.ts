@@ -74,7 +74,8 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       },
       attach(c, topic) {
         const t = c.topics.get(topic)
-        if (!t || c.closed) return sequencer.leave(topic, c, false)
+        // Gone meanwhile: the sequencer has already counted it as attached, so leave as such.
+        if (!t || c.closed) return sequencer.leave(topic, c, true)
         c.ws.subscribe(topic)
         t.attached = true
       },
