@@ -1,0 +1,51 @@
+/**
+ * What every carrier adapter is: a pure translation between the carrier's own HTTP API and
+ * normalized events. Adapters never perform I/O themselves (the poller does, with its rate
+ * limit and backoff), never throw on a bad payload (an unexpected shape is an `error` outcome
+ * naming what was wrong), and never deduplicate (the processor does, by dedupKey).
+ */
+import type { EventCheck } from '../pipeline/event.ts'
+
+export interface CarrierRequest {
+  method: 'GET' | 'POST'
+  url: string
+  headers: Record<string, string>
+  body?: string
+}
+
+export interface CarrierResponse {
+  status: number
+  headers: Record<string, string> // lower-cased names
+  body: string
+}
+
+export type TrackResult =
+  | { trackingNumber: string; kind: 'events'; events: EventCheck[] }
+  | { trackingNumber: string; kind: 'not_found' }
+  | { trackingNumber: string; kind: 'error'; message: string }
+
+export type ParseOutcome =
+  | { kind: 'ok'; results: TrackResult[] }
+  | { kind: 'rate_limited'; retryAfterMs: number | null }
+  /** The whole call failed: `retryable` tells the poller whether backing off can help. */
+  | { kind: 'error'; retryable: boolean; message: string }
+
+export interface CarrierConfig {
+  baseUrl: string
+  apiKey?: string
+  zone?: string
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | null {
+  if (!value) return null
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? null : Math.max(0, at - now)
+}
+
+/** A short, log-safe description of a body that was not what we expected. */
+export function bodyHint(body: string): string {
+  const flat = body.replace(/\s+/g, ' ').trim()
+  return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat
+}
