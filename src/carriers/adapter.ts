@@ -27,12 +27,18 @@ export type TrackResult =
 export type ParseOutcome =
   | { kind: 'ok'; results: TrackResult[] }
   | { kind: 'rate_limited'; retryAfterMs: number | null }
-  /** The whole call failed: `retryable` tells the poller whether backing off can help. */
-  | { kind: 'error'; retryable: boolean; message: string }
+  /**
+   * The whole call failed: `retryable` tells the poller whether backing off can help, and
+   * `reauthenticate` that the access token was refused and a fresh one may help.
+   */
+  | { kind: 'error'; retryable: boolean; message: string; reauthenticate?: boolean }
 
 export interface CarrierConfig {
   baseUrl: string
   apiKey?: string
+  clientId?: string
+  clientSecret?: string
+  locale?: string
   zone?: string
 }
 

@@ -1,0 +1,140 @@
+/**
+ * GLS Track & Trace: an OAuth2 client-credentials token from `POST {base}/oauth2/v1/token`,
+ * then `GET {base}/track-and-trace-v1/tracking/simple/trackids/{id,id,…}?showEvents=true`
+ * with up to 10 tracking numbers per call.
+ *
+ * Response: `parcels[]`, each with the number it answers (`requested`), `events[]` with `code`,
+ * `description`, `city`, `country` and `eventDateTime` carrying a colon-less offset (`+0200`);
+ * a parcel GLS does not know comes back inside the HTTP 200 with an `errorCode`. A 401 means
+ * the token expired: the caller fetches a new one (tokens are cached until shortly before
+ * `expires_in`). carrierStatus is the event `code`.
+ */
+import * as v from 'valibot'
+import { toNormalizedEvent } from '../pipeline/event.ts'
+import type { Status } from '../pipeline/identity.ts'
+import { bodyHint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+
+export const GLS_ZONE = 'Europe/Berlin'
+export const GLS_MAX_IDS = 10
+
+const Token = v.object({ access_token: v.pipe(v.string(), v.minLength(1)), expires_in: v.optional(v.number(), 3600), token_type: v.optional(v.string()) })
+
+const GlsEvent = v.object({
+  code: v.pipe(v.string(), v.minLength(1)),
+  description: v.optional(v.nullable(v.string())),
+  city: v.optional(v.nullable(v.string())),
+  postalCode: v.optional(v.nullable(v.string())),
+  country: v.optional(v.nullable(v.string())),
+  eventDateTime: v.string()
+})
+
+const GlsResponse = v.object({
+  parcels: v.array(
+    v.object({
+      requested: v.string(),
+      unitno: v.optional(v.nullable(v.string())),
+      status: v.optional(v.nullable(v.string())),
+      events: v.optional(v.nullable(v.array(v.unknown()))),
+      errorCode: v.optional(v.nullable(v.string())),
+      errorMessage: v.optional(v.nullable(v.string()))
+    })
+  )
+})
+
+export function glsTokenRequest(config: CarrierConfig): CarrierRequest {
+  const basic = Buffer.from(`${config.clientId ?? ''}:${config.clientSecret ?? ''}`).toString('base64')
+  return {
+    method: 'POST',
+    url: new URL('/oauth2/v1/token', config.baseUrl).toString(),
+    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: 'grant_type=client_credentials'
+  }
+}
+
+/** The token and when to stop using it (a minute before GLS says it expires). */
+export function glsParseToken(res: CarrierResponse, now = Date.now()): { token: string; expiresAt: number } | { error: string; retryable: boolean } {
+  if (res.status === 401 || res.status === 403) return { error: `GLS refused the client credentials (HTTP ${res.status})`, retryable: false }
+  if (res.status !== 200) return { error: `GLS token endpoint answered HTTP ${res.status}: ${bodyHint(res.body)}`, retryable: res.status >= 500 || res.status === 429 }
+  try {
+    const t = v.parse(Token, JSON.parse(res.body))
+    return { token: t.access_token, expiresAt: now + Math.max(0, t.expires_in - 60) * 1000 }
+  } catch {
+    return { error: `GLS token response is not what we expect: ${bodyHint(res.body)}`, retryable: true }
+  }
+}
+
+export function glsRequest(config: CarrierConfig, token: string, trackingNumbers: string[]): CarrierRequest {
+  if (trackingNumbers.length === 0 || trackingNumbers.length > GLS_MAX_IDS) throw new RangeError(`GLS takes 1 to ${GLS_MAX_IDS} tracking numbers per call`)
+  const url = new URL(`/track-and-trace-v1/tracking/simple/trackids/${trackingNumbers.map(encodeURIComponent).join(',')}`, config.baseUrl)
+  url.searchParams.set('showEvents', 'true')
+  return { method: 'GET', url: url.toString(), headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }
+}
+
+export function glsStatus(code: string): Exclude<Status, 'pending'> {
+  switch (code.toUpperCase()) {
+    case 'PREADVICE':
+      return 'info_received'
+    case 'INTRANSIT':
+    case 'INWAREHOUSE':
+      return 'in_transit'
+    case 'INDELIVERY':
+      return 'out_for_delivery'
+    case 'NOTDELIVERED':
+      return 'failed_attempt'
+    case 'DELIVEREDPS':
+    case 'ATPARCELSHOP':
+      return 'available_for_pickup'
+    case 'DELIVERED':
+      return 'delivered'
+    case 'RETURNED':
+      return 'returned'
+    case 'CANCELED':
+    case 'DAMAGED':
+      return 'exception'
+    default:
+      return 'unknown'
+  }
+}
+
+export function glsParse(trackingNumbers: string[], res: CarrierResponse): ParseOutcome {
+  if (res.status === 429) return { kind: 'rate_limited', retryAfterMs: retryAfterMs(res.headers['retry-after']) }
+  if (res.status === 401) return { kind: 'error', retryable: true, reauthenticate: true, message: 'GLS refused the access token (expired?)' }
+  if (res.status >= 500) return { kind: 'error', retryable: true, message: `GLS answered HTTP ${res.status}` }
+  if (res.status !== 200) return { kind: 'error', retryable: false, message: `GLS answered HTTP ${res.status}: ${bodyHint(res.body)}` }
+  let json: unknown
+  try {
+    json = JSON.parse(res.body)
+  } catch {
+    return { kind: 'error', retryable: true, message: `GLS sent a body that is not JSON: ${bodyHint(res.body)}` }
+  }
+  const parsed = v.safeParse(GlsResponse, json)
+  if (!parsed.success) {
+    const issue = parsed.issues[0]
+    return { kind: 'error', retryable: false, message: `GLS response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}` }
+  }
+  const byNumber = new Map(parsed.output.parcels.map((p) => [p.requested.replace(/\s+/g, '').toUpperCase(), p]))
+  const results: TrackResult[] = trackingNumbers.map((tn) => {
+    const p = byNumber.get(tn)
+    if (!p) return { trackingNumber: tn, kind: 'error', message: 'GLS did not answer for this tracking number' }
+    if (p.errorCode) {
+      return /404|NOT.?FOUND/i.test(`${p.errorCode} ${p.errorMessage ?? ''}`)
+        ? { trackingNumber: tn, kind: 'not_found' }
+        : { trackingNumber: tn, kind: 'error', message: `GLS: ${p.errorCode} ${p.errorMessage ?? ''}`.trim() }
+    }
+    const events = (p.events ?? []).map((raw, i) => {
+      const e = v.safeParse(GlsEvent, raw)
+      if (!e.success) return { ok: false as const, field: `parcels[${tn}].events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, message: e.issues[0].message }
+      const { code, description, city, postalCode, country, eventDateTime } = e.output
+      return toNormalizedEvent(
+        {
+          carrier: 'gls', trackingNumber: tn, carrierStatus: code, status: glsStatus(code), occurredAt: eventDateTime,
+          location: [[postalCode, city].filter(Boolean).join(' '), country].filter(Boolean).join(', ') || null,
+          description: description?.slice(0, 1000) ?? null
+        },
+        { zone: GLS_ZONE, raw }
+      )
+    })
+    return { trackingNumber: tn, kind: 'events', events }
+  })
+  return { kind: 'ok', results }
+}
