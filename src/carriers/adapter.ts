@@ -42,6 +42,14 @@ export interface CarrierConfig {
   zone?: string
 }
 
+/**
+ * `path` below the configured base URL, keeping the base's own path: a base of
+ * `http://sim:4000/dhl` and `/track/shipments` give `http://sim:4000/dhl/track/shipments`.
+ */
+export function endpoint(baseUrl: string, path: string): URL {
+  return new URL(baseUrl.replace(/\/+$/, '') + path)
+}
+
 /** Retry-After as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
 export function retryAfterMs(value: string | undefined, now = Date.now()): number | null {
   if (!value) return null

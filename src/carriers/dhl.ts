@@ -13,7 +13,7 @@
 import * as v from 'valibot'
 import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
+import { bodyHint, endpoint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
 
 export const DHL_ZONE = 'Europe/Berlin'
 
@@ -36,7 +36,7 @@ const DhlResponse = v.object({
 })
 
 export function dhlRequest(config: CarrierConfig, trackingNumber: string): CarrierRequest {
-  const url = new URL('/track/shipments', config.baseUrl)
+  const url = endpoint(config.baseUrl, '/track/shipments')
   url.searchParams.set('trackingNumber', trackingNumber)
   return { method: 'GET', url: url.toString(), headers: { 'DHL-API-Key': config.apiKey ?? '', accept: 'application/json' } }
 }

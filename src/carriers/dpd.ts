@@ -17,7 +17,7 @@
 import * as v from 'valibot'
 import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
+import { bodyHint, endpoint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
 
 const ZONES: Record<string, string> = {
   DE: 'Europe/Berlin', AT: 'Europe/Vienna', CH: 'Europe/Zurich', NL: 'Europe/Amsterdam', BE: 'Europe/Brussels', LU: 'Europe/Luxembourg',
@@ -52,7 +52,7 @@ const DpdResponse = v.object({
 
 export function dpdRequest(config: CarrierConfig, parcelLabelNumber: string): CarrierRequest {
   const locale = config.locale ?? 'de_DE'
-  return { method: 'GET', url: new URL(`/rest/plc/${encodeURIComponent(locale)}/${encodeURIComponent(parcelLabelNumber)}`, config.baseUrl).toString(), headers: { accept: 'application/json' } }
+  return { method: 'GET', url: endpoint(config.baseUrl, `/rest/plc/${encodeURIComponent(locale)}/${encodeURIComponent(parcelLabelNumber)}`).toString(), headers: { accept: 'application/json' } }
 }
 
 /** `8/18/2021 2:43:31 PM` → `2021-08-18T14:43:31` (wall time, no offset); null if it is not that. */

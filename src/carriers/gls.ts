@@ -12,7 +12,7 @@
 import * as v from 'valibot'
 import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+import { bodyHint, endpoint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
 
 export const GLS_ZONE = 'Europe/Berlin'
 export const GLS_MAX_IDS = 10
@@ -45,7 +45,7 @@ export function glsTokenRequest(config: CarrierConfig): CarrierRequest {
   const basic = Buffer.from(`${config.clientId ?? ''}:${config.clientSecret ?? ''}`).toString('base64')
   return {
     method: 'POST',
-    url: new URL('/oauth2/v1/token', config.baseUrl).toString(),
+    url: endpoint(config.baseUrl, '/oauth2/v1/token').toString(),
     headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: 'grant_type=client_credentials'
   }
@@ -65,7 +65,7 @@ export function glsParseToken(res: CarrierResponse, now = Date.now()): { token: 
 
 export function glsRequest(config: CarrierConfig, token: string, trackingNumbers: string[]): CarrierRequest {
   if (trackingNumbers.length === 0 || trackingNumbers.length > GLS_MAX_IDS) throw new RangeError(`GLS takes 1 to ${GLS_MAX_IDS} tracking numbers per call`)
-  const url = new URL(`/track-and-trace-v1/tracking/simple/trackids/${trackingNumbers.map(encodeURIComponent).join(',')}`, config.baseUrl)
+  const url = endpoint(config.baseUrl, `/track-and-trace-v1/tracking/simple/trackids/${trackingNumbers.map(encodeURIComponent).join(',')}`)
   url.searchParams.set('showEvents', 'true')
   return { method: 'GET', url: url.toString(), headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }
 }

@@ -11,6 +11,8 @@ describe('DHL adapter', () => {
   test('the request: path, query and API-key header', () => {
     const r = dhlRequest({ baseUrl: 'https://api-eu.dhl.com', apiKey: 'k-123' }, TN)
     expect(r).toEqual({ method: 'GET', url: `https://api-eu.dhl.com/track/shipments?trackingNumber=${TN}`, headers: { 'DHL-API-Key': 'k-123', accept: 'application/json' } })
+    // A base URL with a path of its own (a proxy, the simulator) keeps it.
+    expect(dhlRequest({ baseUrl: 'http://127.0.0.1:4000/dhl/', apiKey: 'k' }, TN).url).toBe(`http://127.0.0.1:4000/dhl/track/shipments?trackingNumber=${TN}`)
   })
 
   test('a journey: every status code, every timestamp form, DST, location and raw kept', async () => {
