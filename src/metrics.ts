@@ -25,6 +25,10 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     wsConnections: new Gauge({ name: 'parcelcast_ws_connections', help: 'Open WebSocket connections in this process', registers }),
     wsMessages: new Counter({ name: 'parcelcast_ws_messages_total', help: 'Event frames sent to WebSocket clients, by path (publish to a topic, or send to one socket in handover)', labelNames: ['path'] as const, registers }),
     gapFills: new Counter({ name: 'parcelcast_delivery_gap_fills_total', help: 'Events read back from PostgreSQL because the stream lost or had not brought them', registers }),
+    pollCycles: new Counter({ name: 'parcelcast_poll_cycles_total', help: 'Poll cycles by carrier and result', labelNames: ['carrier', 'result'] as const, registers }),
+    pollShipments: new Counter({ name: 'parcelcast_poll_shipments_total', help: 'Shipments polled, by carrier', labelNames: ['carrier'] as const, registers }),
+    pollErrors: new Counter({ name: 'parcelcast_poll_errors_total', help: 'Carrier calls that failed, by carrier and kind (rate_limited, retryable, final)', labelNames: ['carrier', 'kind'] as const, registers }),
+    pollDuration: new Histogram({ name: 'parcelcast_poll_cycle_seconds', help: 'Poll cycle duration by carrier', labelNames: ['carrier'] as const, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers }),
     httpRequests: new Histogram({ name: 'parcelcast_http_request_seconds', help: 'HTTP request duration', labelNames: ['method', 'route', 'status'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers })
   }
 }

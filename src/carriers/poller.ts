@@ -1,0 +1,210 @@
+/**
+ * The polling engine: one loop per enabled carrier. Each cycle leases up to `batchSize` due,
+ * active shipments (not terminal, not deleted; never polled or least recently polled first)
+ * by moving their `next_poll_at` forward under `for update skip locked` — so several processes
+ * never poll one shipment in the same cycle — asks the carrier (through a token bucket that
+ * also honours Retry-After), and hands every event to the processor in one batch.
+ *
+ * Guarantees: cycles never overlap (an overlapping one answers
+ * `{status: "skipped", reason: "cycle_already_running"}`); carrier errors and 429s back the
+ * carrier off exponentially with jitter (`backoffBaseMs * 2^attempt`, capped at 2^maxAttempts)
+ * and leave the unpolled shipments due again; one carrier's trouble never holds up another's
+ * loop; `stop()` waits for the running cycle. Every cycle is logged and counted.
+ */
+import type { Sql } from '../db/client.ts'
+import { DatabaseUnavailableError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+import type { EventCheck } from '../pipeline/event.ts'
+import type { Processor } from '../pipeline/processor.ts'
+import type { CarrierClient } from './clients.ts'
+
+export interface PollSettings {
+  intervalMs: number
+  batchSize: number
+  backoffBaseMs: number
+  maxAttempts: number
+  ratePerSec: number
+}
+
+export type CycleResult =
+  | { status: 'ok'; polled: number; inserted: number; duplicates: number; errors: number; durationMs: number }
+  | { status: 'skipped'; reason: 'cycle_already_running' | 'backing_off' }
+  | { status: 'error'; error: string; polled: number; durationMs: number }
+
+/** A token bucket: `ratePerSec` calls a second, bursts of at most that many; `pauseFor` for Retry-After. */
+export function createTokenBucket(ratePerSec: number, now = () => Date.now()) {
+  const capacity = Math.max(1, ratePerSec)
+  let tokens = capacity
+  let last = now()
+  let pausedUntil = 0
+  return {
+    /** Resolves when a call may be made; waits at most `maxWaitMs` (false: give up). */
+    async take(maxWaitMs = 60_000): Promise<boolean> {
+      const deadline = now() + maxWaitMs
+      for (;;) {
+        const t = now()
+        tokens = Math.min(capacity, tokens + ((t - last) / 1000) * ratePerSec)
+        last = t
+        if (t >= pausedUntil && tokens >= 1) {
+          tokens -= 1
+          return true
+        }
+        const wait = Math.max(pausedUntil - t, ((1 - tokens) / ratePerSec) * 1000, 1)
+        if (t + wait > deadline) return false
+        await Bun.sleep(wait)
+      }
+    },
+    pauseFor(ms: number) {
+      pausedUntil = Math.max(pausedUntil, now() + ms)
+      tokens = 0
+    }
+  }
+}
+
+export function createPoller(deps: { sql: Sql; processor: Processor; client: CarrierClient; settings: PollSettings; log: Logger; metrics: Metrics; random?: () => number }) {
+  const { sql, processor, client, settings, log, metrics, random = Math.random } = deps
+  const carrier = client.carrier
+  const bucket = createTokenBucket(settings.ratePerSec)
+  let attempt = 0
+  let backoffUntil = 0
+  let running: Promise<CycleResult> | null = null
+  let stopped = true
+  let timer: ReturnType<typeof setTimeout> | null = null
+
+  function backoffMs(): number {
+    const base = settings.backoffBaseMs * 2 ** Math.min(attempt, settings.maxAttempts)
+    return Math.round(base / 2 + random() * (base / 2)) // "equal jitter": between half and all of it
+  }
+
+  async function lease(): Promise<{ id: string; tracking_number: string }[]> {
+    return sql<{ id: string; tracking_number: string }[]>`
+      with due as (
+        select id from shipments
+        where carrier = ${carrier} and deleted_at is null and status not in ('delivered', 'returned', 'expired')
+          and (next_poll_at is null or next_poll_at <= now())
+        order by last_polled_at nulls first, id
+        limit ${settings.batchSize}
+        for update skip locked
+      )
+      update shipments s
+      set last_polled_at = now(), next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000})
+      from due where s.id = due.id
+      returning s.id, s.tracking_number`
+  }
+
+  async function release(ids: string[]) {
+    if (ids.length > 0) await sql`update shipments set next_poll_at = now() where id = any(${ids}::uuid[])`
+  }
+
+  async function cycle(): Promise<CycleResult> {
+    const t0 = performance.now()
+    if (Date.now() < backoffUntil) return { status: 'skipped', reason: 'backing_off' }
+    let leased: { id: string; tracking_number: string }[] = []
+    try {
+      leased = await lease()
+      const checks: EventCheck[] = []
+      let errors = 0
+      let polled = 0
+      let failed: string | null = null
+      for (let i = 0; i < leased.length && !failed; i += client.maxPerCall) {
+        const chunk = leased.slice(i, i + client.maxPerCall)
+        if (!(await bucket.take())) {
+          failed = 'rate limit wait too long'
+          await release(leased.slice(i).map((s) => s.id))
+          break
+        }
+        const out = await client.track(chunk.map((s) => s.tracking_number))
+        if (out.kind === 'ok') {
+          attempt = 0
+          polled += chunk.length
+          for (const r of out.results) {
+            if (r.kind === 'events') checks.push(...r.events)
+            else if (r.kind === 'error') {
+              errors++
+              log.warn({ component: 'poller', carrier, trackingNumber: r.trackingNumber, err: r.message }, 'carrier could not answer for one shipment')
+            }
+          }
+          continue
+        }
+        // The rest of this cycle's shipments are due again at once; the carrier gets a rest.
+        await release(leased.slice(i).map((s) => s.id))
+        if (out.kind === 'rate_limited') {
+          attempt++
+          const wait = out.retryAfterMs ?? backoffMs()
+          bucket.pauseFor(wait)
+          backoffUntil = Date.now() + wait
+          metrics.pollErrors.inc({ carrier, kind: 'rate_limited' })
+          failed = `rate limited; pausing ${wait} ms`
+        } else if (out.retryable) {
+          attempt++
+          backoffUntil = Date.now() + backoffMs()
+          metrics.pollErrors.inc({ carrier, kind: 'retryable' })
+          failed = out.message
+        } else {
+          errors += chunk.length
+          metrics.pollErrors.inc({ carrier, kind: 'final' })
+          log.error({ component: 'poller', carrier, err: out.message }, 'carrier call failed and will not get better by retrying; check the carrier configuration')
+          failed = out.message
+        }
+      }
+      const results = checks.length > 0 ? await processor.ingest(checks) : []
+      const inserted = results.filter((r) => r.outcome === 'inserted').length
+      const duplicates = results.filter((r) => r.outcome === 'duplicate').length
+      const invalid = results.filter((r) => r.outcome === 'invalid').length
+      const durationMs = Math.round(performance.now() - t0)
+      metrics.pollCycles.inc({ carrier, result: failed ? 'error' : 'ok' })
+      metrics.pollDuration.observe({ carrier }, durationMs / 1000)
+      metrics.pollShipments.inc({ carrier }, polled)
+      if (failed) {
+        log.warn({ component: 'poller', carrier, polled, inserted, attempt, backoffMs: Math.max(0, backoffUntil - Date.now()), err: failed }, 'poll cycle cut short')
+        return { status: 'error', error: failed, polled, durationMs }
+      }
+      log.info({ component: 'poller', carrier, polled, inserted, duplicates, errors: errors + invalid, durationMs }, 'poll cycle done')
+      return { status: 'ok', polled, inserted, duplicates, errors: errors + invalid, durationMs }
+    } catch (err) {
+      const durationMs = Math.round(performance.now() - t0)
+      metrics.pollCycles.inc({ carrier, result: 'error' })
+      const message = err instanceof DatabaseUnavailableError ? 'database unavailable' : (err as Error).message
+      log.warn({ component: 'poller', carrier, err: message }, 'poll cycle failed')
+      await release(leased.map((s) => s.id)).catch(() => {})
+      return { status: 'error', error: message, polled: 0, durationMs }
+    }
+  }
+
+  function runOnce(): Promise<CycleResult> {
+    if (running) return Promise.resolve({ status: 'skipped', reason: 'cycle_already_running' })
+    running = cycle().finally(() => (running = null))
+    return running
+  }
+
+  function schedule() {
+    if (stopped) return
+    const wait = Math.max(settings.intervalMs, backoffUntil - Date.now())
+    timer = setTimeout(async () => {
+      await runOnce()
+      schedule()
+    }, wait)
+  }
+
+  return {
+    carrier,
+    runOnce,
+    start() {
+      if (!stopped) return
+      stopped = false
+      log.info({ component: 'poller', carrier, ...settings }, 'poller started')
+      timer = setTimeout(async () => {
+        await runOnce()
+        schedule()
+      }, 0)
+    },
+    async stop() {
+      stopped = true
+      if (timer) clearTimeout(timer)
+      await running
+    }
+  }
+}
+
+export type Poller = ReturnType<typeof createPoller>

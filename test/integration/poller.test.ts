@@ -1,0 +1,171 @@
+/** The polling engine against the carrier simulators and the real database. */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { createCarrierClient } from '../../src/carriers/clients.ts'
+import { createPoller, createTokenBucket, type PollSettings } from '../../src/carriers/poller.ts'
+import { createCarrierSimulator, type CarrierSimulator } from '../../src/carriers/simulator.ts'
+import { createTestDb, silentLog, type TestDb } from '../support/db.ts'
+import { testService } from '../support/service.ts'
+
+let db: TestDb
+let service: ReturnType<typeof testService>
+let sim: CarrierSimulator
+beforeAll(async () => {
+  db = await createTestDb()
+  service = testService({ DATABASE_URL: db.url })
+  sim = createCarrierSimulator({ stepMs: 0 })
+})
+afterAll(async () => {
+  sim.stop()
+  await service.stop()
+  await db.drop()
+})
+
+const settings = (over: Partial<PollSettings> = {}): PollSettings => ({ intervalMs: 60_000, batchSize: 10, backoffBaseMs: 200, maxAttempts: 5, ratePerSec: 1000, ...over })
+function poller(carrier: 'dhl' | 'dpd' | 'gls', base: string, over: Partial<PollSettings> = {}) {
+  const client = createCarrierClient(carrier, { baseUrl: `${base}/${carrier}`, apiKey: 'sim-dhl-key', clientId: 'sim-gls-id', clientSecret: 'sim-gls-secret', locale: 'de_DE' }, 2000)!
+  return createPoller({ sql: service.sql, processor: service.processor, client, settings: settings(over), log: silentLog, metrics: service.metrics })
+}
+async function shipments(carrier: string, prefix: string, n: number) {
+  await db.sql`insert into shipments (carrier, tracking_number) select ${carrier}, ${prefix} || g from generate_series(1, ${n}) g`
+}
+const requestsFor = (s: CarrierSimulator, carrier: string) => s.requests.filter((r) => r.carrier === carrier)
+
+describe('poller', () => {
+  test('polls active shipments into the processor; terminal and deleted ones never', async () => {
+    await shipments('dhl', 'ACT', 3)
+    await db.sql`insert into shipments (carrier, tracking_number, status) values ('dhl', 'DONE1', 'delivered'), ('dhl', 'RET1', 'returned')`
+    await db.sql`insert into shipments (carrier, tracking_number, deleted_at) values ('dhl', 'GONE1', now())`
+    const before = sim.requests.length
+    const result = await poller('dhl', sim.url).runOnce()
+    expect(result).toMatchObject({ status: 'ok', polled: 3, inserted: 15, errors: 0 })
+    const asked = sim.requests.slice(before).length
+    expect(asked).toBe(3)
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from shipments where tracking_number like 'ACT%' and status = 'delivered' and last_seq = 5`
+    expect(row!.n).toBe(3)
+    // Delivered now: a second cycle has nothing to poll.
+    await db.sql`update shipments set next_poll_at = null`
+    expect(await poller('dhl', sim.url).runOnce()).toMatchObject({ status: 'ok', polled: 0 })
+  })
+
+  test('GLS: ten numbers a call, with a token; DPD: one a call', async () => {
+    await shipments('gls', 'GL', 12)
+    await shipments('dpd', 'DP', 2)
+    const before = sim.requests.length
+    expect(await poller('gls', sim.url, { batchSize: 20 }).runOnce()).toMatchObject({ status: 'ok', polled: 12, inserted: 60 })
+    expect(await poller('dpd', sim.url).runOnce()).toMatchObject({ status: 'ok', polled: 2, inserted: 10 })
+    const since = sim.requests.slice(before)
+    expect(since.filter((r) => r.carrier === 'gls').length).toBe(3) // one token + two tracking calls
+    expect(since.filter((r) => r.carrier === 'dpd').length).toBe(2)
+  })
+
+  test('cycles never overlap', async () => {
+    const slow = createCarrierSimulator({ stepMs: 0, latencyMs: 200 })
+    try {
+      await shipments('dhl', 'OVL', 2)
+      const p = poller('dhl', slow.url)
+      const [a, b] = await Promise.all([p.runOnce(), p.runOnce()])
+      expect(a.status).toBe('ok')
+      expect(b).toEqual({ status: 'skipped', reason: 'cycle_already_running' })
+    } finally {
+      slow.stop()
+    }
+  })
+
+  test('a failing carrier is backed off with jitter, and its shipments stay due', async () => {
+    const down = createCarrierSimulator({ stepMs: 0, errorRate: 1 })
+    try {
+      await db.sql`update shipments set next_poll_at = now() + interval '1 day' where carrier = 'dpd'`
+      await shipments('dpd', 'ERR', 3)
+      const p = poller('dpd', down.url, { backoffBaseMs: 300 })
+      const first = await p.runOnce()
+      expect(first).toMatchObject({ status: 'error' })
+      expect(await p.runOnce()).toEqual({ status: 'skipped', reason: 'backing_off' })
+      const [due] = await db.sql<{ n: number }[]>`select count(*)::int as n from shipments where tracking_number like 'ERR%' and next_poll_at <= now()`
+      expect(due!.n).toBe(3)
+      // attempt 1: between 300 and 600 ms.
+      await Bun.sleep(650)
+      expect((await p.runOnce()).status).toBe('error')
+      // Only one call per cycle reached the carrier: the cycle stops at the first failure.
+      expect(requestsFor(down, 'dpd').length).toBe(2)
+    } finally {
+      down.stop()
+    }
+  })
+
+  test('the rate limit holds (counted at the simulator) and a 429 pauses the carrier', async () => {
+    await db.sql`update shipments set next_poll_at = now() + interval '1 day' where carrier = 'dhl'`
+    await shipments('dhl', 'RATE', 12)
+    const counted = createCarrierSimulator({ stepMs: 0 })
+    try {
+      const result = await poller('dhl', counted.url, { ratePerSec: 5, batchSize: 12 }).runOnce()
+      expect(result).toMatchObject({ status: 'ok', polled: 12 })
+      const perSecond = new Map<number, number>()
+      for (const r of requestsFor(counted, 'dhl')) perSecond.set(Math.floor(r.at / 1000), (perSecond.get(Math.floor(r.at / 1000)) ?? 0) + 1)
+      // A bucket of 5: a burst of 5, then 5 a second; no second may see more than 2 × 5.
+      expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(10)
+      expect(result.status === 'ok' && result.durationMs).toBeGreaterThanOrEqual(1000)
+    } finally {
+      counted.stop()
+    }
+    const strict = createCarrierSimulator({ stepMs: 0, rateLimitPerSec: 2 })
+    try {
+      // The first part delivered those journeys; fresh shipments for this one.
+      await shipments('dhl', 'LIMIT', 6)
+      const p = poller('dhl', strict.url, { batchSize: 12 })
+      const r = await p.runOnce()
+      expect(r).toMatchObject({ status: 'error', error: expect.stringContaining('rate limited') })
+      expect(await p.runOnce()).toEqual({ status: 'skipped', reason: 'backing_off' })
+    } finally {
+      strict.stop()
+    }
+  })
+
+  test('a carrier that is down does not hold up the others', async () => {
+    await db.sql`update shipments set next_poll_at = now()`
+    await shipments('gls', 'SIDE', 2)
+    const dead = poller('dpd', 'http://127.0.0.1:1')
+    const alive = poller('gls', sim.url, { batchSize: 50 })
+    const t0 = performance.now()
+    const [d, a] = await Promise.all([dead.runOnce(), alive.runOnce()])
+    expect(d.status).toBe('error')
+    expect(a.status).toBe('ok')
+    expect(performance.now() - t0).toBeLessThan(3000)
+  })
+
+  test('two processes polling one carrier never ask for one shipment twice in a cycle', async () => {
+    await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
+    await shipments('dhl', 'TWIN', 40)
+    const twin = createCarrierSimulator({ stepMs: 0, latencyMs: 5 })
+    try {
+      const other = testService({ DATABASE_URL: db.url })
+      try {
+        const a = poller('dhl', twin.url, { batchSize: 40 })
+        const b = createPoller({ sql: other.sql, processor: other.processor, client: createCarrierClient('dhl', { baseUrl: `${twin.url}/dhl`, apiKey: 'sim-dhl-key' })!, settings: settings({ batchSize: 40 }), log: silentLog, metrics: other.metrics })
+        const [ra, rb] = await Promise.all([a.runOnce(), b.runOnce()])
+        const polled = (ra.status === 'ok' ? ra.polled : 0) + (rb.status === 'ok' ? rb.polled : 0)
+        expect(polled).toBe(40)
+        expect(requestsFor(twin, 'dhl').length).toBe(40)
+      } finally {
+        await other.stop()
+      }
+    } finally {
+      twin.stop()
+    }
+  })
+})
+
+describe('token bucket', () => {
+  test('a burst of capacity, then the rate; a pause holds every call', async () => {
+    let now = 0
+    const b = createTokenBucket(5, () => now)
+    for (let i = 0; i < 5; i++) expect(await b.take(0)).toBe(true)
+    expect(await b.take(0)).toBe(false)
+    now += 200
+    expect(await b.take(0)).toBe(true)
+    b.pauseFor(1000)
+    now += 500
+    expect(await b.take(0)).toBe(false)
+    now += 600
+    expect(await b.take(0)).toBe(true)
+  })
+})
