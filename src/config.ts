@@ -52,8 +52,20 @@ const Env = v.object({
   CLAIM_IDLE_MS: int('CLAIM_IDLE_MS', 60_000, 10, 86_400_000),
   RECONCILE_MS: int('RECONCILE_MS', 2000, 50, 3_600_000),
   WS_BACKPRESSURE_BYTES: int('WS_BACKPRESSURE_BYTES', 1_048_576, 1024, 64 * 1_048_576),
-  POLL_BATCH_SIZE: int('POLL_BATCH_SIZE', 10, 1, 1000),
-  POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 60_000, 100, 86_400_000),
+  // Unset: each carrier's own value from carrier_configs (batch_size default 10, poll_interval_ms 60000).
+  POLL_BATCH_SIZE: v.optional(int('POLL_BATCH_SIZE', 10, 1, 1000)),
+  POLL_INTERVAL_MS: v.optional(int('POLL_INTERVAL_MS', 60_000, 100, 86_400_000)),
+  POLL_ENABLED: v.pipe(v.optional(v.picklist(['true', 'false'], 'POLL_ENABLED must be true or false'), 'true'), v.transform((s) => s === 'true')),
+  DHL_BASE_URL: v.optional(url('DHL_BASE_URL', '', ['http:', 'https:'])),
+  DHL_API_KEY: v.optional(v.string()),
+  DPD_BASE_URL: v.optional(url('DPD_BASE_URL', '', ['http:', 'https:'])),
+  DPD_LOCALE: v.optional(v.pipe(v.string(), v.regex(/^[a-z]{2}_[A-Z]{2}$/, 'DPD_LOCALE must look like de_DE'))),
+  GLS_BASE_URL: v.optional(url('GLS_BASE_URL', '', ['http:', 'https:'])),
+  GLS_CLIENT_ID: v.optional(v.string()),
+  GLS_CLIENT_SECRET: v.optional(v.string()),
+  DHL_WEBHOOK_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, 'DHL_WEBHOOK_SECRET must be at least 16 characters'))),
+  DPD_WEBHOOK_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, 'DPD_WEBHOOK_SECRET must be at least 16 characters'))),
+  GLS_WEBHOOK_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, 'GLS_WEBHOOK_SECRET must be at least 16 characters'))),
   MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))
 })
 

@@ -7,6 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { createBroadcaster } from './delivery/broadcaster.ts'
 import { createHub } from './delivery/hub.ts'
+import { createCarrierClient } from './carriers/clients.ts'
+import { loadCarrierSetups } from './carriers/configs.ts'
+import { createPoller, type Poller } from './carriers/poller.ts'
 import type { Config } from './config.ts'
 import { createTokens } from './delivery/tokens.ts'
 import { createSql } from './db/client.ts'
@@ -49,23 +52,33 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
   })
   let server: { port?: number } | null = null
+  const pollers: Poller[] = []
 
   return {
-    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, broadcaster, hub, app,
+    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, broadcaster, hub, app, pollers,
     get port() {
       return server?.port ?? 0
     },
     async start() {
       if (config.MIGRATE_ON_BOOT) await migrate(sql, log)
+      if (config.POLL_ENABLED) {
+        for (const setup of await loadCarrierSetups(sql, config)) {
+          const client = setup.enabled ? createCarrierClient(setup.carrier, setup.client) : null
+          if (!client) continue
+          pollers.push(createPoller({ sql, processor, client, settings: setup.poll, log, metrics }))
+        }
+      }
       relay.start()
       app.listen({ port: config.PORT, hostname: '0.0.0.0' })
       server = app.server
       hub.start(app.server!)
       broadcaster.start()
+      for (const p of pollers) p.start()
       log.info({ component: 'service', port: server?.port }, 'parcelcast listening')
     },
     async stop() {
       if (app.server) await app.stop(true).catch(() => {})
+      await Promise.all(pollers.map((p) => p.stop()))
       await relay.stop()
       await broadcaster.stop()
       await hub.stop()

@@ -7,7 +7,7 @@ const base = { API_KEYS: 'a-key-of-length' }
 describe('config', () => {
   test('defaults are the contract’s', () => {
     const c = loadConfig(base)
-    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: 'redis://127.0.0.1:6379', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: 10, API_KEYS: ['a-key-of-length'] })
+    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: 'redis://127.0.0.1:6379', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: undefined, API_KEYS: ['a-key-of-length'] })
     expect(Object.isFrozen(c)).toBe(true)
   })
 
