@@ -47,8 +47,17 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
   })
   const hub = createHub({ sql, subscriber: subscriberRedis, prefix: config.REDIS_PREFIX, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
+  // Webhook secrets: the environment's, else the stored ones; read once, on the first push.
+  let secrets: Promise<Map<string, string>> | null = null
+  const webhookSecrets = () =>
+    (secrets ??= loadCarrierSetups(sql, config)
+      .then((all) => new Map(all.flatMap((s) => (s.webhookSecret ? [[s.carrier, s.webhookSecret] as [string, string]] : []))))
+      .catch((err) => {
+        secrets = null
+        throw err
+      }))
   const app = createApp({
-    sql, redis, processor, tokens, hub, broadcaster, log, metrics,
+    sql, redis, processor, tokens, hub, broadcaster, webhookSecrets, log, metrics,
     apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
   })
   let server: { port?: number } | null = null

@@ -18,6 +18,7 @@ import { eventRoutes } from './routes/events.ts'
 import { healthRoutes } from './routes/health.ts'
 import { shipmentRoutes } from './routes/shipments.ts'
 import { tokenRoutes } from './routes/tokens.ts'
+import { webhookRoutes } from './routes/webhooks.ts'
 import type { Tokens } from '../delivery/tokens.ts'
 
 export interface AppDeps {
@@ -30,6 +31,7 @@ export interface AppDeps {
   hub: Hub
   broadcaster: Broadcaster
   wsBackpressureBytes: number
+  webhookSecrets: () => Promise<Map<string, string>>
   apiKeys: readonly string[]
   bodyLimitBytes: number
 }
@@ -37,7 +39,7 @@ export interface AppDeps {
 const started = new WeakMap<Request, number>()
 
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, tokens, hub, broadcaster, log, metrics, apiKeys, bodyLimitBytes, wsBackpressureBytes } = deps
+  const { sql, redis, processor, tokens, hub, broadcaster, webhookSecrets, log, metrics, apiKeys, bodyLimitBytes, wsBackpressureBytes } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
   return new Elysia({
@@ -68,6 +70,7 @@ export function createApp(deps: AppDeps) {
     .use(shipmentRoutes(createShipmentStore(sql)))
     .use(eventRoutes(processor))
     .use(tokenRoutes(tokens))
+    .use(webhookRoutes({ processor, secrets: webhookSecrets, log }))
     .ws('/v1/ws', {
       query: t.Object({ token: t.Optional(t.String()) }),
       open: (ws) => hub.open(ws.raw as unknown as Socket, ws.data.query.token),
