@@ -1,30 +1,42 @@
 /**
- * `npm run demo`: start parcelcast on local defaults and watch parcels move.
+ * `npm run demo`: parcelcast end to end on local defaults, with simulated carriers.
  *
- * Starts the service (`src/main.ts`) as a child process, creates a dozen shipments across
- * DHL, DPD and GLS, and plays their journeys through `POST /v1/events` — with a re-delivered
- * scan and a late, out-of-order one — printing what the API says after each step. The
- * service keeps running afterwards (Ctrl-C stops both); DEMO_EXIT=1 stops when done.
+ * Starts the DHL, DPD and GLS simulators, starts parcelcast (`src/main.ts`) polling them,
+ * creates 100 shipments across the three carriers, and prints, every two seconds, how many
+ * are in each status — while a WebSocket subscriber of one shipment prints what it is pushed.
+ * The simulators answer with latency, duplicates, out-of-order scans and the odd error page,
+ * so the poller's backoff and the deduplication are at work too. Ctrl-C stops everything;
+ * DEMO_EXIT=1 stops once every parcel is delivered.
  */
+import { createCarrierSimulator } from '../src/carriers/simulator.ts'
+
 const port = process.env.PORT ?? '3000'
 const apiKey = process.env.API_KEYS?.split(',')[0] ?? 'demo-key-change-me'
 const base = `http://127.0.0.1:${port}`
-const env = { ...process.env, PORT: port, API_KEYS: process.env.API_KEYS ?? apiKey, TOKEN_SECRET: process.env.TOKEN_SECRET ?? "demo-token-secret-change-me-0123456789", LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }
+const sim = createCarrierSimulator({ port: Number(process.env.SIM_PORT ?? 0), latencyMs: 50, stepMs: 2500, errorRate: 0.03, duplicateEvery: 3 })
 
+const env = {
+  ...process.env,
+  PORT: port,
+  API_KEYS: process.env.API_KEYS ?? apiKey,
+  TOKEN_SECRET: process.env.TOKEN_SECRET ?? 'demo-token-secret-change-me-0123456789',
+  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  POLL_INTERVAL_MS: process.env.POLL_INTERVAL_MS ?? '1000',
+  DHL_BASE_URL: `${sim.url}/dhl`, DHL_API_KEY: sim.options.dhlApiKey,
+  DPD_BASE_URL: `${sim.url}/dpd`, DPD_LOCALE: 'de_DE',
+  GLS_BASE_URL: `${sim.url}/gls`, GLS_CLIENT_ID: sim.options.glsClientId, GLS_CLIENT_SECRET: sim.options.glsClientSecret
+}
 const server = Bun.spawn([process.execPath, `${import.meta.dir}/../src/main.ts`], { env, stdout: 'inherit', stderr: 'inherit' })
 const stop = () => {
   server.kill('SIGTERM')
+  sim.stop()
   process.exit(0)
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
 
 async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
+  const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
   return { status: res.status, body: (await res.json()) as any }
 }
 
@@ -34,73 +46,48 @@ for (let i = 0; ; i++) {
   } catch {}
   if (i > 100 || server.exitCode !== null) {
     console.error(`parcelcast did not become ready on ${base}; is PostgreSQL running at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)?`)
-    server.kill()
-    process.exit(1)
+    stop()
   }
   await Bun.sleep(100)
 }
-console.log(`parcelcast is up on ${base} (API key: ${apiKey}); readiness: ${JSON.stringify((await (await fetch(`${base}/readyz`)).json()))}\n`)
+console.log(`parcelcast is up on ${base} (API key: ${apiKey}); carrier simulators on ${sim.url}/{dhl,dpd,gls}\n`)
 
-const journeys: Record<string, [string, string][]> = {
-  dhl: [['pre-transit', 'info_received'], ['PU', 'in_transit'], ['transit', 'in_transit'], ['OFD', 'out_for_delivery'], ['delivered', 'delivered']],
-  dpd: [['PickedUp', 'in_transit'], ['BetweenDepots', 'in_transit'], ['Courier', 'out_for_delivery'], ['DeliveryFailure', 'failed_attempt'], ['ParcelShop', 'available_for_pickup']],
-  gls: [['PREADVICE', 'info_received'], ['INWAREHOUSE', 'in_transit'], ['INDELIVERY', 'out_for_delivery'], ['DELIVERED', 'delivered']]
-}
 const run = Date.now().toString(36).toUpperCase()
-const shipments = []
-for (const carrier of Object.keys(journeys)) {
-  for (let n = 1; n <= 4; n++) {
-    const res = await call('POST', '/v1/shipments', { carrier, trackingNumber: `DEMO-${run}-${carrier}${n}`, reference: `order ${n}` })
-    shipments.push(res.body)
-  }
+const carriers = ['dhl', 'dpd', 'gls'] as const
+const shipments: any[] = []
+for (let n = 0; n < 100; n++) {
+  const carrier = carriers[n % 3]!
+  shipments.push((await call('POST', '/v1/shipments', { carrier, trackingNumber: `DEMO${run}${String(n).padStart(3, '0')}`, reference: `order ${n}` })).body)
 }
-console.log(`created ${shipments.length} shipments; playing their journeys…\n`)
+console.log(`created 100 shipments (DHL, DPD, GLS); the pollers are asking the carriers now…\n`)
 
-// A browser's view: a WebSocket subscribed to the first shipment, printing every pushed event.
+// A browser's view: a WebSocket subscribed to one shipment, printing every pushed event.
 const watched = shipments[0]
-const { token } = (await call('POST', '/v1/tokens', { topics: [`shipment:${watched.carrier}:${watched.trackingNumber}`] })).body
+const topic = `shipment:${watched.carrier}:${watched.trackingNumber}`
+const { token } = (await call('POST', '/v1/tokens', { topics: [topic] })).body
 const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws?token=${token}`)
 ws.onmessage = (m) => {
   const f = JSON.parse(String(m.data))
   if (f.type === 'snapshot') console.log(`  [ws] subscribed to ${f.topic}: ${f.shipment.status}, lastSeq ${f.shipment.lastSeq}`)
-  if (f.type === 'event') console.log(`  [ws] pushed ${f.topic} seq ${f.seq}: ${f.event.carrierStatus} → shipment now ${f.shipment.status}`)
+  if (f.type === 'event') console.log(`  [ws] pushed seq ${f.seq}: ${f.event.carrierStatus} (${f.event.location ?? '—'}) → ${f.shipment.status}`)
 }
-await new Promise((r) => (ws.onopen = () => (ws.send(JSON.stringify({ op: 'subscribe', topic: `shipment:${watched.carrier}:${watched.trackingNumber}` })), r(null))))
-await Bun.sleep(200)
+ws.onopen = () => ws.send(JSON.stringify({ op: 'subscribe', topic }))
 
-const start = Date.UTC(2026, 10, 20, 6, 0)
-const maxSteps = Math.max(...Object.values(journeys).map((j) => j.length))
-for (let step = 0; step < maxSteps; step++) {
-  const events = []
-  for (const [i, s] of shipments.entries()) {
-    const leg = journeys[s.carrier]![step]
-    if (!leg) continue
-    const occurredAt = new Date(start + step * 3_600_000 + i * 60_000).toISOString()
-    events.push({ carrier: s.carrier, trackingNumber: s.trackingNumber, carrierStatus: leg[0], status: leg[1], occurredAt, location: ['Leipzig, DE', 'Berlin, DE', 'Hamburg, DE'][step % 3] })
+const ids = new Set(shipments.map((s) => s.id))
+for (let tick = 0; tick < 600; tick++) {
+  await Bun.sleep(2000)
+  const tally: Record<string, number> = {}
+  let cursor: string | null = null
+  do {
+    const page: { body: any } = await call('GET', `/v1/shipments?limit=200${cursor ? `&cursor=${cursor}` : ''}`)
+    for (const s of page.body.items) if (ids.has(s.id)) tally[s.status] = (tally[s.status] ?? 0) + 1
+    cursor = page.body.nextCursor
+  } while (cursor)
+  console.log(`t+${(tick + 1) * 2}s  ${Object.entries(tally).map(([k, v]) => `${k}: ${v}`).join('  ')}`)
+  if (tally.delivered === 100) {
+    console.log(`\nall 100 delivered. Try: curl -H 'authorization: Bearer ${apiKey}' '${base}/v1/shipments/${watched.id}/events'   and   curl ${base}/metrics`)
+    if (process.env.DEMO_EXIT === '1') stop()
+    console.log('parcelcast keeps running; Ctrl-C stops it.')
+    break
   }
-  const outcomes = (await call('POST', '/v1/events', { events })).body.results as any[]
-  const tally = outcomes.reduce((t: Record<string, number>, r) => ((t[r.outcome] = (t[r.outcome] ?? 0) + 1), t), {})
-  console.log(`step ${step + 1}: ${JSON.stringify(tally)}`)
-  if (step === 1) {
-    // A carrier re-delivers a scan: the same dedupKey, so the database unique constraint makes it a no-op.
-    const again = (await call('POST', '/v1/events', { events: events.slice(0, 1) })).body.results[0]
-    console.log(`  re-delivered scan ${again.dedupKey} → ${again.outcome} (seq ${again.seq})`)
-  }
-  for (const s of shipments.slice(0, 3)) {
-    const now = (await call('GET', `/v1/shipments/${s.id}`)).body
-    console.log(`  ${now.carrier} ${now.trackingNumber.padEnd(24)} ${now.status.padEnd(20)} seq ${now.lastSeq}  at ${now.lastEventAt}`)
-  }
-  await Bun.sleep(700)
 }
-
-const late = shipments[0]
-const lateResult = (await call('POST', '/v1/events', { events: [{ carrier: late.carrier, trackingNumber: late.trackingNumber, carrierStatus: 'transit', status: 'in_transit', occurredAt: new Date(start + 30 * 60_000).toISOString(), location: 'Kassel, DE' }] })).body.results[0]
-const after = (await call('GET', `/v1/shipments/${late.id}`)).body
-console.log(`\na late scan from hours ago → ${lateResult.outcome} as seq ${lateResult.seq}, projectionUpdated ${lateResult.projectionUpdated}; ${late.trackingNumber} stays ${after.status}`)
-const timeline = (await call('GET', `/v1/shipments/${late.id}/events`)).body.items as any[]
-console.log(`its timeline: ${timeline.map((e) => `${e.seq}:${e.carrierStatus}`).join(' → ')}`)
-console.log(`\nTry: curl -H 'authorization: Bearer ${apiKey}' '${base}/v1/shipments?limit=5'   and   curl ${base}/metrics`)
-
-await Bun.sleep(300)
-if (process.env.DEMO_EXIT === '1') stop()
-else console.log('\nparcelcast keeps running; Ctrl-C stops it.')
