@@ -49,12 +49,19 @@ export function createCarrierClient(carrier: string, config: CarrierConfig, time
       }
     case 'gls': {
       let token: { token: string; expiresAt: number } | null = null
+      // Single flight: calls in parallel share one token request.
+      let fetching: Promise<string | ParseOutcome> | null = null
       const getToken = async (): Promise<string | ParseOutcome> => {
         if (token && token.expiresAt > Date.now()) return token.token
-        const t = glsParseToken(await send(glsTokenRequest(config), timeoutMs))
-        if ('error' in t) return { kind: 'error', retryable: t.retryable, message: t.error }
-        token = t
-        return t.token
+        fetching ??= send(glsTokenRequest(config), timeoutMs)
+          .then((res): string | ParseOutcome => {
+            const t = glsParseToken(res)
+            if ('error' in t) return { kind: 'error', retryable: t.retryable, message: t.error }
+            token = t
+            return t.token
+          })
+          .finally(() => (fetching = null))
+        return fetching
       }
       return {
         carrier, maxPerCall: GLS_MAX_IDS,

@@ -25,6 +25,8 @@ export interface PollSettings {
   backoffBaseMs: number
   maxAttempts: number
   ratePerSec: number
+  /** Carrier calls in flight at once within a cycle (the rate limit still holds). */
+  concurrency?: number
 }
 
 export type CycleResult =
@@ -107,47 +109,60 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       let errors = 0
       let polled = 0
       let failed: string | null = null
-      for (let i = 0; i < leased.length && !failed; i += client.maxPerCall) {
-        const chunk = leased.slice(i, i + client.maxPerCall)
-        if (!(await bucket.take())) {
-          failed = 'rate limit wait too long'
-          await release(leased.slice(i).map((s) => s.id))
-          break
-        }
-        const out = await client.track(chunk.map((s) => s.tracking_number))
-        if (out.kind === 'ok') {
-          attempt = 0
-          polled += chunk.length
-          for (const r of out.results) {
-            if (r.kind === 'events') checks.push(...r.events)
-            else if (r.kind === 'error') {
-              errors++
-              log.warn({ component: 'poller', carrier, trackingNumber: r.trackingNumber, err: r.message }, 'carrier could not answer for one shipment')
-            }
+      const chunks: { id: string; tracking_number: string }[][] = []
+      for (let i = 0; i < leased.length; i += client.maxPerCall) chunks.push(leased.slice(i, i + client.maxPerCall))
+      let next = 0
+      const unpolled: string[] = []
+      // A bounded pool of calls; after the first failure no new call starts, and what was not
+      // asked is due again at once.
+      async function worker() {
+        while (next < chunks.length) {
+          const chunk = chunks[next++]!
+          if (failed || !(await bucket.take())) {
+            failed ??= 'rate limit wait too long'
+            unpolled.push(...chunk.map((s) => s.id))
+            continue
           }
-          continue
-        }
-        // The rest of this cycle's shipments are due again at once; the carrier gets a rest.
-        await release(leased.slice(i).map((s) => s.id))
-        if (out.kind === 'rate_limited') {
-          attempt++
-          const wait = out.retryAfterMs ?? backoffMs()
-          bucket.pauseFor(wait)
-          backoffUntil = Date.now() + wait
-          metrics.pollErrors.inc({ carrier, kind: 'rate_limited' })
-          failed = `rate limited; pausing ${wait} ms`
-        } else if (out.retryable) {
-          attempt++
-          backoffUntil = Date.now() + backoffMs()
-          metrics.pollErrors.inc({ carrier, kind: 'retryable' })
-          failed = out.message
-        } else {
-          errors += chunk.length
-          metrics.pollErrors.inc({ carrier, kind: 'final' })
-          log.error({ component: 'poller', carrier, err: out.message }, 'carrier call failed and will not get better by retrying; check the carrier configuration')
-          failed = out.message
+          const out = await client.track(chunk.map((s) => s.tracking_number))
+          if (out.kind === 'ok') {
+            attempt = 0
+            polled += chunk.length
+            for (const r of out.results) {
+              if (r.kind === 'events') checks.push(...r.events)
+              else if (r.kind === 'error') {
+                errors++
+                log.warn({ component: 'poller', carrier, trackingNumber: r.trackingNumber, err: r.message }, 'carrier could not answer for one shipment')
+              }
+            }
+            continue
+          }
+          unpolled.push(...chunk.map((s) => s.id))
+          if (out.kind === 'rate_limited') {
+            if (!failed) {
+              attempt++
+              const wait = out.retryAfterMs ?? backoffMs()
+              bucket.pauseFor(wait)
+              backoffUntil = Date.now() + wait
+              failed = `rate limited; pausing ${wait} ms`
+            }
+            metrics.pollErrors.inc({ carrier, kind: 'rate_limited' })
+          } else if (out.retryable) {
+            if (!failed) {
+              attempt++
+              backoffUntil = Date.now() + backoffMs()
+              failed = out.message
+            }
+            metrics.pollErrors.inc({ carrier, kind: 'retryable' })
+          } else {
+            errors += chunk.length
+            metrics.pollErrors.inc({ carrier, kind: 'final' })
+            log.error({ component: 'poller', carrier, err: out.message }, 'carrier call failed and will not get better by retrying; check the carrier configuration')
+            failed ??= out.message
+          }
         }
       }
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(settings.concurrency ?? 4, chunks.length)) }, worker))
+      await release(unpolled)
       const results = checks.length > 0 ? await processor.ingest(checks) : []
       const inserted = results.filter((r) => r.outcome === 'inserted').length
       const duplicates = results.filter((r) => r.outcome === 'duplicate').length

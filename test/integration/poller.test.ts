@@ -76,7 +76,7 @@ describe('poller', () => {
     try {
       await db.sql`update shipments set next_poll_at = now() + interval '1 day' where carrier = 'dpd'`
       await shipments('dpd', 'ERR', 3)
-      const p = poller('dpd', down.url, { backoffBaseMs: 300 })
+      const p = poller('dpd', down.url, { backoffBaseMs: 300, concurrency: 1 })
       const first = await p.runOnce()
       expect(first).toMatchObject({ status: 'error' })
       expect(await p.runOnce()).toEqual({ status: 'skipped', reason: 'backing_off' })
