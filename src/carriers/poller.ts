@@ -167,6 +167,7 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       const inserted = results.filter((r) => r.outcome === 'inserted').length
       const duplicates = results.filter((r) => r.outcome === 'duplicate').length
       const invalid = results.filter((r) => r.outcome === 'invalid').length
+      for (const [outcome, n] of [['inserted', inserted], ['duplicate', duplicates], ['invalid', invalid]] as const) if (n) metrics.pollEvents.inc({ carrier, outcome }, n)
       const durationMs = Math.round(performance.now() - t0)
       metrics.pollCycles.inc({ carrier, result: failed ? 'error' : 'ok' })
       metrics.pollDuration.observe({ carrier }, durationMs / 1000)

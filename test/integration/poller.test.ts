@@ -38,6 +38,7 @@ describe('poller', () => {
     const before = sim.requests.length
     const result = await poller('dhl', sim.url).runOnce()
     expect(result).toMatchObject({ status: 'ok', polled: 3, inserted: 15, errors: 0 })
+    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_poll_events_total')).toContain('parcelcast_poll_events_total{carrier="dhl",outcome="inserted"} 15')
     const asked = sim.requests.slice(before).length
     expect(asked).toBe(3)
     const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from shipments where tracking_number like 'ACT%' and status = 'delivered' and last_seq = 5`
@@ -132,7 +133,7 @@ describe('poller', () => {
     expect(performance.now() - t0).toBeLessThan(3000)
   })
 
-  test('two processes polling one carrier never ask for one shipment twice in a cycle', async () => {
+  test('two service instances (separate connection pools, as two processes have) never poll one shipment twice in a cycle', async () => {
     await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
     await shipments('dhl', 'TWIN', 40)
     const twin = createCarrierSimulator({ stepMs: 0, latencyMs: 5 })
