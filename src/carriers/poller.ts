@@ -19,6 +19,8 @@ import type { EventCheck } from '../pipeline/event.ts'
 import type { Processor } from '../pipeline/processor.ts'
 import type { CarrierClient } from './clients.ts'
 
+const LEASE_MS = 5 * 60_000
+
 export interface PollSettings {
   intervalMs: number
   batchSize: number
@@ -90,9 +92,15 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
         for update skip locked
       )
       update shipments s
-      set last_polled_at = now(), next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000})
+      -- The lease: long enough for any cycle; shortened to the poll interval once polled.
+      -- A process that dies mid-cycle leaves its shipments to others after it runs out.
+      set last_polled_at = now(), next_poll_at = now() + make_interval(secs => ${LEASE_MS / 1000})
       from due where s.id = due.id
       returning s.id, s.tracking_number`
+  }
+
+  async function polledDone(ids: string[]) {
+    if (ids.length > 0) await sql`update shipments set next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000}) where id = any(${ids}::uuid[])`
   }
 
   async function release(ids: string[]) {
@@ -163,6 +171,8 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       }
       await Promise.all(Array.from({ length: Math.max(1, Math.min(settings.concurrency ?? 4, chunks.length)) }, worker))
       await release(unpolled)
+      const skipped = new Set(unpolled)
+      await polledDone(leased.filter((s) => !skipped.has(s.id)).map((s) => s.id))
       const results = checks.length > 0 ? await processor.ingest(checks) : []
       const inserted = results.filter((r) => r.outcome === 'inserted').length
       const duplicates = results.filter((r) => r.outcome === 'duplicate').length

@@ -41,3 +41,26 @@ test('a shipment created over the API is polled and its journey stored', async (
     await service.stop()
   }
 })
+
+test('two OS processes polling one carrier ask for every shipment exactly once', async () => {
+  const { freePort } = await import('../support/redis.ts')
+  const { API_KEY, TOKEN_SECRET } = await import('../support/service.ts')
+  const twin = createCarrierSimulator({ stepMs: 0, latencyMs: 5 })
+  await db.sql`update shipments set status = 'delivered'`
+  await db.sql`insert into shipments (carrier, tracking_number) select 'dhl', 'TWINPROC' || g from generate_series(1, 40) g`
+  const env = { ...process.env, DATABASE_URL: db.url, API_KEYS: API_KEY, TOKEN_SECRET, LOG_LEVEL: 'warn', MIGRATE_ON_BOOT: 'false', DHL_BASE_URL: `${twin.url}/dhl`, DHL_API_KEY: 'sim-dhl-key', POLL_INTERVAL_MS: '100', POLL_BATCH_SIZE: '7' }
+  const procs = [await freePort(), await freePort()].map((port) => Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], { env: { ...env, PORT: String(port) }, stdout: 'inherit', stderr: 'inherit' }))
+  try {
+    await waitFor('every shipment delivered', async () => {
+      const [r] = await db.sql<{ n: number }[]>`select count(*)::int as n from shipments where tracking_number like 'TWINPROC%' and status = 'delivered'`
+      return r!.n === 40
+    }, 20_000)
+    const asked = twin.requests.filter((r) => r.carrier === 'dhl').length
+    // Delivered after its first poll (the simulator's journeys end at once), so exactly one call each.
+    expect(asked).toBe(40)
+  } finally {
+    for (const p of procs) p.kill('SIGTERM')
+    await Promise.all(procs.map((p) => p.exited))
+    twin.stop()
+  }
+})
