@@ -4,6 +4,7 @@
  * limit and backoff), never throw on a bad payload (an unexpected shape is an `error` outcome
  * naming what was wrong), and never deduplicate (the processor does, by dedupKey).
  */
+import * as v from 'valibot'
 import type { EventCheck } from '../pipeline/event.ts'
 
 export interface CarrierRequest {
@@ -63,3 +64,23 @@ export function bodyHint(body: string): string {
   const flat = body.replace(/\s+/g, ' ').trim()
   return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat
 }
+
+/**
+ * The body as `schema` describes it, or the error outcome that says what was wrong: a body that
+ * is not JSON is retryable (carriers' error pages), a JSON body of the wrong shape is not.
+ */
+export function readBody<S extends v.GenericSchema>(carrier: string, body: string, schema: S): { ok: true; json: unknown; value: v.InferOutput<S> } | { ok: false; outcome: ParseOutcome } {
+  let json: unknown
+  try {
+    json = JSON.parse(body)
+  } catch {
+    return { ok: false, outcome: { kind: 'error', retryable: true, message: `${carrier} sent a body that is not JSON: ${bodyHint(body)}` } }
+  }
+  const parsed = v.safeParse(schema, json)
+  if (!parsed.success) {
+    const issue = parsed.issues[0]
+    return { ok: false, outcome: { kind: 'error', retryable: false, message: `${carrier} response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}` } }
+  }
+  return { ok: true, json, value: parsed.output }
+}
+

@@ -13,7 +13,7 @@
 import * as v from 'valibot'
 import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, endpoint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
+import { bodyHint, endpoint, readBody, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
 
 export const DHL_ZONE = 'Europe/Berlin'
 
@@ -69,18 +69,9 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
   if (res.status >= 500) return { kind: 'error', retryable: true, message: `DHL answered HTTP ${res.status}` }
   if (res.status !== 200) return { kind: 'error', retryable: false, message: `DHL answered HTTP ${res.status}: ${bodyHint(res.body)}` }
 
-  let json: unknown
-  try {
-    json = JSON.parse(res.body)
-  } catch {
-    return { kind: 'error', retryable: true, message: `DHL sent a body that is not JSON: ${bodyHint(res.body)}` }
-  }
-  const parsed = v.safeParse(DhlResponse, json)
-  if (!parsed.success) {
-    const issue = parsed.issues[0]
-    return { kind: 'error', retryable: false, message: `DHL response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}` }
-  }
-  const shipment = parsed.output.shipments.find((s) => s.id.replace(/\s+/g, '').toUpperCase() === trackingNumber) ?? parsed.output.shipments[0]
+  const parsed = readBody('DHL', res.body, DhlResponse)
+  if (!parsed.ok) return parsed.outcome
+  const shipment = parsed.value.shipments.find((s) => s.id.replace(/\s+/g, '').toUpperCase() === trackingNumber) ?? parsed.value.shipments[0]
   if (!shipment) return { kind: 'ok', results: [{ trackingNumber, kind: 'not_found' }] }
   const events = shipment.events.map((raw, i) => {
     const e = v.safeParse(DhlEvent, raw)

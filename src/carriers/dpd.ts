@@ -17,7 +17,7 @@
 import * as v from 'valibot'
 import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, endpoint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
+import { bodyHint, endpoint, readBody, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
 
 const ZONES: Record<string, string> = {
   DE: 'Europe/Berlin', AT: 'Europe/Vienna', CH: 'Europe/Zurich', NL: 'Europe/Amsterdam', BE: 'Europe/Brussels', LU: 'Europe/Luxembourg',
@@ -102,18 +102,9 @@ export function dpdParse(parcelLabelNumber: string, res: CarrierResponse, locale
   if (!/json/i.test(type)) return { kind: 'error', retryable: true, message: `DPD answered ${type || 'without a content type'} (HTTP ${res.status}), not JSON: ${bodyHint(res.body)}` }
   if (res.status === 404) return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'not_found' }] }
   if (res.status !== 200) return { kind: 'error', retryable: false, message: `DPD answered HTTP ${res.status}: ${bodyHint(res.body)}` }
-  let json: unknown
-  try {
-    json = JSON.parse(res.body)
-  } catch {
-    return { kind: 'error', retryable: true, message: `DPD sent a body that is not JSON: ${bodyHint(res.body)}` }
-  }
-  const parsed = v.safeParse(DpdResponse, json)
-  if (!parsed.success) {
-    const issue = parsed.issues[0]
-    return { kind: 'error', retryable: false, message: `DPD response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}` }
-  }
-  const data = parsed.output.parcellifecycleResponse.parcelLifeCycleData
+  const parsed = readBody('DPD', res.body, DpdResponse)
+  if (!parsed.ok) return parsed.outcome
+  const data = parsed.value.parcellifecycleResponse.parcelLifeCycleData
   if (!data) return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'not_found' }] }
   const zone = dpdZone(locale)
   const events = (data.scanInfo?.scan ?? []).map((raw, i) => {

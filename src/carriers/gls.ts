@@ -12,7 +12,7 @@
 import * as v from 'valibot'
 import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, endpoint, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+import { bodyHint, endpoint, readBody, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
 
 export const GLS_ZONE = 'Europe/Berlin'
 export const GLS_MAX_IDS = 10
@@ -101,18 +101,9 @@ export function glsParse(trackingNumbers: string[], res: CarrierResponse): Parse
   if (res.status === 401) return { kind: 'error', retryable: true, reauthenticate: true, message: 'GLS refused the access token (expired?)' }
   if (res.status >= 500) return { kind: 'error', retryable: true, message: `GLS answered HTTP ${res.status}` }
   if (res.status !== 200) return { kind: 'error', retryable: false, message: `GLS answered HTTP ${res.status}: ${bodyHint(res.body)}` }
-  let json: unknown
-  try {
-    json = JSON.parse(res.body)
-  } catch {
-    return { kind: 'error', retryable: true, message: `GLS sent a body that is not JSON: ${bodyHint(res.body)}` }
-  }
-  const parsed = v.safeParse(GlsResponse, json)
-  if (!parsed.success) {
-    const issue = parsed.issues[0]
-    return { kind: 'error', retryable: false, message: `GLS response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}` }
-  }
-  const byNumber = new Map(parsed.output.parcels.map((p) => [p.requested.replace(/\s+/g, '').toUpperCase(), p]))
+  const parsed = readBody('GLS', res.body, GlsResponse)
+  if (!parsed.ok) return parsed.outcome
+  const byNumber = new Map(parsed.value.parcels.map((p) => [p.requested.replace(/\s+/g, '').toUpperCase(), p]))
   const results: TrackResult[] = trackingNumbers.map((tn) => {
     const p = byNumber.get(tn)
     if (!p) return { trackingNumber: tn, kind: 'error', message: 'GLS did not answer for this tracking number' }

@@ -4,19 +4,10 @@
  */
 import type { Sql } from '../db/client.ts'
 import type { EventPayload, StreamMessage } from '../pipeline/stream.ts'
+import type { Shipment } from '../shipments/store.ts'
 
-export interface SnapshotShipment {
-  id: string
-  carrier: string
-  trackingNumber: string
-  reference: string | null
-  status: string
-  carrierStatus: string | null
-  lastEventAt: string | null
-  lastSeq: number
-  createdAt: string
-  deletedAt: string | null
-}
+/** A shipment as the REST API shows it, less `updatedAt`. */
+export type SnapshotShipment = Omit<Shipment, 'updatedAt'>
 
 interface Row extends EventPayload {
   p_status: string
