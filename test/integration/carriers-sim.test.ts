@@ -1,10 +1,13 @@
 /** The adapters against the carrier simulator over real HTTP: each format, each fault. */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { afterAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import type { CarrierRequest, CarrierResponse } from '../../src/carriers/adapter.ts'
 import { dhlParse, dhlRequest } from '../../src/carriers/dhl.ts'
 import { dpdParse, dpdRequest } from '../../src/carriers/dpd.ts'
 import { glsParse, glsParseToken, glsRequest, glsTokenRequest } from '../../src/carriers/gls.ts'
 import { createCarrierSimulator } from '../../src/carriers/simulator.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 const sim = createCarrierSimulator({ stepMs: 0 })
 afterAll(() => sim.stop())

@@ -2,11 +2,14 @@
  * Delivery across a Redis outage and across processes: every open socket still gets every
  * event in order, whichever process ingested it, even while Redis is gone.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { connectRedis, freePort, privateRedis, uniquePrefix } from '../support/redis.ts'
 import { API_KEY, api, testService, TOKEN_SECRET, waitFor } from '../support/service.ts'
 import { connect, type Client } from '../support/ws.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 beforeAll(async () => {

@@ -3,13 +3,16 @@
  * bad frames, malformed stream entries, reclaiming a dead consumer's entries, and the
  * handoff race.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { GROUP } from '../../src/delivery/broadcaster.ts'
 import { streamKey } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { connectRedis } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
 import { connect, type Client } from '../support/ws.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 let service: ReturnType<typeof testService>

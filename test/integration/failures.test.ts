@@ -3,12 +3,15 @@
  * Redis down → accepted, `published: false`, and the outbox relay delivers every such event
  * in seq order once Redis is back.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { streamKey } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { connectRedis, privateRedis, readStream, type PrivateRedis } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
 import { tcpProxy } from '../support/tcp-proxy.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 beforeAll(async () => {

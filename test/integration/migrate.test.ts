@@ -1,11 +1,14 @@
 /** The migration runner: once per file, under a lock, refusing edited history. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { cp, mkdtemp, readdir, rm, writeFile, appendFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultMigrationsDir, migrate } from '../../src/db/migrate.ts'
 import { MigrationError } from '../../src/errors.ts'
 import { createTestDb, silentLog, type TestDb } from '../support/db.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 let dir: string

@@ -1,10 +1,13 @@
 /** The polling engine against the carrier simulators and the real database. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createCarrierClient } from '../../src/carriers/clients.ts'
 import { createPoller, createTokenBucket, type PollSettings } from '../../src/carriers/poller.ts'
 import { createCarrierSimulator, type CarrierSimulator } from '../../src/carriers/simulator.ts'
 import { createTestDb, silentLog, type TestDb } from '../support/db.ts'
 import { testService } from '../support/service.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 let service: ReturnType<typeof testService>

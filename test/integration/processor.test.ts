@@ -1,9 +1,12 @@
 /** The processor against the real PostgreSQL and Redis: identity, seq, projection, publish. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { streamKey, type Redis } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { connectRedis, readStream } from '../support/redis.ts'
 import { API_KEY, api, testService } from '../support/service.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 let redis: Redis

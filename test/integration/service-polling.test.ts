@@ -1,10 +1,13 @@
 /** The service polls carriers configured in the environment: a shipment created over the API fills up. */
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from 'bun:test'
 import { loadCarrierSetups } from '../../src/carriers/configs.ts'
 import { createCarrierSimulator } from '../../src/carriers/simulator.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { api, testService, waitFor } from '../support/service.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 const sim = createCarrierSimulator({ stepMs: 0 })

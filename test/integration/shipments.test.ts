@@ -1,7 +1,10 @@
 /** The shipments API: idempotent create, keyset pagination, soft delete, timeline, errors. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { api, testService } from '../support/service.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 let service: ReturnType<typeof testService>

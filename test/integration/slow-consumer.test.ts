@@ -2,11 +2,14 @@
  * A client that stops reading is cut off once Bun's per-socket backpressure budget is spent;
  * the others keep receiving at their usual pace, and the slow one can resume with `since`.
  */
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from 'bun:test'
 import { connect as tcp } from 'node:net'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { api, testService, waitFor } from '../support/service.ts'
 import { connect } from '../support/ws.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 let db: TestDb
 let service: ReturnType<typeof testService>

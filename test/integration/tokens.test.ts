@@ -1,10 +1,13 @@
 /** POST /v1/tokens and the token checks the WebSocket endpoint relies on. */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { afterAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { SignJWT } from 'jose'
 import { createTokens } from '../../src/delivery/tokens.ts'
 import { parseTopic, topicAllowed } from '../../src/delivery/topics.ts'
 import { adminUrl } from '../support/db.ts'
 import { api, testService, TOKEN_SECRET } from '../support/service.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 const service = testService({ DATABASE_URL: adminUrl })
 const call = api(service)

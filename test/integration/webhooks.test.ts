@@ -1,8 +1,11 @@
 /** Carrier pushes: signed with the carrier's secret, in the carrier's format, into the processor. */
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from 'bun:test'
 import { sign } from '../../src/carriers/webhooks.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { api, testService } from '../support/service.ts'
+
+// Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
+setDefaultTimeout(30_000)
 
 const SECRET = 'dhl-webhook-secret-0123'
 let db: TestDb
