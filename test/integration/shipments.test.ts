@@ -79,6 +79,7 @@ describe('list', () => {
     await call('POST', '/v1/events', { events: [{ carrier: 'dpd', trackingNumber: 'ORDER1', carrierStatus: 'Delivered', status: 'delivered', occurredAt: '2026-11-20T08:00:00Z' }] })
     const all = await call('GET', '/v1/shipments?carrier=DPD')
     expect(all.body.items.map((s: any) => s.id)).toEqual([second.body.id, first.body.id])
+    expect((await call('GET', '/v1/shipments?carrier=dpd&status=&limit=&cursor=')).body.items.length).toBe(2)
     const delivered = await call('GET', '/v1/shipments?carrier=dpd&status=delivered')
     expect(delivered.body.items.map((s: any) => s.id)).toEqual([first.body.id])
   })

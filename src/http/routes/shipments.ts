@@ -44,9 +44,11 @@ export function shipmentRoutes(store: ShipmentStore) {
     .get(
       '/v1/shipments',
       ({ query }) => {
-        if (query.status !== undefined && !isStatus(query.status)) throw new ValidationError('status', `must be one of ${STATUSES.join(', ')}`)
+        // An empty parameter (`?status=`) means no filter, as forms and query builders send it.
+        const status = query.status || undefined
+        if (status !== undefined && !isStatus(status)) throw new ValidationError('status', `must be one of ${STATUSES.join(', ')}`)
         const carrier = query.carrier ? identity(() => normalizeCarrier(query.carrier!)) : undefined
-        return store.list({ status: query.status, carrier, limit: positiveInt('limit', query.limit, 50, 1, 200), cursor: query.cursor || undefined })
+        return store.list({ status, carrier, limit: positiveInt('limit', query.limit, 50, 1, 200), cursor: query.cursor || undefined })
       },
       {
         query: t.Object({
