@@ -15,6 +15,7 @@ import type { Sql } from '../db/client.ts'
 import { DatabaseUnavailableError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import { createLoop } from '../loop.ts'
 import type { EventCheck } from '../pipeline/event.ts'
 import type { Processor } from '../pipeline/processor.ts'
 import type { CarrierClient } from './clients.ts'
@@ -72,9 +73,6 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
   const bucket = createTokenBucket(settings.ratePerSec)
   let attempt = 0
   let backoffUntil = 0
-  let running: Promise<CycleResult> | null = null
-  let stopped = true
-  let timer: ReturnType<typeof setTimeout> | null = null
 
   function backoffMs(): number {
     const base = settings.backoffBaseMs * 2 ** Math.min(attempt, settings.maxAttempts)
@@ -198,38 +196,18 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
     }
   }
 
-  function runOnce(): Promise<CycleResult> {
-    if (running) return Promise.resolve({ status: 'skipped', reason: 'cycle_already_running' })
-    running = cycle().finally(() => (running = null))
-    return running
-  }
-
-  function schedule() {
-    if (stopped) return
-    const wait = Math.max(settings.intervalMs, backoffUntil - Date.now())
-    timer = setTimeout(async () => {
-      await runOnce()
-      schedule()
-    }, wait)
-  }
+  const loop = createLoop(cycle, {
+    delay: () => Math.max(settings.intervalMs, backoffUntil - Date.now()),
+    busy: { status: 'skipped', reason: 'cycle_already_running' } as CycleResult
+  })
 
   return {
     carrier,
-    runOnce,
+    runOnce: loop.runOnce,
     start() {
-      if (!stopped) return
-      stopped = false
-      log.info({ component: 'poller', carrier, ...settings }, 'poller started')
-      timer = setTimeout(async () => {
-        await runOnce()
-        schedule()
-      }, 0)
+      if (loop.start(0)) log.info({ component: 'poller', carrier, ...settings }, 'poller started')
     },
-    async stop() {
-      stopped = true
-      if (timer) clearTimeout(timer)
-      await running
-    }
+    stop: loop.stop
   }
 }
 

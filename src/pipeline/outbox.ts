@@ -14,6 +14,7 @@
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import { createLoop } from '../loop.ts'
 import { shipmentTopic, type Redis, type StreamMessage, type StreamWriter } from './stream.ts'
 
 const LOCK_KEY = '7284911003771515'
@@ -58,9 +59,6 @@ export function createOutboxRelay(deps: {
   maxBatches?: number
 }): OutboxRelay {
   const { sql, redis, stream, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
-  let running: Promise<CycleResult> | null = null
-  let timer: ReturnType<typeof setTimeout> | null = null
-  let stopped = true
 
   async function backlog(): Promise<number> {
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
@@ -128,37 +126,21 @@ export function createOutboxRelay(deps: {
     }
   }
 
-  function runOnce(): Promise<CycleResult> {
-    if (running) return Promise.resolve({ status: 'skipped', reason: 'cycle_already_running' })
-    running = cycle().finally(() => (running = null))
-    return running.then((r) => {
-      metrics.outboxCycles.inc({ result: r.status === 'skipped' ? `skipped_${r.reason}` : r.status })
-      return r
-    })
-  }
-
-  function schedule() {
-    if (stopped) return
-    timer = setTimeout(async () => {
-      await runOnce()
-      schedule()
-    }, intervalMs)
-  }
+  const loop = createLoop(
+    () =>
+      cycle().then((r) => {
+        metrics.outboxCycles.inc({ result: r.status === 'skipped' ? `skipped_${r.reason}` : r.status })
+        return r
+      }),
+    { delay: () => intervalMs, busy: { status: 'skipped', reason: 'cycle_already_running' } as CycleResult }
+  )
 
   return {
-    runOnce,
+    runOnce: loop.runOnce,
     start() {
-      if (!stopped) return
-      stopped = false
-      log.info({ component: 'outbox', intervalMs, graceMs, batchSize }, 'outbox relay started')
-      schedule()
+      if (loop.start()) log.info({ component: 'outbox', intervalMs, graceMs, batchSize }, 'outbox relay started')
     },
-    async stop() {
-      stopped = true
-      if (timer) clearTimeout(timer)
-      timer = null
-      await running
-    }
+    stop: loop.stop
   }
 }
 
