@@ -1,19 +1,24 @@
 /**
- * The ingest transaction, in two round trips:
+ * The ingest transaction, in two round trips on a connection of its own (`sql.reserve()`), each
+ * a pipeline the server runs without waiting for us:
  *
- *   A. lock every shipment the batch names (`for update`, in id order, so two batches that
- *      share shipments cannot deadlock), and read which of the batch's keys already exist.
- *      Pipelined after the lock, the second statement gets a READ COMMITTED snapshot taken
- *      once the locks are held, so it sees every event committed before; and until we
- *      commit nobody else can add events to these shipments. What `plan` decides from
- *      these two reads is therefore exact.
- *   B. insert the new events with their seq (and each into the outbox), and move each touched
- *      shipment's last_seq and (only to a strictly newer carrier time) its projection; commit.
+ *   A. BEGIN; lock every shipment the batch names (`for update`, in id order, so two batches
+ *      that share shipments cannot deadlock); read which of the batch's keys already exist.
+ *      Pipelined after the lock, the read gets a READ COMMITTED snapshot taken once the locks
+ *      are held, so it sees every event committed before; and until we commit nobody else can
+ *      add events to these shipments. What `plan` decides from these two reads is therefore exact.
+ *   B. insert the new events with their seq (and each into the outbox), move each touched
+ *      shipment's last_seq and (only to a strictly newer carrier time) its projection; COMMIT.
+ *      If any statement fails, the server turns the COMMIT into a rollback.
  *
- * `on conflict (dedup_key) do nothing` stays on the insert as the last line of defence; if it
- * ever skipped a row the seq would have a hole, so the transaction is rolled back instead.
+ * Each round trip costs a few socket writes and wake-ups, which on a small machine were most
+ * of an ingest request's latency; `sql.begin` would add two more (BEGIN and COMMIT alone).
+ * A key conflict on insert cannot happen under the shipment lock; if it ever did, the seq would
+ * have a hole, so the insert has no `on conflict` clause: the unique violation aborts the
+ * transaction and nothing is stored.
  */
 import type { Sql } from '../db/client.ts'
+import { isDatabaseUnavailable } from '../errors.ts'
 import type { NormalizedEvent } from './event.ts'
 
 export interface LockedShipment {
@@ -79,8 +84,10 @@ export function plan(events: { ord: number; event: NormalizedEvent }[], shipment
 export async function runIngest(sql: Sql, events: { ord: number; event: NormalizedEvent }[]): Promise<IngestResult> {
   const pairs = [...new Map(events.map((x) => [`${x.event.carrier}:${x.event.trackingNumber}`, [x.event.carrier, x.event.trackingNumber] as const])).values()]
   const keys = events.map((x) => x.event.dedupKey)
-  return sql.begin(async (tx) => {
-    const [locked, found, [now]] = await Promise.all([
+  const tx = await sql.reserve()
+  try {
+    const [, locked, found, [now]] = await Promise.all([
+      tx`begin`,
       // One unique-index probe per (carrier, tracking number), then lock by primary key in id
       // order. Spelled this way because a generic plan for `carrier = any($1) and
       // tracking_number = any($2)` scans every live shipment through the partial index.
@@ -116,7 +123,7 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
       const touched = [...shipments.entries()].map(([id, t]) => ({
         id, last_seq: t.lastSeq, moved: t.moved, status: t.projection.status, carrier_status: t.projection.carrierStatus, last_event_at: t.projection.lastEventAt
       }))
-      const [inserted] = await Promise.all([
+      await Promise.all([
         // Each event enters the outbox in the statement that stores it.
         tx`
           with ins as (
@@ -125,7 +132,6 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
             from json_to_recordset(${tx.json(rows as never)}::json) as r(
               shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz,
               location text, description text, raw json)
-            on conflict (dedup_key) do nothing
             returning shipment_id, seq
           )
           insert into event_outbox (shipment_id, seq) select shipment_id, seq from ins`,
@@ -140,10 +146,27 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
             id uuid, last_seq int, moved boolean, status text, carrier_status text, last_event_at timestamptz)
           -- the id list is the planner's cue to probe the primary key; joined on u.id alone it
           -- hashes the recordset and scans every shipment
-          where s.id = u.id and s.id = any(${touched.map((t) => t.id)}::uuid[])`
+          where s.id = u.id and s.id = any(${touched.map((t) => t.id)}::uuid[])`,
+        tx`commit`
       ])
-      if (inserted.count !== inserts.length) throw new Error(`ingest invariant broken: ${inserts.length - inserted.count} events conflicted under the shipment lock`)
-    }
+    } else await tx`commit`
+    await done(tx)
     return { planned, receivedAt: now!.now }
-  })
+  } catch (err) {
+    await done(tx, err)
+    throw err
+  }
+}
+
+/** Gives the connection back, rolled back if the transaction failed; a dead one is left to postgres.js, which reconnects. */
+async function done(tx: Awaited<ReturnType<Sql['reserve']>>, err?: unknown) {
+  if (err !== undefined) {
+    if (isDatabaseUnavailable(err)) return
+    try {
+      await tx`rollback`
+    } catch (e) {
+      if (isDatabaseUnavailable(e)) return
+    }
+  }
+  tx.release()
 }
