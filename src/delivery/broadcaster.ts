@@ -85,12 +85,13 @@ export function createBroadcaster(deps: {
       } else out.push(JSON.stringify(m))
       ack.push(e.id)
     }
-    if (out.length > 0) {
-      const multi = publisher.multi()
-      for (const m of out) multi.publish(channel, m)
-      await multi.execAsPipeline()
-    }
-    if (ack.length > 0) await redis.xAck(key, GROUP, ack)
+    if (ack.length === 0) return
+    // One write for the batch: the publishes, then the acknowledgement, which Redis runs in
+    // that order (the group's state lives in Redis, so any connection may acknowledge).
+    const pipeline = publisher.multi()
+    for (const m of out) pipeline.publish(channel, m)
+    pipeline.xAck(key, GROUP, ack)
+    await pipeline.execAsPipeline()
     metrics.streamDelivered.inc(out.length)
   }
 
