@@ -24,6 +24,7 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     broadcasterLag: new Gauge({ name: 'parcelcast_broadcaster_lag_entries', help: 'Stream entries the ws-broadcaster group has not acknowledged (pending) or not read (unread), as of the last readiness check', labelNames: ['kind'] as const, registers }),
     wsConnections: new Gauge({ name: 'parcelcast_ws_connections', help: 'Open WebSocket connections in this process', registers }),
     wsMessages: new Counter({ name: 'parcelcast_ws_messages_total', help: 'Event frames sent to WebSocket clients, by path (publish to a topic, or send to one socket in handover)', labelNames: ['path'] as const, registers }),
+    hubOffers: new Counter({ name: 'parcelcast_hub_events_total', help: 'Events offered to this process\'s delivery sequencer for topics it has subscribers on, by source (local: committed by this process; fanout: Redis pub/sub). The first copy of each seq is delivered, later ones dropped', labelNames: ['source'] as const, registers }),
     gapFills: new Counter({ name: 'parcelcast_delivery_gap_fills_total', help: 'Events read back from PostgreSQL because the stream lost or had not brought them', registers }),
     pollCycles: new Counter({ name: 'parcelcast_poll_cycles_total', help: 'Poll cycles by carrier and result', labelNames: ['carrier', 'result'] as const, registers }),
     pollShipments: new Counter({ name: 'parcelcast_poll_shipments_total', help: 'Shipments polled, by carrier', labelNames: ['carrier'] as const, registers }),

@@ -30,7 +30,8 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   const redis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
   const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
   const acks = createPublishAcks({ sql, log, metrics })
-  const processor = createProcessor({ sql, stream, acks, log, metrics })
+  // The hub is made below; its sockets get this process's commits straight away.
+  const processor = createProcessor({ sql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages) })
   const relay = createOutboxRelay({
     sql, redis, stream, log, metrics,
     intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE

@@ -13,7 +13,7 @@ import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { IdentityError } from '../pipeline/identity.ts'
-import type { Redis } from '../pipeline/stream.ts'
+import type { Redis, StreamMessage } from '../pipeline/stream.ts'
 import { fanoutChannel, type FanoutMessage } from './broadcaster.ts'
 import { createDeliveryQueries } from './queries.ts'
 import { createSequencer } from './sequencer.ts'
@@ -96,7 +96,20 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
     } catch {
       return
     }
+    if (!sequencer.has(m.topic)) return
+    metrics.hubOffers.inc({ source: 'fanout' })
     sequencer.offer(m.topic, { seq: m.seq, frame: eventFrame(m.topic, m.seq, m.data) })
+  }
+
+  // Events this process just committed: its own sockets get them without the Redis round
+  // trips (append, broadcaster read, pub/sub). The fan-out copy arrives later and is dropped
+  // by seq; if this one is lost or overtaken, the sequencer's gap repair covers it as usual.
+  function onCommitted(messages: StreamMessage[]) {
+    for (const m of messages) {
+      if (!sequencer.has(m.topic)) continue
+      metrics.hubOffers.inc({ source: 'local' })
+      sequencer.offer(m.topic, { seq: m.seq, frame: eventFrame(m.topic, m.seq, JSON.stringify({ event: m.event, shipment: m.shipment })) })
+    }
   }
 
   const send = (c: Conn, body: unknown) => {
@@ -203,6 +216,7 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       await sequencer.idle()
     },
     reconcile,
+    onCommitted,
 
     open(ws: Socket, token: string | undefined) {
       metrics.wsConnections.inc()

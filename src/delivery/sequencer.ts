@@ -143,7 +143,12 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
   }
 
   return {
-    /** An event from the stream. Ignored for topics nobody here subscribes to. */
+    /** Whether anyone here subscribes to the topic (or is being handed over to it). */
+    has(topic: string): boolean {
+      return topics.has(topic)
+    },
+
+    /** An event (from the stream, or from this process's own commit). Ignored for topics nobody here subscribes to. */
     offer(topic: string, e: E): void {
       const t = topics.get(topic)
       if (!t) return

@@ -8,7 +8,10 @@
  *   - a shipment's projection only moves to a strictly newer carrier time;
  *   - publishing happens after the commit; if Redis fails the events stay unpublished in the
  *     outbox (`published: false`) and the relay sends them later. Appended events leave the
- *     outbox in the background (acks.ts).
+ *     outbox in the background (acks.ts);
+ *   - right after the commit, before the stream append, the inserted events are also handed to
+ *     `onCommitted` (this process's WebSocket hub), so sockets here need no Redis round trip.
+ *     It must not throw; if it does, the error is logged and the stream still carries the events.
  */
 import type { Sql } from '../db/client.ts'
 import { DatabaseUnavailableError, isDatabaseUnavailable } from '../errors.ts'
@@ -34,7 +37,14 @@ export interface Processor {
   ingest(checks: EventCheck[]): Promise<EventResult[]>
 }
 
-export function createProcessor({ sql, stream, acks, log, metrics }: { sql: Sql; stream: StreamWriter; acks: PublishAcks; log: Logger; metrics: Metrics }): Processor {
+export function createProcessor({ sql, stream, acks, log, metrics, onCommitted }: {
+  sql: Sql
+  stream: StreamWriter
+  acks: PublishAcks
+  log: Logger
+  metrics: Metrics
+  onCommitted?: (messages: StreamMessage[]) => void
+}): Processor {
   return {
     async ingest(checks) {
       const results: EventResult[] = checks.map((c) =>
@@ -80,6 +90,13 @@ export function createProcessor({ sql, stream, acks, log, metrics }: { sql: Sql;
   async function publish(ingest: IngestResult, events: Map<number, NormalizedEvent>): Promise<number[]> {
     const messages = toMessages(ingest, events)
     if (messages.length === 0) return []
+    if (onCommitted) {
+      try {
+        onCommitted(messages.map((m) => m.message))
+      } catch (err) {
+        log.error({ component: 'processor', err: (err as Error).message }, 'local delivery failed; the stream still carries these events')
+      }
+    }
     const sent = new Set(await stream.append(messages.map((m) => m.message)))
     const ok = messages.filter((m) => sent.has(m.message))
     metrics.eventsPublished.inc({ path: 'inline' }, ok.length)

@@ -66,6 +66,35 @@ describe('delivery', () => {
     }
   })
 
+  test('the ingesting process serves its own sockets straight after the commit, without Redis', async () => {
+    const redis = await privateRedis()
+    await redis.start()
+    // Reconcile off: with Redis gone, only the local hand-off can bring these events.
+    const service = testService({ DATABASE_URL: db.url, REDIS_URL: redis.url, RECONCILE_MS: '3600000', OUTBOX_INTERVAL_MS: '3600000' })
+    const call = api(service)
+    try {
+      await service.start()
+      await waitFor('redis', () => service.redis.isReady)
+      await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'LOCAL1' })
+      const c = await subscriber(service, 'shipment:dhl:LOCAL1')
+      await redis.stop()
+      for (let i = 0; i < 5; i++) {
+        const r = await call('POST', '/v1/events', { events: [ev('LOCAL1'), ev('LOCAL1')] })
+        expect(r.body.results.map((x: { published: boolean }) => x.published)).toEqual([false, false])
+      }
+      await waitFor('10 events', () => seqs(c).length >= 10, 5_000)
+      expect(seqs(c)).toEqual(upTo(10))
+      expect(c.frames.filter((f) => f.type === 'event').map((f) => f.event.dedupKey)).toEqual(
+        (await db.sql<{ dedup_key: string }[]>`select dedup_key from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'LOCAL1' order by seq`).map((r) => r.dedup_key)
+      )
+      expect((await service.metrics.hubOffers.get()).values.find((v) => v.labels.source === 'local')?.value).toBe(10)
+      c.close()
+    } finally {
+      await service.stop()
+      await redis.stop()
+    }
+  })
+
   test('two OS processes: each delivers to its own sockets every event, whichever one ingested it', async () => {
     const prefix = uniquePrefix()
     // Reconcile off: what reaches the other process here came through the fan-out.
@@ -87,9 +116,12 @@ describe('delivery', () => {
         clients.push(c)
       }
       for (let i = 0; i < 10; i++) await post(bases[i % 2]!, '/v1/events', { events: [ev('TWOPROC1'), ev('TWOPROC1')] })
+      // The ingesting process serves its own sockets directly; these last events reach the
+      // first process's socket only through the fan-out (no later local event reveals a gap).
+      for (let i = 0; i < 5; i++) await post(bases[1]!, '/v1/events', { events: [ev('TWOPROC1')] })
       for (const c of clients) {
-        await waitFor('20 events', () => seqs(c).length >= 20, 10_000)
-        expect(seqs(c)).toEqual(upTo(20))
+        await waitFor('25 events', () => seqs(c).length >= 25, 10_000)
+        expect(seqs(c)).toEqual(upTo(25))
         c.close()
       }
     } finally {
