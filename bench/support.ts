@@ -21,8 +21,13 @@ export async function freshDatabase(name: string): Promise<{ url: string; sql: S
 }
 
 export async function startServer(env: Record<string, string>): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const port = 3900 + Math.floor(Math.random() * 90)
-  const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
+  // A port the OS just handed out (two servers may run at once).
+  const probe = Bun.serve({ port: 0, fetch: () => new Response() })
+  const port = probe.port
+  probe.stop(true)
+  // BENCH_CPU_PROFILE_DIR=dir: the server writes a CPU profile (markdown) there when it stops.
+  const profile = process.env.BENCH_CPU_PROFILE_DIR ? ['--cpu-prof-md', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE_DIR}`] : []
+  const proc = Bun.spawn([process.execPath, ...profile, 'src/main.ts'], {
     env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(port), ...env },
     stdout: 'inherit',
     stderr: 'inherit'
