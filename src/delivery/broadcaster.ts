@@ -1,6 +1,7 @@
 /**
  * The broadcaster: reads `tracking:events` as consumer group `ws-broadcaster` and fans every
- * entry out to all service processes over Redis pub/sub, then acknowledges it.
+ * entry out to all service processes over Redis pub/sub (one message per batch read), then
+ * acknowledges it.
  *
  * Guarantees: an entry is acknowledged only after it was handed to pub/sub (or found
  * malformed: logged, counted and acknowledged at once, so it never blocks the group);
@@ -17,7 +18,10 @@ import type { Metrics } from '../metrics.ts'
 import { streamKey, type Redis } from '../pipeline/stream.ts'
 
 export const GROUP = 'ws-broadcaster'
+/** The pub/sub channel every process listens on; each message is a JSON array of FanoutMessage. */
 export const fanoutChannel = (prefix: string) => `${prefix}tracking:fanout`
+
+const FANOUT_ACK = await Bun.file(new URL('./fanout-ack.lua', import.meta.url)).text()
 
 export interface FanoutMessage {
   topic: string
@@ -76,22 +80,19 @@ export function createBroadcaster(deps: {
 
   async function handle(entries: Entry[]) {
     const ack: string[] = []
-    const out: string[] = []
+    const out: FanoutMessage[] = []
     for (const e of entries) {
       const m = parseEntry(e.message)
       if (!m) {
         metrics.streamMalformed.inc()
         log.warn({ component: 'broadcaster', id: e.id, fields: e.message ? Object.keys(e.message) : null }, 'malformed stream entry acknowledged and skipped')
-      } else out.push(JSON.stringify(m))
+      } else out.push(m)
       ack.push(e.id)
     }
     if (ack.length === 0) return
-    // One write for the batch: the publishes, then the acknowledgement, which Redis runs in
-    // that order (the group's state lives in Redis, so any connection may acknowledge).
-    const pipeline = publisher.multi()
-    for (const m of out) pipeline.publish(channel, m)
-    pipeline.xAck(key, GROUP, ack)
-    await pipeline.execAsPipeline()
+    // One command for the batch: one pub/sub message carrying every entry, then the
+    // acknowledgement (the group's state lives in Redis, so any connection may acknowledge).
+    await publisher.eval(FANOUT_ACK, { keys: [key], arguments: [GROUP, channel, out.length > 0 ? JSON.stringify(out) : '', ...ack] })
     metrics.streamDelivered.inc(out.length)
   }
 

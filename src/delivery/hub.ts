@@ -90,15 +90,19 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
   })
 
   function onFanout(raw: string) {
-    let m: FanoutMessage
+    let batch: FanoutMessage[]
     try {
-      m = JSON.parse(raw)
+      const parsed = JSON.parse(raw)
+      // One entry per message is what a process of an earlier version sends.
+      batch = Array.isArray(parsed) ? parsed : [parsed]
     } catch {
       return
     }
-    if (!sequencer.has(m.topic)) return
-    metrics.hubOffers.inc({ source: 'fanout' })
-    sequencer.offer(m.topic, { seq: m.seq, frame: eventFrame(m.topic, m.seq, m.data) })
+    for (const m of batch) {
+      if (typeof m?.topic !== 'string' || !Number.isInteger(m.seq) || typeof m.data !== 'string' || !sequencer.has(m.topic)) continue
+      metrics.hubOffers.inc({ source: 'fanout' })
+      sequencer.offer(m.topic, { seq: m.seq, frame: eventFrame(m.topic, m.seq, m.data) })
+    }
   }
 
   // Events this process just committed: its own sockets get them without the Redis round

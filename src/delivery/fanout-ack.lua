@@ -1,0 +1,10 @@
+-- Hands a batch of stream entries to every process and acknowledges them, in one round trip
+-- (node-redis under Bun writes each command of a pipeline to the socket on its own).
+-- KEYS[1] = stream key; ARGV[1] = group; ARGV[2] = fan-out channel;
+-- ARGV[3] = the batch as one JSON array, '' when no entry of it was well-formed;
+-- ARGV[4..] = the ids to acknowledge. The publish comes first: an entry is acknowledged only
+-- once every subscribed process has been handed it.
+if ARGV[3] ~= '' then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4))
