@@ -4,7 +4,9 @@
  * handoff race.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
-import { GROUP } from '../../src/delivery/broadcaster.ts'
+import { GROUP, fanoutChannel } from '../../src/delivery/broadcaster.ts'
+import { toNormalizedEvent } from '../../src/pipeline/event.ts'
+import { createProcessor } from '../../src/pipeline/processor.ts'
 import { streamKey } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { connectRedis } from '../support/redis.ts'
@@ -40,6 +42,13 @@ async function shipment() {
 }
 let t0 = Date.UTC(2026, 10, 20)
 const ev = (tn: string, status = 'in_transit') => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${t0}`, status, occurredAt: new Date((t0 += 60_000)).toISOString() })
+// An ingest by another process: committed and appended to the stream, but not handed to this
+// process's hub directly, so it reaches the sockets here only through the broadcaster.
+async function ingestElsewhere(events: unknown[]) {
+  const elsewhere = createProcessor({ sql: service.sql, stream: service.stream, acks: service.acks, log: service.log, metrics: service.metrics })
+  const results = await elsewhere.ingest(events.map((e) => toNormalizedEvent(e)))
+  expect(results.map((r) => [r.outcome, r.published])).toEqual(events.map(() => ['inserted', true]))
+}
 async function token(topics: string[], ttlSeconds?: number) {
   return (await call('POST', '/v1/tokens', { topics, ttlSeconds })).body.token as string
 }
@@ -152,7 +161,7 @@ describe('the stream', () => {
     const key = streamKey(service.config.REDIS_PREFIX)
     await redis.xAdd(key, '*', { topic: s.topic, junk: 'yes' })
     await redis.xAdd(key, '*', { topic: s.topic, shipmentId: 'x', seq: '1', data: '{not json' })
-    await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    await ingestElsewhere([ev(s.tn)])
     expect((await c.next()).seq).toBe(1)
     await waitFor('malformed entries acknowledged', async () => Number((await redis.xPending(key, GROUP) as any).pending) === 0)
     expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total 2')
@@ -166,7 +175,7 @@ describe('the stream', () => {
     c.send({ op: 'subscribe', topic: s.topic })
     await c.next()
     await service.broadcaster.stop()
-    await call('POST', '/v1/events', { events: [ev(s.tn)] })
+    await ingestElsewhere([ev(s.tn)])
     // With the broadcaster stopped, readiness shows the entry waiting unread.
     const ready = await call('GET', '/readyz')
     expect(ready.body.broadcaster.unread).toBeGreaterThanOrEqual(1)
@@ -184,6 +193,31 @@ describe('the stream', () => {
     await redis.close()
     c.close()
   })
+
+  test('a fan-out message of one entry, as an earlier version publishes it, is still delivered', async () => {
+    const s = await shipment()
+    const c = await client([s.topic])
+    c.send({ op: 'subscribe', topic: s.topic })
+    await c.next()
+    // Read the broadcaster's batch for an event ingested elsewhere, then re-send its entry alone.
+    const redis = await connectRedis()
+    const sub = redis.duplicate()
+    await sub.connect()
+    const batches: string[] = []
+    await sub.subscribe(fanoutChannel(service.config.REDIS_PREFIX), (m) => void batches.push(m))
+    await ingestElsewhere([ev(s.tn)])
+    await waitFor('the fan-out batch', () => batches.length > 0)
+    const [entry] = JSON.parse(batches[0]!)
+    expect(entry).toMatchObject({ topic: s.topic, seq: 1 })
+    expect((await c.next()).seq).toBe(1)
+    const data = JSON.parse(entry.data)
+    const second = { ...entry, seq: 2, data: JSON.stringify({ ...data, event: { ...data.event, seq: 2 } }) }
+    await redis.publish(fanoutChannel(service.config.REDIS_PREFIX), JSON.stringify(second))
+    expect((await c.next()).seq).toBe(2)
+    await sub.close()
+    await redis.close()
+    c.close()
+  })
 })
 
 describe('the handoff race', () => {
@@ -192,8 +226,10 @@ describe('the handoff race', () => {
     const clients: { c: Client; lastSeq: number }[] = []
     let ingesting = true
     const producer = (async () => {
-      while (ingesting) {
-        await call('POST', '/v1/events', { events: [ev(s.tn), ev(s.tn)] })
+      // Half through this process (handed to its hub directly), half as if by another one.
+      for (let i = 0; ingesting; i++) {
+        if (i % 2 === 0) await call('POST', '/v1/events', { events: [ev(s.tn), ev(s.tn)] })
+        else await ingestElsewhere([ev(s.tn), ev(s.tn)])
         await Bun.sleep(2)
       }
     })()
