@@ -2,8 +2,9 @@
  * The ingest transaction, in two round trips on a connection of its own (`sql.reserve()`), each
  * a pipeline the server runs without waiting for us:
  *
- *   A. BEGIN; lock every shipment the batch names (`for update`, in id order, so two batches
- *      that share shipments cannot deadlock); read which of the batch's keys already exist.
+ *   A. BEGIN, with sequential scans off (every read is a key lookup); lock every shipment the
+ *      batch names (`for update`, in id order, so two batches that share shipments cannot
+ *      deadlock); read which of the batch's keys already exist.
  *      Pipelined after the lock, the read gets a READ COMMITTED snapshot taken once the locks
  *      are held, so it sees every event committed before; and until we commit nobody else can
  *      add events to these shipments. What `plan` decides from these two reads is therefore exact.
@@ -86,8 +87,14 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
   const keys = events.map((x) => x.event.dedupKey)
   const tx = await sql.reserve()
   try {
-    const [, locked, found, [now]] = await Promise.all([
+    const [, , locked, found, [now]] = await Promise.all([
       tx`begin`,
+      // Every read here is a key lookup. A cached generic plan made while a table was young
+      // (postgres.js prepares every statement, and PostgreSQL settles on a generic plan after
+      // five calls) may be a sequential scan, which then grows with the table until
+      // autovacuum's next ANALYZE: the dedup probe went from 0.4 to 7 ms a call within
+      // 10,000 events. Sending it unprepared cost a describe round trip of its own.
+      tx`set local enable_seqscan = off`,
       // One unique-index probe per (carrier, tracking number), then lock by primary key in id
       // order. Spelled this way because a generic plan for `carrier = any($1) and
       // tracking_number = any($2)` scans every live shipment through the partial index.
@@ -100,11 +107,7 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
         )) and deleted_at is null
         order by id
         for update`,
-      // Not a prepared statement: planned afresh for each call, with the table's current size.
-      // Prepared, PostgreSQL settles on one generic plan after five calls, and on a young
-      // table that plan is a sequential scan which then grows with every event stored
-      // (0.4 → 7 ms per call within 10,000 events here, until autovacuum's next ANALYZE).
-      tx.unsafe<{ dedup_key: string; seq: number }[]>('select dedup_key, seq from tracking_events where dedup_key = any($1::text[])', [keys]),
+      tx<{ dedup_key: string; seq: number }[]>`select dedup_key, seq from tracking_events where dedup_key = any(${keys}::text[])`,
       tx<{ now: string }[]>`select iso_utc(now()) as now`
     ])
     const { planned, shipments } = plan(events, locked, new Map(found.map((r) => [r.dedup_key, r.seq])))
