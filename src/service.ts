@@ -15,6 +15,7 @@ import { createTokens } from './delivery/tokens.ts'
 import { createSql } from './db/client.ts'
 import { migrate } from './db/migrate.ts'
 import { createApp } from './http/app.ts'
+import { listen } from './http/server.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createPublishAcks } from './pipeline/acks.ts'
@@ -58,10 +59,10 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
         throw err
       }))
   const app = createApp({
-    sql, redis, processor, tokens, hub, broadcaster, webhookSecrets, log, metrics,
-    apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
+    sql, redis, processor, tokens, broadcaster, webhookSecrets, log, metrics,
+    apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES
   })
-  let server: { port?: number } | null = null
+  let server: ReturnType<typeof listen> | null = null
   const pollers: Poller[] = []
 
   return {
@@ -79,15 +80,17 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
         }
       }
       relay.start()
-      app.listen({ port: config.PORT, hostname: '0.0.0.0' })
-      server = app.server
-      hub.start(app.server!)
+      server = listen({
+        fetch: app.fetch, hub, port: config.PORT, hostname: '0.0.0.0',
+        bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
+      })
+      hub.start(server)
       broadcaster.start()
       for (const p of pollers) p.start()
       log.info({ component: 'service', port: server?.port }, 'parcelcast listening')
     },
     async stop() {
-      if (app.server) await app.stop(true).catch(() => {})
+      if (server) await server.stop(true).catch(() => {})
       await Promise.all(pollers.map((p) => p.stop()))
       await relay.stop()
       await broadcaster.stop()

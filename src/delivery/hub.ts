@@ -234,14 +234,15 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       })
     },
 
-    async message(ws: Socket, raw: unknown) {
+    async message(ws: Socket, raw: string | Uint8Array) {
       const c = conns.get(ws)
       if (!c) return
       const claims = await c.claims
       if (!claims) return
       let frame: Record<string, unknown>
       try {
-        frame = typeof raw === 'string' ? JSON.parse(raw) : (raw as Record<string, unknown>)
+        // Text frames arrive as strings; a binary frame is read as UTF-8 text too.
+        frame = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw as Uint8Array).toString('utf8'))
         if (!frame || typeof frame !== 'object' || Array.isArray(frame)) throw new Error('not an object')
       } catch {
         return error(c, 'bad_message', 'frames are JSON objects with an op: subscribe, unsubscribe or ping')

@@ -1,10 +1,10 @@
 /**
- * The HTTP application: limits and auth first, then the routes. No socket here: `main.ts`
- * calls `listen`, tests call `app.handle(new Request(...))`.
+ * The HTTP application: limits and auth first, then the routes. No socket here: the service
+ * serves it with `listen` (server.ts, which also takes the WebSocket endpoint), tests call
+ * `app.handle(new Request(...))`.
  */
 import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
-import type { Hub, Socket } from '../delivery/hub.ts'
 import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
@@ -28,9 +28,7 @@ export interface AppDeps {
   log: Logger
   metrics: Metrics
   tokens: Tokens
-  hub: Hub
   broadcaster: Broadcaster
-  wsBackpressureBytes: number
   webhookSecrets: () => Promise<Map<string, string>>
   apiKeys: readonly string[]
   bodyLimitBytes: number
@@ -39,15 +37,10 @@ export interface AppDeps {
 const started = new WeakMap<Request, number>()
 
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, tokens, hub, broadcaster, webhookSecrets, log, metrics, apiKeys, bodyLimitBytes, wsBackpressureBytes } = deps
+  const { sql, redis, processor, tokens, broadcaster, webhookSecrets, log, metrics, apiKeys, bodyLimitBytes } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
-  return new Elysia({
-    serve: { maxRequestBodySize: bodyLimitBytes },
-    // A socket that does not read is closed once this much is queued for it (Bun's own
-    // backpressure accounting); it can reconnect with `since` and miss nothing.
-    websocket: { backpressureLimit: wsBackpressureBytes, closeOnBackpressureLimit: true, maxPayloadLength: 64 * 1024, idleTimeout: 120 }
-  })
+  return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
     .onRequest(({ request }) => {
       started.set(request, performance.now())
       // Before routing and parsing: an unauthenticated body is never read.
@@ -71,12 +64,6 @@ export function createApp(deps: AppDeps) {
     .use(eventRoutes(processor))
     .use(tokenRoutes(tokens))
     .use(webhookRoutes({ processor, secrets: webhookSecrets, log }))
-    .ws('/v1/ws', {
-      query: t.Object({ token: t.Optional(t.String()) }),
-      open: (ws) => hub.open(ws.raw as unknown as Socket, ws.data.query.token),
-      message: (ws, message) => hub.message(ws.raw as unknown as Socket, message),
-      close: (ws) => hub.close(ws.raw as unknown as Socket)
-    })
 }
 
 /** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */
