@@ -117,6 +117,12 @@ describe('subscribe', () => {
 })
 
 describe('tokens on the socket', () => {
+  test('a plain GET on the WebSocket endpoint is 426 with an error body', async () => {
+    const res = await fetch(`http://127.0.0.1:${service.port}/v1/ws?token=x`)
+    expect(res.status).toBe(426)
+    expect(((await res.json()) as any).error.code).toBe('upgrade_required')
+  })
+
   test('a forbidden topic is an error frame and the socket stays open', async () => {
     const s = await shipment(), other = await shipment()
     const c = await client([s.topic])
