@@ -152,6 +152,17 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
     offer(topic: string, e: E): void {
       const t = topics.get(topic)
       if (!t) return
+      // With nothing queued for the topic, the common cases need no turn through its queue: a
+      // copy already delivered (every event arrives twice in the process that committed it),
+      // and the next event in order.
+      if (t.queued === 0 && t.last !== null && (e.seq <= t.last || e.seq === t.last + 1)) {
+        try {
+          if (e.seq === t.last + 1) emit(topic, t, e)
+        } catch (err) {
+          onError(topic, err)
+        }
+        return
+      }
       run(topic, t, accept(topic, t, e))
     },
 
