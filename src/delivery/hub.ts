@@ -1,7 +1,8 @@
 /**
  * The hub: this process's WebSocket side. It verifies tokens, answers subscribe / unsubscribe
- * / ping, reads snapshots, and feeds the fan-out channel into the sequencer, which decides
- * what each socket gets; Bun's native topics do the sending.
+ * / ping, reads snapshots, and feeds the fan-out channel — and, straight after the commit, the
+ * events this process ingested itself — into the sequencer, which decides what each socket gets;
+ * Bun's native topics do the sending.
  *
  * Guarantees (with the sequencer's): for every topic a socket is subscribed to, every event
  * after its snapshot's lastSeq (or after `since`) exactly once, in seq order, for as long as
