@@ -72,20 +72,27 @@ export function createOutboxRelay(deps: {
     return sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY}::bigint) as ok`
       if (!lock!.ok) return null
+      // The outbox drives: each of its rows is looked up by key (the `limit 1` laterals cannot
+      // be flattened into joins). Written as plain joins, the planner — trusting stale
+      // statistics that counted the outbox's dead rows — merge-joined it with the whole of
+      // tracking_events every cycle: 14 ms at 12,000 events, growing with the table.
       const rows = await tx<OutboxRow[]>`
         select e.shipment_id, e.seq, e.dedup_key, s.carrier, s.tracking_number, e.carrier_status, e.status,
                iso_utc(e.occurred_at) as occurred_at, e.location, e.description, iso_utc(e.received_at) as received_at,
                p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_occurred_at
         from event_outbox o
-        join tracking_events e on e.shipment_id = o.shipment_id and e.seq = o.seq
-        join shipments s on s.id = e.shipment_id
+        cross join lateral (
+          select * from tracking_events e
+          where e.shipment_id = o.shipment_id and e.seq = o.seq and e.received_at < now() - make_interval(secs => ${graceMs / 1000})
+          limit 1
+        ) e
+        cross join lateral (select carrier, tracking_number from shipments s where s.id = o.shipment_id limit 1) s
         -- the projection as it stood right after this event: newest carrier time so far, first seq on ties
         cross join lateral (
           select status, carrier_status, occurred_at from tracking_events p
           where p.shipment_id = e.shipment_id and p.seq <= e.seq
           order by p.occurred_at desc, p.seq limit 1
         ) p
-        where e.received_at < now() - make_interval(secs => ${graceMs / 1000})
         order by o.shipment_id, o.seq
         limit ${batchSize}
         -- rows locked right now are being acked by acks.ts: they are on the stream already
