@@ -22,20 +22,26 @@ const toMessage = (topic: string, shipmentId: string, r: Row): Pick<StreamMessag
 
 export function createDeliveryQueries(sql: Sql) {
   async function events(shipmentId: string, topic: string, after: number, upto: number, limit: number) {
-    const rows = await sql<Row[]>`
-      select e.seq, e.dedup_key as "dedupKey", s.carrier, s.tracking_number as "trackingNumber", e.carrier_status as "carrierStatus",
-             e.status, iso_utc(e.occurred_at) as "occurredAt", e.location, e.description, iso_utc(e.received_at) as "receivedAt",
-             p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_last_event_at
-      from tracking_events e
-      join shipments s on s.id = e.shipment_id
-      cross join lateral (
-        select status, carrier_status, occurred_at from tracking_events p
-        where p.shipment_id = e.shipment_id and p.seq <= e.seq
-        order by p.occurred_at desc, p.seq limit 1
-      ) p
-      where e.shipment_id = ${shipmentId} and e.seq > ${after} and e.seq <= ${upto}
-      order by e.seq
-      limit ${limit}`
+    // Unprepared, so planned for the table as it is now. A cached generic plan made while
+    // tracking_events was small scans the table, and keeps scanning it as it grows until the
+    // next ANALYZE: 0.9 ms a call, then 245 ms once 200,000 events were stored. Snapshots with
+    // `since` and gap fills are rare next to events, so the extra describe round trip is cheap.
+    const rows = await sql.unsafe<Row[]>(
+      `select e.seq, e.dedup_key as "dedupKey", s.carrier, s.tracking_number as "trackingNumber", e.carrier_status as "carrierStatus",
+              e.status, iso_utc(e.occurred_at) as "occurredAt", e.location, e.description, iso_utc(e.received_at) as "receivedAt",
+              p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_last_event_at
+       from tracking_events e
+       join shipments s on s.id = e.shipment_id
+       cross join lateral (
+         select status, carrier_status, occurred_at from tracking_events p
+         where p.shipment_id = e.shipment_id and p.seq <= e.seq
+         order by p.occurred_at desc, p.seq limit 1
+       ) p
+       where e.shipment_id = $1 and e.seq > $2 and e.seq <= $3
+       order by e.seq
+       limit $4`,
+      [shipmentId, after, upto, limit]
+    )
     return rows.map((r) => toMessage(topic, shipmentId, r))
   }
 

@@ -90,11 +90,15 @@ export function createShipmentStore(sql: Sql) {
     },
 
     async timeline(shipmentId: string, after: number, limit: number): Promise<TimelineEvent[]> {
-      return sql<TimelineEvent[]>`
-        select seq, dedup_key as "dedupKey", carrier_status as "carrierStatus", status, iso_utc(occurred_at) as "occurredAt",
-               location, description, iso_utc(received_at) as "receivedAt"
-        from tracking_events where shipment_id = ${shipmentId} and seq > ${after}
-        order by seq limit ${limit}`
+      // Unprepared, like the delivery layer's event reads (see src/delivery/queries.ts): a
+      // generic plan made while tracking_events was small would keep scanning it as it grows.
+      return sql.unsafe<TimelineEvent[]>(
+        `select seq, dedup_key as "dedupKey", carrier_status as "carrierStatus", status, iso_utc(occurred_at) as "occurredAt",
+                location, description, iso_utc(received_at) as "receivedAt"
+         from tracking_events where shipment_id = $1 and seq > $2
+         order by seq limit $3`,
+        [shipmentId, after, limit]
+      )
     }
   }
 }
