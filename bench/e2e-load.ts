@@ -96,7 +96,10 @@ async function ingest(events: { tn: string; marker: string }[]) {
   const now = performance.now()
   for (const e of events) sentAt.set(e.marker, now)
   if (spec.bare) {
-    await fetch(`${spec.base}/publish`, { method: 'POST', body: JSON.stringify({ topic: `shipment:${spec.carrier}:${events[0]!.tn}`, marker: events[0]!.marker }) })
+    const r = await fetch(`${spec.base}/publish`, { method: 'POST', body: JSON.stringify({ events: events.map((e) => ({ topic: `shipment:${spec.carrier}:${e.tn}`, marker: e.marker })) }) })
+    if (!r.ok) throw new Error(`publish: HTTP ${r.status}`)
+    await r.text()
+    if (now >= measureFrom) hPost.recordValue(Math.max(1, Math.round((performance.now() - now) * 1000)))
     return
   }
   const body = { events: events.map((e) => ({ carrier: spec.carrier, trackingNumber: e.tn, carrierStatus: 'S', status: 'in_transit', occurredAt: new Date().toISOString(), description: e.marker })) }

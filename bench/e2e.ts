@@ -8,7 +8,8 @@
  *   (b) 10,000 subscribers on 1,000 shipments, 1,000 events/s for 10 s, and server RSS per
  *       idle subscribed connection;
  *   (c) one event to 5,000 subscribers of one shipment: time until the last socket has it,
- *       median of 10 — against a bare Bun topic server (no database, no Redis) in the same run.
+ *       median of 10 — against a bare Bun topic server (no database, no Redis) in the same run;
+ *   and (a) once more against that bare server: the floor this machine and load generator allow.
  *
  * parcelcast and the bare server each run in their own process, the load generator
  * (bench/e2e-load.ts) in another; loopback only; every run is bounded. (a) and (b) are measured
@@ -76,12 +77,15 @@ for await (const line of lines(bare.stdout)) {
 }
 const cb = await load({ mode: 'fanout', bare: true, base: `http://127.0.0.1:${barePort}`, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10 })
 console.log(cb)
+console.log('(a) against the bare Bun topic server: what this machine and load generator allow without a database …')
+const abare = await load({ mode: 'stream', bare: true, base: `http://127.0.0.1:${barePort}`, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
+console.log(abare)
 bare.kill()
 await bare.exited
 await db.sql.end()
 
-const row = (name: string, r: any) =>
-  `| ${name} | ${r.events.toLocaleString('en')} | ${r.received.toLocaleString('en')} / ${r.expected.toLocaleString('en')} | ${Math.round(r.deliveredPerSecond).toLocaleString('en')} | ${ms(r.p50)} | ${ms(r.p95)} | **${ms(r.p99)}** | ${ms(r.max)} | ${ms(r.ingestP50)} / ${ms(r.ingestP99)} | ${Math.min(...r.perSecondP99).toFixed(1)}–${Math.max(...r.perSecondP99).toFixed(1)} ms | ${ms(r.warmupP99)} |`
+const row = (name: string, r: any, ingestLabel = '') =>
+  `| ${name} | ${r.events.toLocaleString('en')} | ${r.received.toLocaleString('en')} / ${r.expected.toLocaleString('en')} | ${Math.round(r.deliveredPerSecond).toLocaleString('en')} | ${ms(r.p50)} | ${ms(r.p95)} | **${ms(r.p99)}** | ${ms(r.max)} | ${ingestLabel}${ms(r.ingestP50)} / ${ms(r.ingestP99)} | ${Math.min(...r.perSecondP99).toFixed(1)}–${Math.max(...r.perSecondP99).toFixed(1)} ms | ${ms(r.warmupP99)} |`
 await writeSection(
   'e2e',
   `## End to end — \`bun run bench:e2e\`
@@ -100,6 +104,7 @@ warm-up's own p99 is the last column, and its frames count in "received / expect
 ${row('(a) 1,000 subscribers, 1,000 shipments, 1,000 events/s, 10 s', a)}
 ${row('(a) the same, sockets on a second process', a2)}
 ${row('(b) 10,000 subscribers, 1,000 shipments, 1,000 events/s, 10 s', b)}
+${row('(a) against a bare Bun topic server (no database, no Redis), same run', abare, 'publish request: ')}
 
 Server RSS with 10,000 idle subscribed connections: ${(before / 2 ** 20).toFixed(0)} MiB before, ${(after / 2 ** 20).toFixed(0)} MiB after:
 **${(perConn / 1024).toFixed(1)} KiB per connection** (RSS delta / connections; includes each connection's hub state).
