@@ -14,6 +14,7 @@ import type { Redis } from '../pipeline/stream.ts'
 import { createShipmentStore } from '../shipments/store.ts'
 import { createApiKeyCheck } from './auth.ts'
 import { errorBody, json, toErrorResponse } from './errors.ts'
+import { WS_PATH } from './server.ts'
 import { eventRoutes } from './routes/events.ts'
 import { healthRoutes } from './routes/health.ts'
 import { shipmentRoutes } from './routes/shipments.ts'
@@ -67,6 +68,6 @@ export function createApp(deps: AppDeps) {
 }
 
 /** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */
-const needsApiKey = (path: string) => path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== '/v1/ws'
+const needsApiKey = (path: string) => path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== WS_PATH
 
 export type App = ReturnType<typeof createApp>

@@ -12,8 +12,8 @@
  *      shipment's last_seq and (only to a strictly newer carrier time) its projection; COMMIT.
  *      If any statement fails, the server turns the COMMIT into a rollback.
  *
- * Each round trip costs a few socket writes and wake-ups, which on a small machine were most
- * of an ingest request's latency; `sql.begin` would add two more (BEGIN and COMMIT alone).
+ * Each round trip costs socket writes and a wake-up on each side; `sql.begin` would add two
+ * more (BEGIN and COMMIT alone).
  * A key conflict on insert cannot happen under the shipment lock; if it ever did, the seq would
  * have a hole, so the insert has no `on conflict` clause: the unique violation aborts the
  * transaction and nothing is stored.
