@@ -157,12 +157,18 @@ describe('tokens on the socket', () => {
   })
 })
 
+// A new shipment and a socket subscribed to it, its snapshot read.
+async function subscribedToNewShipment() {
+  const s = await shipment()
+  const c = await client([s.topic])
+  c.send({ op: 'subscribe', topic: s.topic })
+  expect((await c.next()).type).toBe('snapshot')
+  return { s, c }
+}
+
 describe('the stream', () => {
   test('a malformed entry is acknowledged at once and does not block the group', async () => {
-    const s = await shipment()
-    const c = await client([s.topic])
-    c.send({ op: 'subscribe', topic: s.topic })
-    await c.next()
+    const { s, c } = await subscribedToNewShipment()
     const redis = await connectRedis()
     const key = streamKey(service.config.REDIS_PREFIX)
     await redis.xAdd(key, '*', { topic: s.topic, junk: 'yes' })
@@ -176,10 +182,7 @@ describe('the stream', () => {
   })
 
   test('entries a dead consumer left pending are reclaimed and delivered', async () => {
-    const s = await shipment()
-    const c = await client([s.topic])
-    c.send({ op: 'subscribe', topic: s.topic })
-    await c.next()
+    const { s, c } = await subscribedToNewShipment()
     await service.broadcaster.stop()
     await ingestElsewhere([ev(s.tn)])
     // With the broadcaster stopped, readiness shows the entry waiting unread.
@@ -201,10 +204,7 @@ describe('the stream', () => {
   })
 
   test('a fan-out message of one entry, as an earlier version publishes it, is still delivered', async () => {
-    const s = await shipment()
-    const c = await client([s.topic])
-    c.send({ op: 'subscribe', topic: s.topic })
-    await c.next()
+    const { s, c } = await subscribedToNewShipment()
     // Read the broadcaster's batch for an event ingested elsewhere, then re-send its entry alone.
     const redis = await connectRedis()
     const sub = redis.duplicate()
