@@ -5,12 +5,15 @@
  *   0. reference: the bare insert + guarded projection update, by hand (no dedup read, no
  *      publishing, no marks) — what PostgreSQL does here at best; also one event per transaction;
  *   1. the processor, in this process;
- *   2. `POST /v1/events` on a server in its own process, with 8 and with 16 requests in flight.
+ *   2. `POST /v1/events` on a server in its own process, with 8 and with 16 requests in flight;
+ *   3. latency, not throughput: the processor alone, one call at a time — one event every 200 ms
+ *      (a machine at rest, where each round trip waits for the other process to wake up) and
+ *      ten events every 5 ms.
  *
  * Each batch holds 10 events for each of 10 random shipments (the shape a poller produces),
  * every event new, so every one is inserted, numbered, projected, committed and XADDed before
  * the call returns. Bounded: BENCH_BATCHES batches per run (default 1500), then it reports.
- * BENCH_ONLY=reference|processor|http runs one part (and then writes no report).
+ * BENCH_ONLY=reference|processor|http|latency runs one part (and then writes no report).
  */
 import { loadConfig } from '../src/config.ts'
 import { createLogger } from '../src/log.ts'
@@ -132,6 +135,32 @@ if (part('http')) for (const concurrency of [8, 16]) {
   results.push(await run('POST /v1/events', concurrency, BATCHES, send, async () => (await server.stop(), verify(db.sql, BATCHES * BATCH))))
 }
 
+// 3. Latency of one call at a time.
+interface Latency { label: string; calls: number; p50: number; p90: number; p99: number; max: number }
+const latencies: Latency[] = []
+if (part('latency')) {
+  const db = await fresh()
+  const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
+  const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
+  for (let i = 0; i < 100 && !service.redis.isReady; i++) await Bun.sleep(20)
+  for (const [label, size, gapMs, calls] of [['one event, every 200 ms', 1, 200, 100], ['ten events of ten shipments, every 5 ms', 10, 5, 1000]] as const) {
+    const h = histogram()
+    // The first calls of each pooled connection prepare its statements: not measured.
+    for (let i = -20; i < calls; i++) {
+      const events = batch().filter((_, k) => k % 10 === 0).slice(0, size).map((e) => toNormalizedEvent(e))
+      const s = performance.now()
+      await service.processor.ingest(events)
+      if (i >= 0) h.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)))
+      await Bun.sleep(gapMs)
+    }
+    const r = { label, calls, p50: h.getValueAtPercentile(50), p90: h.getValueAtPercentile(90), p99: h.getValueAtPercentile(99), max: h.maxValue }
+    console.log(`latency, ${label}: ${calls} calls, p50 ${ms(r.p50)}, p90 ${ms(r.p90)}, p99 ${ms(r.p99)}, max ${ms(r.max)}`)
+    latencies.push(r)
+  }
+  await service.stop()
+  await db.sql.end()
+}
+
 if (ONLY) process.exit(0)
 
 const row = (r: Result) => `| ${r.label} | ${r.concurrency} | ${r.events.toLocaleString('en')} | ${r.seconds.toFixed(2)} s | **${Math.round(r.perSecond).toLocaleString('en')}** | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.check} |`
@@ -147,6 +176,13 @@ Each row starts from a fresh database with ${SHIPMENTS.toLocaleString('en')} shi
 | path | in flight | events | time | events/s | p50 | p99 | max | check after the run |
 |---|---|---|---|---|---|---|---|---|
 ${results.map(row).join('\n')}
+
+The processor one call at a time (validate, lock and read, insert and update, commit, append to the
+stream), after 20 unmeasured calls:
+
+| calls | count | p50 | p90 | p99 | max |
+|---|---|---|---|---|---|
+${latencies.map((r) => `| ${r.label} | ${r.calls} | **${ms(r.p50)}** | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} |`).join('\n')}
 
 Caveats: 2 cores shared by the server, the load generator, PostgreSQL and Redis; PostgreSQL with its stock
 configuration (fsync and synchronous_commit on, 128 MB shared buffers). Repeated runs vary by about ±10 %.`
