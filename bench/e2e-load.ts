@@ -3,7 +3,8 @@
  * subscribes them, ingests at a fixed rate, and measures ingest-request → WebSocket receipt.
  * Every loop here is bounded by a count and a deadline. Prints one JSON line of results.
  *
- * Stream mode first runs `warmupSeconds` of the same load unmeasured (a fresh server JITs its
+ * Stream mode sends every 10 ms a tick's share of the rate, in one request or (`perRequest`) in
+ * several at once. It first runs `warmupSeconds` of the same load unmeasured (a fresh server JITs its
  * code and each pooled PostgreSQL connection prepares its statements), reporting that part's
  * p99 on its own, then measures `seconds`; it also reports the p99 of every measured second.
  *
@@ -28,6 +29,7 @@ interface Spec extends Target {
   trackingNumbers: string[] // one per shipment
   subscribers: number // spread round-robin over trackingNumbers (per target in fan-out mode)
   rate?: number // events/s (stream)
+  perRequest?: number // stream: events per POST (default: one request per 10 ms tick with all its events)
   seconds?: number // stream duration
   rounds?: number // fanout: events, one at a time (per target)
   warmupRounds?: number // fanout: rounds before the measured ones, not measured
@@ -127,17 +129,21 @@ const subscribersPer = (tn: string) => Math.floor(spec.subscribers / spec.tracki
 if (spec.mode === 'stream') {
   // Ticks of 10 ms, each ingesting rate/100 events on consecutive shipments.
   const perTick = Math.max(1, Math.round(spec.rate! / 100))
+  // Events per request: by default a tick's events go in one request; 1 sends each on its own.
+  const perRequest = Math.min(perTick, Math.max(1, spec.perRequest ?? perTick))
   let n = 0
   const inflight: Promise<void>[] = []
   const run = async (seconds: number) => {
     const start = performance.now()
     for (let tick = 0; tick < Math.round(seconds * 100); tick++) {
-      const events = Array.from({ length: perTick }, () => {
-        const tn = spec.trackingNumbers[n % spec.trackingNumbers.length]!
-        expected += subscribersPer(tn)
-        return { tn, marker: `m${n++}` }
-      })
-      inflight.push(ingest(spec, events))
+      for (let r = 0; r < perTick / perRequest; r++) {
+        const events = Array.from({ length: perRequest }, () => {
+          const tn = spec.trackingNumbers[n % spec.trackingNumbers.length]!
+          expected += subscribersPer(tn)
+          return { tn, marker: `m${n++}` }
+        })
+        inflight.push(ingest(spec, events))
+      }
       const wait = start + (tick + 1) * 10 - performance.now()
       if (wait > 0) await Bun.sleep(wait)
     }

@@ -2,15 +2,18 @@
  * `bun run bench:e2e` — from the HTTP ingest request to the WebSocket frame, end to end:
  * PostgreSQL commit, Redis stream, broadcaster, fan-out, sequencer, Bun topics.
  *
- *   (a) 1,000 subscribers on 1,000 distinct shipments, 1,000 events/s for 10 s; once with the
- *       sockets on the process that ingests (its commits reach them directly), once with them on
- *       a second process (every event crosses Redis: stream, broadcaster, pub/sub);
+ *   (a) 1,000 subscribers on 1,000 distinct shipments, 1,000 events/s for 10 s, one request of
+ *       10 events every 10 ms; once more with each event in a request of its own (1,000
+ *       requests/s, the shape of webhook traffic); once with the sockets on a second process
+ *       (every event crosses Redis: stream, broadcaster, pub/sub) — the sockets are otherwise on
+ *       the process that ingests, whose commits reach them directly;
  *   (b) 10,000 subscribers on 1,000 shipments, 1,000 events/s for 10 s, and server RSS per
  *       idle subscribed connection;
  *   (c) one event to 5,000 subscribers of one shipment: time until the last socket has it,
  *       median of 10 — against a bare Bun topic server (no database, no Redis) sending frames of
  *       the same size, in alternating rounds of the same run;
- *   and (a) once more against that bare server: the floor this machine and load generator allow.
+ *   and (a) against that bare server, both request shapes: the floor this machine and load
+ *   generator allow.
  *
  * parcelcast and the bare server each run in their own process, the load generator
  * (bench/e2e-load.ts) in another; loopback only; every run is bounded. (a) and (b) are measured
@@ -75,11 +78,20 @@ const bareUrl = `http://127.0.0.1:${barePort}`
 const c = await load({ mode: 'fanout', base: server.url, baseline: { base: bareUrl, bare: true }, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10, warmupRounds: 2 })
 const cb = c.baseline
 console.log(c)
+
+// After (b), so that its heap does not blur the RSS per connection.
+console.log('(a) again, each event in a request of its own (1,000 requests/s) …')
+const a1 = await load({ mode: 'stream', base: server.url, trackingNumbers: tns, subscribers: 1000, rate: 1000, perRequest: 1, seconds: 10, warmupSeconds: WARMUP })
+console.log(a1)
+
 await server.stop()
 
 console.log('(a) against the bare Bun topic server: what this machine and load generator allow without a database …')
 const abare = await load({ mode: 'stream', bare: true, base: bareUrl, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
 console.log(abare)
+console.log('(a) against the bare server, each event in a request of its own …')
+const abare1 = await load({ mode: 'stream', bare: true, base: bareUrl, trackingNumbers: tns, subscribers: 1000, rate: 1000, perRequest: 1, seconds: 10, warmupSeconds: WARMUP })
+console.log(abare1)
 bare.kill()
 await bare.exited
 await db.sql.end()
@@ -91,7 +103,9 @@ await writeSection(
   `## End to end — \`bun run bench:e2e\`
 
 Run on ${new Date().toISOString().slice(0, 10)}: ${machine()}. parcelcast, the load generator and (for the
-baseline) a bare Bun topic server each in their own process, on loopback. Latency runs from just before the
+baseline) a bare Bun topic server each in their own process, on loopback. 1,000 events/s is sent as one request
+of 10 events every 10 ms, or, where the row says so, as 1,000 single-event requests a second (10 every 10 ms,
+all at once). Latency runs from just before the
 \`POST /v1/events\` request to the WebSocket frame's arrival in the load generator (same clock). When the
 sockets are on the process that ingests, its commits reach them straight from the processor (the copy that
 crosses Redis follows and is dropped by seq); on another process, every event goes PostgreSQL commit → Redis
@@ -102,9 +116,11 @@ warm-up's own p99 is the last column, and its frames count in "received / expect
 | scenario | events measured | frames received / expected | frames/s | p50 | p95 | p99 | max | the ingest request alone: p50 / p99 | p99 of each second: lowest–highest | warm-up p99 |
 |---|---|---|---|---|---|---|---|---|---|---|
 ${row('(a) 1,000 subscribers, 1,000 shipments, 1,000 events/s, 10 s', a)}
-${row('(a) the same, sockets on a second process', a2)}
+${row('(a) the same, each event in a request of its own: 1,000 requests/s', a1)}
+${row('(a) the same (10 events a request), sockets on a second process', a2)}
 ${row('(b) 10,000 subscribers, 1,000 shipments, 1,000 events/s, 10 s', b)}
 ${row('(a) against a bare Bun topic server (no database, no Redis), same run', abare, 'publish request: ')}
+${row('(a) against the bare server, each event in a request of its own', abare1, 'publish request: ')}
 
 Server RSS with 10,000 idle subscribed connections: ${(before / 2 ** 20).toFixed(0)} MiB before, ${(after / 2 ** 20).toFixed(0)} MiB after:
 **${(perConn / 1024).toFixed(1)} KiB per connection** (RSS delta / connections; includes each connection's hub state).
