@@ -42,6 +42,13 @@ export class DatabaseUnavailableError extends AppError {
   }
 }
 
+/** The ingest queue is full (group-commit.ts): nothing of the call was stored; retry shortly. */
+export class OverloadedError extends AppError {
+  constructor(queued: number) {
+    super('overloaded', `ingestion is behind (${queued} events waiting for the database); nothing was stored, retry shortly`, { status: 503, retryable: true })
+  }
+}
+
 export class MigrationError extends AppError {
   constructor(message: string, cause?: unknown) {
     super('migration_failed', message, { cause })

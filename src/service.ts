@@ -21,6 +21,7 @@ import { createMetrics } from './metrics.ts'
 import { createPublishAcks } from './pipeline/acks.ts'
 import { createOutboxRelay } from './pipeline/outbox.ts'
 import { createProcessor } from './pipeline/processor.ts'
+import { MAX_EVENTS_PER_REQUEST } from './http/routes/events.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
 import { closeRedis, createRedis } from './redis.ts'
 
@@ -32,7 +33,10 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
   const acks = createPublishAcks({ sql, log, metrics })
   // The hub is made below; its sockets get this process's commits straight away.
-  const processor = createProcessor({ sql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages) })
+  const processor = createProcessor({
+    sql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages),
+    limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
+  })
   const relay = createOutboxRelay({
     sql, redis, stream, log, metrics,
     intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE

@@ -11,7 +11,9 @@
  *     outbox in the background (acks.ts);
  *   - right after the commit, before the stream append, the inserted events are also handed to
  *     `onCommitted` (this process's WebSocket hub), so sockets here need no Redis round trip.
- *     It must not throw; if it does, the error is logged and the stream still carries the events.
+ *     It must not throw; if it does, the error is logged and the stream still carries the events;
+ *   - calls that arrive while the database is busy share a transaction (group-commit.ts); a call
+ *     is never split, and when too much is waiting a call is refused with OverloadedError.
  */
 import type { Sql } from '../db/client.ts'
 import { DatabaseUnavailableError, isDatabaseUnavailable } from '../errors.ts'
@@ -19,6 +21,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { EventCheck, NormalizedEvent } from './event.ts'
 import type { PublishAcks } from './acks.ts'
+import { createGroupCommit, type Indexed } from './group-commit.ts'
 import { runIngest, type IngestResult } from './ingest-query.ts'
 import { shipmentTopic, type StreamMessage, type StreamWriter } from './stream.ts'
 
@@ -37,14 +40,48 @@ export interface Processor {
   ingest(checks: EventCheck[]): Promise<EventResult[]>
 }
 
-export function createProcessor({ sql, stream, acks, log, metrics, onCommitted }: {
+export interface IngestLimits {
+  /** Ingest transactions running at once (INGEST_CONCURRENCY). */
+  maxInFlight: number
+  /** Events that must be waiting to start a transaction beside a running one (INGEST_OVERLAP_EVENTS). */
+  minEventsToOverlap: number
+  /** Events one shared transaction may carry. */
+  maxBatchEvents: number
+  /** Events waiting for a transaction before calls are refused (INGEST_QUEUE_EVENTS). */
+  maxQueuedEvents: number
+}
+
+export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 20_000 }
+
+export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, limits = defaultIngestLimits }: {
   sql: Sql
   stream: StreamWriter
   acks: PublishAcks
   log: Logger
   metrics: Metrics
   onCommitted?: (messages: StreamMessage[]) => void
+  limits?: IngestLimits
 }): Processor {
+  const commits = createGroupCommit({
+    ...limits,
+    metrics,
+    async commit(events) {
+      const stop = metrics.ingestDuration.startTimer()
+      try {
+        return await runIngest(sql, events)
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) {
+          log.error({ component: 'processor', err: (err as Error).message, events: events.length }, 'database unavailable; batch not stored')
+          throw new DatabaseUnavailableError(err)
+        }
+        throw err
+      } finally {
+        stop()
+      }
+    },
+    after: (events, ingest) => publish(ingest, new Map(events.map((v) => [v.ord, v.event])))
+  })
+
   return {
     async ingest(checks) {
       const results: EventResult[] = checks.map((c) =>
@@ -52,30 +89,16 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted }
           ? { dedupKey: c.event.dedupKey, outcome: 'duplicate', projectionUpdated: false, published: false }
           : { dedupKey: null, outcome: 'invalid', projectionUpdated: false, published: false, error: { field: c.field, message: c.message } }
       )
-      const valid = checks.flatMap((c, ord) => (c.ok ? [{ ord, event: c.event }] : []))
+      const valid: Indexed[] = checks.flatMap((c, ord) => (c.ok ? [{ ord, event: c.event }] : []))
       if (valid.length === 0) return count(results)
-      const stop = metrics.ingestDuration.startTimer()
-      let ingest: IngestResult
-      try {
-        ingest = await runIngest(sql, valid)
-      } catch (err) {
-        if (isDatabaseUnavailable(err)) {
-          log.error({ component: 'processor', err: (err as Error).message, events: valid.length }, 'database unavailable; batch not stored')
-          throw new DatabaseUnavailableError(err)
-        }
-        throw err
-      } finally {
-        stop()
-      }
-      for (const p of ingest.planned) {
+      const { planned, published } = await commits.submit(valid)
+      for (const p of planned) {
         const r = results[p.ord]!
         r.outcome = p.outcome
         if (p.seq !== null) r.seq = p.seq
         r.projectionUpdated = p.projectionUpdated
+        r.published = published.has(p.ord)
       }
-      const byOrd = new Map(valid.map((v) => [v.ord, v.event]))
-      const published = await publish(ingest, byOrd)
-      for (const ord of published) results[ord]!.published = true
       return count(results)
     }
   }
@@ -87,9 +110,10 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted }
     return results
   }
 
-  async function publish(ingest: IngestResult, events: Map<number, NormalizedEvent>): Promise<number[]> {
+  /** Hands the committed events to local sockets and the stream; the ords that reached the stream. Never throws. */
+  async function publish(ingest: IngestResult, events: Map<number, NormalizedEvent>): Promise<Set<number>> {
     const messages = toMessages(ingest, events)
-    if (messages.length === 0) return []
+    if (messages.length === 0) return new Set()
     if (onCommitted) {
       try {
         onCommitted(messages.map((m) => m.message))
@@ -97,12 +121,18 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted }
         log.error({ component: 'processor', err: (err as Error).message }, 'local delivery failed; the stream still carries these events')
       }
     }
-    const sent = new Set(await stream.append(messages.map((m) => m.message)))
+    let sent: Set<StreamMessage>
+    try {
+      sent = new Set(await stream.append(messages.map((m) => m.message)))
+    } catch (err) {
+      log.error({ component: 'processor', err: (err as Error).message }, 'stream append failed; the outbox relay will publish these events')
+      sent = new Set()
+    }
     const ok = messages.filter((m) => sent.has(m.message))
     metrics.eventsPublished.inc({ path: 'inline' }, ok.length)
     if (ok.length < messages.length) metrics.publishFailures.inc(messages.length - ok.length)
     acks.add(ok.map((m) => ({ shipmentId: m.message.shipmentId, seq: m.message.seq })))
-    return ok.map((m) => m.ord)
+    return new Set(ok.map((m) => m.ord))
   }
 }
 

@@ -1,5 +1,6 @@
 /** The processor against the real PostgreSQL and Redis: identity, seq, projection, publish. */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
+import { toNormalizedEvent } from '../../src/pipeline/event.ts'
 import { streamKey, type Redis } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { connectRedis, readStream } from '../support/redis.ts'
@@ -165,3 +166,86 @@ describe('ingest', () => {
     expect(unpublished!.n).toBe(0)
   })
 })
+
+describe('group commit', () => {
+  test('200 single-event calls at once share transactions: every event stored once, gap-free seq, each call its own outcome', async () => {
+    const [a, b] = [await newShipment(), await newShipment()]
+    const { bodies, outcomes, transactions } = await concurrentCalls(service, a, b)
+    // Fewer transactions than calls: they were shared.
+    expect(transactions).toBeLessThan(200)
+    expect(outcomes.filter((r) => r.outcome === 'inserted').length).toBe(180)
+    for (let i = 9; i < 200; i += 10) expect(outcomes[i]).toMatchObject({ outcome: 'duplicate', seq: outcomes[i - 1]!.seq, published: false })
+    for (const s of [a, b]) {
+      const mine = outcomes.filter((r, i) => r.outcome === 'inserted' && bodies[i]![0]!.trackingNumber === s.trackingNumber)
+      expect(mine.map((r) => r.seq).sort((x, y) => x! - y!)).toEqual(mine.map((_, i) => i + 1))
+      expect(mine.every((r) => r.published)).toBe(true)
+      const rows = await db.sql<{ seq: number; carrier_status: string }[]>`select seq, carrier_status from tracking_events where shipment_id = ${s.id} order by seq`
+      const bySeq = [...mine].sort((x, y) => x.seq! - y.seq!)
+      expect(rows.map((r) => r.carrier_status)).toEqual(bySeq.map((r) => r.dedupKey!.split(':')[2]!))
+      const msgs = await streamEntries(`shipment:dhl:${s.trackingNumber}`)
+      expect(msgs.map((m) => m.seq).sort((x, y) => x - y)).toEqual(mine.map((_, i) => i + 1))
+    }
+  })
+
+  test("with one transaction at a time, a shipment's seq follows the order the calls were made in", async () => {
+    const [a, b] = [await newShipment(), await newShipment()]
+    const serial = testService({ DATABASE_URL: db.url, INGEST_CONCURRENCY: '1' })
+    try {
+      const { bodies, outcomes, transactions } = await concurrentCalls(serial, a, b)
+      expect(transactions).toBeLessThan(200)
+      for (const s of [a, b]) {
+        const mine = outcomes.filter((r, i) => r.outcome === 'inserted' && bodies[i]![0]!.trackingNumber === s.trackingNumber)
+        expect(mine.map((r) => r.seq)).toEqual(mine.map((_, i) => i + 1))
+      }
+    } finally {
+      await serial.stop()
+    }
+  })
+
+  test('a call refused because the queue is full stores nothing and is a 503 overloaded', async () => {
+    const s = await newShipment()
+    const small = testService({ DATABASE_URL: db.url, INGEST_CONCURRENCY: '1', INGEST_QUEUE_EVENTS: '1000' })
+    try {
+      const smallCall = api(small)
+      // One call running (held on the shipment's row lock), 1,000 events waiting: the next call does not fit.
+      const holder = await db.sql.reserve()
+      await holder`begin`
+      await holder`select 1 from shipments where id = ${s.id} for update`
+      const running = small.processor.ingest([toNormalizedEvent(ev(s.trackingNumber, 'R0', '2026-11-02T00:00:00Z'))])
+      const waiting = small.processor.ingest(Array.from({ length: 1000 }, (_, i) => toNormalizedEvent(ev(s.trackingNumber, `W${i}`, new Date(Date.UTC(2026, 10, 3) + i * 1000).toISOString()))))
+      const refused = await smallCall('POST', '/v1/events', { events: [ev(s.trackingNumber, 'X1', '2026-11-04T00:00:00Z')] })
+      await holder`commit`
+      holder.release()
+      expect(refused.status).toBe(503)
+      expect(refused.body.error.code).toBe('overloaded')
+      expect(refused.headers.get('retry-after')).toBe('1')
+      await Promise.all([running, waiting])
+      const [row] = await db.sql<{ n: number; x: number }[]>`
+        select count(*)::int as n, count(*) filter (where carrier_status = 'X1')::int as x from tracking_events where shipment_id = ${s.id}`
+      expect(row).toEqual({ n: 1001, x: 0 })
+      // Once the queue has drained the same call goes through.
+      expect((await smallCall('POST', '/v1/events', { events: [ev(s.trackingNumber, 'X1', '2026-11-04T00:00:00Z')] })).body.results[0].seq).toBe(1002)
+    } finally {
+      await small.stop()
+    }
+  })
+})
+
+/** 200 single-event calls at once, alternating two shipments; every tenth repeats the one before (a redelivered webhook). */
+async function concurrentCalls(on: ReturnType<typeof testService>, a: { trackingNumber: string }, b: { trackingNumber: string }) {
+  const t0 = Date.UTC(2026, 10, 2)
+  const bodies = Array.from({ length: 200 }, (_, i) => {
+    const k = i % 10 === 9 ? i - 1 : i
+    return [ev((k % 2 ? b : a).trackingNumber, `C${k}`, new Date(t0 + k * 60_000).toISOString(), { description: `call ${i}` })]
+  })
+  const before = await callsPerTransaction(on)
+  const results = await Promise.all(bodies.map((events) => on.processor.ingest(events.map((e) => toNormalizedEvent(e)))))
+  const after = await callsPerTransaction(on)
+  expect(after.calls - before.calls).toBe(200)
+  return { bodies, outcomes: results.map((r) => r[0]!), transactions: after.transactions - before.transactions }
+}
+
+async function callsPerTransaction(on: ReturnType<typeof testService>) {
+  const values = (await on.metrics.ingestCalls.get()).values
+  return { calls: values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0, transactions: values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0 }
+}
