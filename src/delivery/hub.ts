@@ -178,12 +178,19 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
   }
 
   async function reconcile() {
-    const local = [...sequencer.topics().keys()]
-    for (const topic of shipmentIds.keys()) if (!local.includes(topic)) shipmentIds.delete(topic)
-    for (let i = 0; i < local.length; i += 500) {
-      const chunk = local.slice(i, i + 500).map((t) => t.split(':') as [string, string, string])
-      const latest = await queries.lastSeqs(chunk.map(([, carrier, tn]) => [carrier, tn]))
-      for (const [topic, seq] of latest) sequencer.reconcile(topic, seq)
+    const stop = metrics.reconcileDuration.startTimer()
+    const topics = sequencer.topics()
+    // A map lookup per cached id: this runs every RECONCILE_MS over every topic of the process.
+    for (const topic of shipmentIds.keys()) if (!topics.has(topic)) shipmentIds.delete(topic)
+    const local = [...topics.keys()]
+    try {
+      for (let i = 0; i < local.length; i += 500) {
+        const chunk = local.slice(i, i + 500).map((t) => t.split(':') as [string, string, string])
+        const latest = await queries.lastSeqs(chunk.map(([, carrier, tn]) => [carrier, tn]))
+        for (const [topic, seq] of latest) sequencer.reconcile(topic, seq)
+      }
+    } finally {
+      stop()
     }
   }
 
