@@ -29,12 +29,15 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   const log = opts.log ?? createLogger(config.LOG_LEVEL)
   const metrics = createMetrics({ defaults: opts.defaultMetrics ?? true })
   const sql = createSql(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
+  // Ingest has connections of its own, one per transaction slot: a burst of reads (thousands of
+  // sockets resubscribing at once, each reading a snapshot) queues in `sql`, never in front of a commit.
+  const ingestSql = createSql(config.DATABASE_URL, { max: config.INGEST_CONCURRENCY })
   const redis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
   const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
   const acks = createPublishAcks({ sql, log, metrics })
   // The hub is made below; its sockets get this process's commits straight away.
   const processor = createProcessor({
-    sql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages),
+    sql: ingestSql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages),
     limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
   })
   const relay = createOutboxRelay({
@@ -101,7 +104,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
       await hub.stop()
       await acks.stop()
       await Promise.all([closeRedis(redis), closeRedis(broadcasterRedis), closeRedis(subscriberRedis)])
-      await sql.end({ timeout: 5 })
+      await Promise.all([sql.end({ timeout: 5 }), ingestSql.end({ timeout: 5 })])
       log.info({ component: 'service' }, 'parcelcast stopped')
     }
   }

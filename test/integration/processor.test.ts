@@ -231,6 +231,28 @@ describe('group commit', () => {
   })
 })
 
+describe('ingest connections', () => {
+  test('ingest has connections of its own: with every shared connection taken, an event still commits at once', async () => {
+    const s = await newShipment()
+    // Every connection of the shared pool held (what thousands of sockets resubscribing at once,
+    // each reading its snapshot, look like to the pool), and one more query waiting for them.
+    const held = await Promise.all(Array.from({ length: service.config.DATABASE_POOL_SIZE }, () => service.sql.reserve()))
+    const waiting = service.sql`select 1`
+    try {
+      const t0 = performance.now()
+      const res = await Promise.race([
+        call('POST', '/v1/events', { events: [ev(s.trackingNumber, 'P1', '2026-11-05T00:00:00Z')] }),
+        Bun.sleep(2000).then(() => null)
+      ])
+      expect(res?.body.results[0]).toMatchObject({ outcome: 'inserted', seq: 1 })
+      expect(performance.now() - t0).toBeLessThan(1000)
+    } finally {
+      for (const c of held) c.release()
+    }
+    await waiting
+  })
+})
+
 /** 200 single-event calls at once, alternating two shipments; every tenth repeats the one before (a redelivered webhook). */
 async function concurrentCalls(on: ReturnType<typeof testService>, a: { trackingNumber: string }, b: { trackingNumber: string }) {
   const t0 = Date.UTC(2026, 10, 2)
