@@ -73,12 +73,12 @@ export function createGroupCommit(opts: GroupCommitOptions) {
   function pump() {
     // Beside a running transaction, a new one starts only if it is worth its fixed cost.
     while (queue.length > 0 && (inFlight === 0 || (inFlight < opts.maxInFlight && queued >= opts.minEventsToOverlap))) {
-      const calls = [queue.shift()!]
-      let size = calls[0]!.events.length
-      while (queue.length > 0 && size + queue[0]!.events.length <= opts.maxBatchEvents) {
-        size += queue[0]!.events.length
-        calls.push(queue.shift()!)
-      }
+      // The first waiting call, and every one after it that still fits; one splice, not a
+      // shift per call (the queue may hold thousands of single-event calls).
+      let take = 1
+      let size = queue[0]!.events.length
+      while (take < queue.length && size + queue[take]!.events.length <= opts.maxBatchEvents) size += queue[take++]!.events.length
+      const calls = queue.splice(0, take)
       queued -= size
       opts.metrics.ingestQueued.set(queued)
       inFlight++
