@@ -9,40 +9,51 @@ import type { Shipment } from '../shipments/store.ts'
 /** A shipment as the REST API shows it, less `updatedAt`. */
 export type SnapshotShipment = Omit<Shipment, 'updatedAt'>
 
-interface Row extends EventPayload {
-  p_status: string
-  p_carrier_status: string | null
-  p_last_event_at: string | null
-}
-
-const toMessage = (topic: string, shipmentId: string, r: Row): Pick<StreamMessage, 'event' | 'shipment' | 'seq' | 'topic'> & { shipmentId: string } => {
-  const { p_status, p_carrier_status, p_last_event_at, ...event } = r
-  return { topic, shipmentId, seq: r.seq, event, shipment: { status: p_status, carrierStatus: p_carrier_status, lastEventAt: p_last_event_at } }
-}
+type Projection = StreamMessage['shipment']
 
 export function createDeliveryQueries(sql: Sql) {
+  /**
+   * Events with after < seq <= upto (at most `limit`), each with the shipment's projection right
+   * after it, as the stream carries them. The projection is the rule of ingest (plan()): it moves
+   * to an event only when that event is strictly newer in carrier time. So it is read once, as of
+   * `after` (the newest event up to there, the earliest seq among equals), and walked forward over
+   * the rows here: linear in the rows. (It used to be a lateral top-1 per row, each reading every
+   * earlier event of the shipment: 1,000 events after seq 19,000 took 4.9–6.2 s.)
+   *
+   * Both statements are unprepared, so planned for the table as it is now. A cached generic plan
+   * made while tracking_events was small scans the table, and keeps scanning it as it grows until
+   * the next ANALYZE: 0.9 ms a call, then 245 ms once 200,000 events were stored. Snapshots with
+   * `since` and gap fills are rare next to events, so the extra describe round trip is cheap.
+   */
   async function events(shipmentId: string, topic: string, after: number, upto: number, limit: number) {
-    // Unprepared, so planned for the table as it is now. A cached generic plan made while
-    // tracking_events was small scans the table, and keeps scanning it as it grows until the
-    // next ANALYZE: 0.9 ms a call, then 245 ms once 200,000 events were stored. Snapshots with
-    // `since` and gap fills are rare next to events, so the extra describe round trip is cheap.
-    const rows = await sql.unsafe<Row[]>(
-      `select e.seq, e.dedup_key as "dedupKey", s.carrier, s.tracking_number as "trackingNumber", e.carrier_status as "carrierStatus",
-              e.status, iso_utc(e.occurred_at) as "occurredAt", e.location, e.description, iso_utc(e.received_at) as "receivedAt",
-              p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_last_event_at
-       from tracking_events e
-       join shipments s on s.id = e.shipment_id
-       cross join lateral (
-         select status, carrier_status, occurred_at from tracking_events p
-         where p.shipment_id = e.shipment_id and p.seq <= e.seq
-         order by p.occurred_at desc, p.seq limit 1
-       ) p
-       where e.shipment_id = $1 and e.seq > $2 and e.seq <= $3
-       order by e.seq
-       limit $4`,
-      [shipmentId, after, upto, limit]
-    )
-    return rows.map((r) => toMessage(topic, shipmentId, r))
+    const [start, rows] = await Promise.all([
+      after > 0
+        ? sql.unsafe<{ status: string; carrierStatus: string | null; lastEventAt: string }[]>(
+            `select status, carrier_status as "carrierStatus", iso_utc(occurred_at) as "lastEventAt"
+             from tracking_events where shipment_id = $1 and seq <= $2
+             order by occurred_at desc, seq limit 1`,
+            [shipmentId, after]
+          )
+        : Promise.resolve([]),
+      sql.unsafe<EventPayload[]>(
+        `select e.seq, e.dedup_key as "dedupKey", s.carrier, s.tracking_number as "trackingNumber", e.carrier_status as "carrierStatus",
+                e.status, iso_utc(e.occurred_at) as "occurredAt", e.location, e.description, iso_utc(e.received_at) as "receivedAt"
+         from tracking_events e
+         join shipments s on s.id = e.shipment_id
+         where e.shipment_id = $1 and e.seq > $2 and e.seq <= $3
+         order by e.seq
+         limit $4`,
+        [shipmentId, after, upto, limit]
+      )
+    ])
+    let projection: Projection | null = start[0] ?? null
+    return rows.map((event) => {
+      // ISO strings of one fixed format (iso_utc) compare in time order.
+      if (projection === null || event.occurredAt > projection.lastEventAt!) {
+        projection = { status: event.status, carrierStatus: event.carrierStatus, lastEventAt: event.occurredAt }
+      }
+      return { topic, shipmentId, seq: event.seq, event, shipment: projection }
+    })
   }
 
   return {
