@@ -153,8 +153,9 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       let lastSeq = shipment.lastSeq
       let events: unknown[] = []
       if (since !== undefined && since < shipment.lastSeq) {
-        const rows = await queries.events(shipment.id, name, since, shipment.lastSeq, SNAPSHOT_EVENT_LIMIT)
-        events = rows.map((r) => r.event)
+        // The snapshot lists the events; the shipment it carries is the current one.
+        const rows = await queries.payloads(shipment.id, since, shipment.lastSeq, SNAPSHOT_EVENT_LIMIT)
+        events = rows
         // A bounded snapshot: what did not fit follows as event frames.
         lastSeq = rows.at(-1)?.seq ?? since
       }

@@ -12,6 +12,20 @@ export type SnapshotShipment = Omit<Shipment, 'updatedAt'>
 type Projection = StreamMessage['shipment']
 
 export function createDeliveryQueries(sql: Sql) {
+  /** The stored events with after < seq <= upto, at most `limit`, in seq order (what a snapshot lists). */
+  function payloads(shipmentId: string, after: number, upto: number, limit: number) {
+    return sql.unsafe<EventPayload[]>(
+      `select e.seq, e.dedup_key as "dedupKey", s.carrier, s.tracking_number as "trackingNumber", e.carrier_status as "carrierStatus",
+              e.status, iso_utc(e.occurred_at) as "occurredAt", e.location, e.description, iso_utc(e.received_at) as "receivedAt"
+       from tracking_events e
+       join shipments s on s.id = e.shipment_id
+       where e.shipment_id = $1 and e.seq > $2 and e.seq <= $3
+       order by e.seq
+       limit $4`,
+      [shipmentId, after, upto, limit]
+    )
+  }
+
   /**
    * Events with after < seq <= upto (at most `limit`), each with the shipment's projection right
    * after it, as the stream carries them. The projection is the rule of ingest (plan()): it moves
@@ -35,16 +49,7 @@ export function createDeliveryQueries(sql: Sql) {
             [shipmentId, after]
           )
         : Promise.resolve([]),
-      sql.unsafe<EventPayload[]>(
-        `select e.seq, e.dedup_key as "dedupKey", s.carrier, s.tracking_number as "trackingNumber", e.carrier_status as "carrierStatus",
-                e.status, iso_utc(e.occurred_at) as "occurredAt", e.location, e.description, iso_utc(e.received_at) as "receivedAt"
-         from tracking_events e
-         join shipments s on s.id = e.shipment_id
-         where e.shipment_id = $1 and e.seq > $2 and e.seq <= $3
-         order by e.seq
-         limit $4`,
-        [shipmentId, after, upto, limit]
-      )
+      payloads(shipmentId, after, upto, limit)
     ])
     let projection: Projection | null = start[0] ?? null
     return rows.map((event) => {
@@ -65,6 +70,7 @@ export function createDeliveryQueries(sql: Sql) {
       return row ?? null
     },
     events,
+    payloads,
     /** The current last_seq of each (carrier, trackingNumber). */
     async lastSeqs(pairs: [string, string][]): Promise<Map<string, number>> {
       if (pairs.length === 0) return new Map()
