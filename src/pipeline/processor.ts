@@ -121,13 +121,8 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
         log.error({ component: 'processor', err: (err as Error).message }, 'local delivery failed; the stream still carries these events')
       }
     }
-    let sent: Set<StreamMessage>
-    try {
-      sent = new Set(await stream.append(messages.map((m) => m.message)))
-    } catch (err) {
-      log.error({ component: 'processor', err: (err as Error).message }, 'stream append failed; the outbox relay will publish these events')
-      sent = new Set()
-    }
+    // append never throws: on failure it logs and returns [] (the events stay in the outbox).
+    const sent = new Set(await stream.append(messages.map((m) => m.message)))
     const ok = messages.filter((m) => sent.has(m.message))
     metrics.eventsPublished.inc({ path: 'inline' }, ok.length)
     if (ok.length < messages.length) metrics.publishFailures.inc(messages.length - ok.length)
