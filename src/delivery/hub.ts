@@ -49,7 +49,7 @@ interface Conn {
 
 export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; tokens: Tokens; log: Logger; metrics: Metrics; reconcileMs: number }) {
   const { sql, subscriber, prefix, tokens, log, metrics, reconcileMs } = deps
-  const queries = createDeliveryQueries(sql)
+  const queries = createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })
   const conns = new WeakMap<object, Conn>()
   const shipmentIds = new Map<string, string>()
   let server: Publisher | null = null

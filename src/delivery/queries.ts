@@ -1,17 +1,38 @@
 /**
  * What the delivery layer reads from PostgreSQL: snapshots, missed events by seq, and the
  * latest seq of many topics at once (reconcile). Events are shaped exactly like stream entries.
+ * The shipment lookups of subscribes arriving together share queries (lookup-batcher.ts).
  */
 import type { Sql } from '../db/client.ts'
 import type { EventPayload, StreamMessage } from '../pipeline/stream.ts'
 import type { Shipment } from '../shipments/store.ts'
+import { createLookupBatcher } from './lookup-batcher.ts'
 
 /** A shipment as the REST API shows it, less `updatedAt`. */
 export type SnapshotShipment = Omit<Shipment, 'updatedAt'>
 
 type Projection = StreamMessage['shipment']
 
-export function createDeliveryQueries(sql: Sql) {
+export function createDeliveryQueries(sql: Sql, { onLookupQuery }: { onLookupQuery?: (keys: number) => void } = {}) {
+  // Keys are carrier NUL tracking number: neither can hold a NUL (identity.ts, and PostgreSQL text).
+  const shipments = createLookupBatcher<SnapshotShipment>({
+    maxInFlight: 2,
+    maxBatch: 500,
+    maxQueued: 50_000,
+    onQuery: onLookupQuery,
+    async run(keys) {
+      const pairs = keys.map((k) => k.split('\u0000') as [string, string])
+      const rows = await sql<SnapshotShipment[]>`
+        select s.id, s.carrier, s.tracking_number as "trackingNumber", s.reference, s.status, s.carrier_status as "carrierStatus",
+               iso_utc(s.last_event_at) as "lastEventAt", s.last_seq as "lastSeq", iso_utc(s.created_at) as "createdAt", iso_utc(s.deleted_at) as "deletedAt"
+        from unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) as i(carrier, tracking_number)
+        cross join lateral (
+          select * from shipments x where x.carrier = i.carrier and x.tracking_number = i.tracking_number limit 1
+        ) s`
+      return new Map(rows.map((r) => [`${r.carrier}\u0000${r.trackingNumber}`, r]))
+    }
+  })
+
   /** The stored events with after < seq <= upto, at most `limit`, in seq order (what a snapshot lists). */
   function payloads(shipmentId: string, after: number, upto: number, limit: number) {
     return sql.unsafe<EventPayload[]>(
@@ -62,13 +83,8 @@ export function createDeliveryQueries(sql: Sql) {
   }
 
   return {
-    async shipment(carrier: string, trackingNumber: string): Promise<SnapshotShipment | null> {
-      const [row] = await sql<SnapshotShipment[]>`
-        select id, carrier, tracking_number as "trackingNumber", reference, status, carrier_status as "carrierStatus",
-               iso_utc(last_event_at) as "lastEventAt", last_seq as "lastSeq", iso_utc(created_at) as "createdAt", iso_utc(deleted_at) as "deletedAt"
-        from shipments where carrier = ${carrier} and tracking_number = ${trackingNumber}`
-      return row ?? null
-    },
+    /** The shipment a subscribe asks for; concurrent calls share queries (lookup-batcher.ts). */
+    shipment: (carrier: string, trackingNumber: string): Promise<SnapshotShipment | null> => shipments.get(`${carrier}\u0000${trackingNumber}`),
     events,
     payloads,
     /** The current last_seq of each (carrier, trackingNumber). */

@@ -77,3 +77,30 @@ test('reading the end of a long history costs the rows read, not the history bef
   // A top-1 scan of the earlier history per row took 4.9–6.2 s here; reading the start once, under 1 s.
   expect(ms).toBeLessThan(1000)
 })
+
+test('subscribes arriving together read their shipments in shared queries, each getting its own row', async () => {
+  const stamp = Date.now()
+  const rows = await db.sql<{ tracking_number: string }[]>`
+    insert into shipments (carrier, tracking_number, last_seq, reference)
+    select 'dhl', ${`BATCH${stamp}X`} || g, g, 'ref' || g from generate_series(1, 300) g
+    returning tracking_number`
+  await db.sql`update shipments set deleted_at = now() where tracking_number = ${`BATCH${stamp}X7`}`
+  const sizes: number[] = []
+  const queries = createDeliveryQueries(service.sql, { onLookupQuery: (n) => sizes.push(n) })
+  // Every row twice, and 50 that do not exist, all at once.
+  const asks = [...rows.map((r) => r.tracking_number), ...rows.map((r) => r.tracking_number), ...Array.from({ length: 50 }, (_, i) => `NOPE${stamp}X${i}`)]
+  const got = await Promise.all(asks.map((tn) => queries.shipment('dhl', tn)))
+  for (const [i, tn] of asks.entries()) {
+    const s = got[i]
+    if (tn.startsWith('NOPE')) {
+      expect(s).toBeNull()
+      continue
+    }
+    const g = Number(tn.split('X').at(-1))
+    expect(s).toMatchObject({ carrier: 'dhl', trackingNumber: tn, lastSeq: g, reference: `ref${g}` })
+    expect(s!.deletedAt === null).toBe(g !== 7)
+  }
+  // 650 lookups: the first two went alone, the rest shared a few queries of distinct keys.
+  expect(sizes.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(2 + 350)
+  expect(sizes.length).toBeLessThan(10)
+})
