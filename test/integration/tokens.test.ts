@@ -69,6 +69,22 @@ describe('token checks', () => {
     await expect(tokens.verify('not.a.jwt')).rejects.toMatchObject({ code: 'token_invalid' })
   })
 
+  test('only HS256 with our issuer, audience and an expiry is accepted; tokens from another JWT library are', async () => {
+    const claims = { topics: ['shipment:dhl:X1'] }
+    const jwt = () => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws')
+    // Minted by jose, not by us: a standard JWT verifies.
+    expect(await tokens.verify(await jwt().setExpirationTime('1m').sign(key))).toMatchObject({ sub: null, topics: ['shipment:dhl:X1'] })
+    const refused = [
+      await jwt().sign(key), // no expiry
+      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('someone-else').setAudience('parcelcast:ws').setExpirationTime('1m').sign(key),
+      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('another-service').setExpirationTime('1m').sign(key),
+      await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime('1m').sign(new TextEncoder().encode(TOKEN_SECRET.repeat(2))),
+      // alg none: a header and a payload, no signature
+      `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, iss: 'parcelcast', aud: 'parcelcast:ws', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.`
+    ]
+    for (const t of refused) await expect(tokens.verify(t)).rejects.toMatchObject({ code: 'token_invalid' })
+  })
+
   test('shipment:* grants every shipment topic and nothing else', () => {
     expect(topicAllowed(['shipment:*'], parseTopic('shipment:gls:ABC'))).toBe(true)
     expect(topicAllowed(['shipment:*'], parseTopic('user:u1'))).toBe(false)
