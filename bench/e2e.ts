@@ -12,6 +12,9 @@
  *   (c) one event to 5,000 subscribers of one shipment: time until the last socket has it,
  *       median of 10 — against a bare Bun topic server (no database, no Redis) sending frames of
  *       the same size, in alternating rounds of the same run;
+ *   (d) a reconnect storm: 5,000 more sockets, each with its own token, subscribing at once
+ *       while (a)'s 1,000 take its load — how long until all are served, and what it costs the
+ *       others (bench/e2e-storm.ts) — on parcelcast and on the bare server;
  *   and (a) against that bare server, both request shapes: the floor this machine and load
  *   generator allow.
  *
@@ -28,8 +31,11 @@ const apiKey = 'bench-key-000000'
 const db = await freshDatabase('parcelcast_bench_e2e')
 await db.sql`insert into shipments (carrier, tracking_number) select 'dhl', 'E2E' || lpad(g::text, 6, '0') from generate_series(1, ${SHIPMENTS}) g`
 await db.sql`insert into shipments (carrier, tracking_number) values ('dhl', 'FANOUT1')`
+const STORM = 5000
+await db.sql`insert into shipments (carrier, tracking_number) select 'dhl', 'STORM' || lpad(g::text, 6, '0') from generate_series(1, ${STORM}) g`
 await db.sql`analyze`
 const tns = Array.from({ length: SHIPMENTS }, (_, i) => `E2E${String(i + 1).padStart(6, '0')}`)
+const stormTns = Array.from({ length: STORM }, (_, i) => `STORM${String(i + 1).padStart(6, '0')}`)
 
 const disk = await diskSampler(db.sql)
 
@@ -47,10 +53,46 @@ async function load(spec: Record<string, unknown>, onConnected?: () => Promise<v
   return result
 }
 
+/**
+ * (d): (a)'s load for 8 s; 3 s into it, STORM more sockets (bench/e2e-storm.ts, another process,
+ * a token each) connect and subscribe all at once, as after a deploy. Returns (a)'s figures and
+ * the storm's.
+ */
+async function storm(base: string, bare: boolean) {
+  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/e2e-storm.ts`, JSON.stringify({ base, bare, apiKey, carrier: 'dhl', trackingNumbers: stormTns })], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+  const out = lines(proc.stdout)
+  if (!('ready' in JSON.parse((await out.next()).value ?? '{}'))) throw new Error('the storm process failed')
+  const others = await load({ mode: 'stream', bare, base, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 8, warmupSeconds: WARMUP }, async () => {
+    await Bun.sleep(WARMUP * 1000 + 3000)
+    proc.stdin.write('go\n')
+    proc.stdin.flush()
+  })
+  const result = JSON.parse((await out.next()).value ?? '{}')
+  if ((await proc.exited) !== 0 || !('allSubscribedMs' in result)) throw new Error('the storm process failed')
+  return { others, allSubscribedMs: result.allSubscribedMs as number }
+}
+
 const serverEnv = { API_KEYS: apiKey, TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench-e2e:', LOG_LEVEL: 'warn' }
 const server = await startServer(serverEnv)
 const ms = (x: number) => `${x.toFixed(2)} ms`
 const WARMUP = 2
+
+// BENCH_ONLY=storm: row (d) alone, on both servers; prints, writes nothing.
+if (process.env.BENCH_ONLY === 'storm') {
+  const bareOnly = Bun.spawn([process.execPath, `${import.meta.dir}/bare-topic-server.ts`], { stdout: 'pipe', stderr: 'inherit' })
+  let port = 0
+  for await (const line of lines(bareOnly.stdout)) {
+    port = JSON.parse(line).port
+    break
+  }
+  for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(`http://127.0.0.1:${port}`, true)]] as const) {
+    console.log(name, { allSubscribedMs: r.allSubscribedMs, othersMax: r.others.max, othersPerSecondP99: r.others.perSecondP99 })
+  }
+  bareOnly.kill()
+  await server.stop()
+  await db.sql.end()
+  process.exit(0)
+}
 
 console.log('(a) 1,000 subscribers, 1,000 distinct shipments, 1,000 events/s …')
 const a = await load({ mode: 'stream', base: server.url, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
@@ -90,6 +132,10 @@ console.log('(a) again, each event in a request of its own (1,000 requests/s) �
 const a1 = await load({ mode: 'stream', base: server.url, trackingNumbers: tns, subscribers: 1000, rate: 1000, perRequest: 1, seconds: 10, warmupSeconds: WARMUP })
 console.log(a1)
 
+console.log(`(d) reconnect storm: ${STORM.toLocaleString('en')} sockets subscribe at once while 1,000 others take (a)'s load …`)
+const d = await storm(server.url, false)
+console.log(d)
+
 await server.stop()
 
 console.log('(a) against the bare Bun topic server: what this machine and load generator allow without a database …')
@@ -98,12 +144,20 @@ console.log(abare)
 console.log('(a) against the bare server, each event in a request of its own …')
 const abare1 = await load({ mode: 'stream', bare: true, base: bareUrl, trackingNumbers: tns, subscribers: 1000, rate: 1000, perRequest: 1, seconds: 10, warmupSeconds: WARMUP })
 console.log(abare1)
+console.log('(d) the same storm against the bare server …')
+const dbare = await storm(bareUrl, true)
+console.log(dbare)
 bare.kill()
 await bare.exited
 await db.sql.end()
 
 const row = (name: string, r: any, ingestLabel = '') =>
   `| ${name} | ${r.events.toLocaleString('en')} | ${r.received.toLocaleString('en')} / ${r.expected.toLocaleString('en')} | ${Math.round(r.deliveredPerSecond).toLocaleString('en')} | ${ms(r.p50)} | ${ms(r.p95)} | **${ms(r.p99)}** | ${ms(r.max)} | ${ingestLabel}${ms(r.ingestP50)} / ${ms(r.ingestP99)} | ${Math.min(...r.perSecondP99).toFixed(1)}–${Math.max(...r.perSecondP99).toFixed(1)} ms | ${ms(r.warmupP99)} | ${diskCell(r.disk)} |`
+const stormRow = (name: string, r: Awaited<ReturnType<typeof storm>>) => {
+  const seconds = [...r.others.perSecondP99].sort((x: number, y: number) => y - x)
+  const rest = seconds.slice(1).sort((x: number, y: number) => x - y)
+  return `| ${name} | **${ms(r.allSubscribedMs)}** | ${seconds[0].toFixed(1)} ms | ${ms(r.others.max)} | ${rest[Math.floor(rest.length / 2)].toFixed(1)} ms |`
+}
 const diskCell = (d: DiskReport | null) => (d ? `${d.flushMeanMs.toFixed(2)} / ${d.worstFlushWindowMs.toFixed(1)} ms (${d.slowFlushWindows} over 10 ms)` : 'n/a')
 await writeSection(
   'e2e',
@@ -146,6 +200,16 @@ server publishes each event in a frame of parcelcast's shape and size.
 | parcelcast (ingest → commit → fan-out → sockets) | **${ms(c.median)}** | ${ms(c.min)} | ${ms(c.max)} | ${ms(c.firstMedian)} |
 | bare Bun topic server (publish → sockets), same run | **${ms(cb.median)}** | ${ms(cb.min)} | ${ms(cb.max)} | ${ms(cb.firstMedian)} |
 | ratio | **${(c.median / cb.median).toFixed(2)}×** | | | |
+
+Reconnect storm (d): (a)'s load (1,000 subscribers, 1,000 events/s) for 8 s after 2 s of warm-up; 3 s into
+it ${STORM.toLocaleString('en')} more sockets, held by another load process, each with a token of its own, connect and
+subscribe to ${STORM.toLocaleString('en')} other shipments all at once, as after a deploy. What the storm costs the sockets already
+there is the p99 of the second it falls in; on the bare server the same storm with no tokens and no snapshot.
+
+| server | the storm: last of ${STORM.toLocaleString('en')} sockets served | the 1,000 others: p99 of the worst second | … their worst event | … p99 of the other seconds: median |
+|---|---|---|---|---|
+${stormRow('parcelcast (token check, shipment read, snapshot)', d)}
+${stormRow('bare Bun topic server, same run', dbare)}
 
 Caveats: 2 cores for everything (PostgreSQL, Redis, parcelcast, the load generator, whose 5,000–10,000
 client sockets parse every frame). Most of a fan-out round is the server writing 5,000 frames, one
