@@ -9,6 +9,8 @@
  * it stays open — across lost pub/sub messages and Redis outages, because gaps are read back
  * from PostgreSQL and a reconcile loop compares every local topic with `shipments.last_seq`.
  * A bad frame is answered with an error frame; only a bad token closes the socket.
+ * Token checks and frames are handled in slices of the event loop (slices.ts), in arrival order,
+ * so that a reconnect storm does not hold up the delivery of everyone else's events.
  */
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
@@ -18,11 +20,15 @@ import type { Redis, StreamMessage } from '../pipeline/stream.ts'
 import { fanoutChannel, type FanoutMessage } from './broadcaster.ts'
 import { createDeliveryQueries } from './queries.ts'
 import { createSequencer } from './sequencer.ts'
+import { createSlices, SlicesFull } from './slices.ts'
 import { TokenError, type TokenClaims, type Tokens } from './tokens.ts'
 import { parseTopic, topicAllowed } from './topics.ts'
 
 export const SNAPSHOT_EVENT_LIMIT = 1000
 const MAX_TOPICS_PER_SOCKET = 100
+/** Socket work (token checks, frames) per turn of the event loop, and how much may wait (slices.ts). */
+const SLICE_BUDGET_MS = 4
+const MAX_QUEUED_SOCKET_TASKS = 50_000
 
 /** What the hub needs of a Bun WebSocket and of the server (kept narrow: tests and Elysia's types). */
 export interface Socket {
@@ -50,6 +56,7 @@ interface Conn {
 export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; tokens: Tokens; log: Logger; metrics: Metrics; reconcileMs: number }) {
   const { sql, subscriber, prefix, tokens, log, metrics, reconcileMs } = deps
   const queries = createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })
+  const slices = createSlices({ budgetMs: SLICE_BUDGET_MS, maxQueued: MAX_QUEUED_SOCKET_TASKS, onDrain: (n) => metrics.wsTasksQueued.set(n) })
   const conns = new WeakMap<object, Conn>()
   const shipmentIds = new Map<string, string>()
   let server: Publisher | null = null
@@ -169,6 +176,34 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
     }
   }
 
+  function handle(c: Conn, claims: TokenClaims, raw: string | Uint8Array) {
+    let frame: Record<string, unknown>
+    try {
+      // Text frames arrive as strings; a binary frame is read as UTF-8 text too.
+      frame = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw as Uint8Array).toString('utf8'))
+      if (!frame || typeof frame !== 'object' || Array.isArray(frame)) throw new Error('not an object')
+    } catch {
+      return error(c, 'bad_message', 'frames are JSON objects with an op: subscribe, unsubscribe or ping')
+    }
+    switch (frame.op) {
+      case 'subscribe':
+        return subscribe(c, claims, frame)
+      case 'unsubscribe': {
+        const topic = typeof frame.topic === 'string' ? frame.topic : ''
+        let name = topic
+        try {
+          name = parseTopic(topic).name
+        } catch {}
+        if (!unsubscribe(c, name)) error(c, 'not_subscribed', `not subscribed to ${topic}`, topic)
+        return
+      }
+      case 'ping':
+        return send(c, { type: 'pong' })
+      default:
+        return error(c, 'bad_message', `unknown op ${JSON.stringify(frame.op ?? null)}: use subscribe, unsubscribe or ping`)
+    }
+  }
+
   function unsubscribe(c: Conn, topic: string) {
     const t = c.topics.get(topic)
     if (!t) return false
@@ -235,7 +270,13 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       metrics.wsConnections.inc()
       const c: Conn = { ws, topics: new Map(), closed: false, claims: Promise.resolve(null) }
       conns.set(ws, c)
-      c.claims = (token ? tokens.verify(token) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))).catch((err) => {
+      const checked = token ? slices.later(() => tokens.verify(token)) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))
+      c.claims = checked.catch((err) => {
+        if (err instanceof SlicesFull) {
+          error(c, 'unavailable', 'the server is busy; reconnect in a moment')
+          ws.close(1013, 'unavailable')
+          return null
+        }
         const code = err instanceof TokenError ? err.code : 'token_invalid'
         error(c, code, err instanceof TokenError ? err.message : 'the token is not valid')
         ws.close(4401, code)
@@ -248,30 +289,12 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       if (!c) return
       const claims = await c.claims
       if (!claims) return
-      let frame: Record<string, unknown>
+      // In arrival order, in a slice; a socket that closed meanwhile has nothing left to do.
       try {
-        // Text frames arrive as strings; a binary frame is read as UTF-8 text too.
-        frame = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw as Uint8Array).toString('utf8'))
-        if (!frame || typeof frame !== 'object' || Array.isArray(frame)) throw new Error('not an object')
-      } catch {
-        return error(c, 'bad_message', 'frames are JSON objects with an op: subscribe, unsubscribe or ping')
-      }
-      switch (frame.op) {
-        case 'subscribe':
-          return subscribe(c, claims, frame)
-        case 'unsubscribe': {
-          const topic = typeof frame.topic === 'string' ? frame.topic : ''
-          let name = topic
-          try {
-            name = parseTopic(topic).name
-          } catch {}
-          if (!unsubscribe(c, name)) error(c, 'not_subscribed', `not subscribed to ${topic}`, topic)
-          return
-        }
-        case 'ping':
-          return send(c, { type: 'pong' })
-        default:
-          return error(c, 'bad_message', `unknown op ${JSON.stringify(frame.op ?? null)}: use subscribe, unsubscribe or ping`)
+        await slices.later(() => (c.closed ? undefined : handle(c, claims, raw)))
+      } catch (err) {
+        if (!(err instanceof SlicesFull)) throw err
+        error(c, 'unavailable', 'the server is busy; send the frame again in a moment')
       }
     },
 
