@@ -9,7 +9,7 @@
  * find the loop free: in `bench:e2e`'s storm row (d) the sockets already there saw events up to
  * 0.82–1.11 s late. Here the token check and every frame's handling are queued instead and run
  * for at most `budgetMs` per turn (then `setImmediate` yields to I/O), which brought that to
- * 0.33–0.67 s, median 0.41 s over five runs (a bare Bun server: 0.18–0.34 s), for the same total
+ * 0.33–0.67 s, median 0.44 s over six runs (a bare Bun server: 0.18–0.34 s), for the same total
  * work: the storm itself is served as fast as before.
  *
  *   - First in, first out: a socket's frames are handled in the order they came.
