@@ -49,6 +49,16 @@ export class OverloadedError extends AppError {
   }
 }
 
+/**
+ * The delivery side has too much waiting (shipment reads in lookup-batcher.ts, socket work in
+ * slices.ts): refused at once rather than queued without bound; the client tries again shortly.
+ */
+export class BusyError extends AppError {
+  constructor(what: string, waiting: number) {
+    super('unavailable', `the server is busy (${waiting} ${what} waiting); try again shortly`, { status: 503, retryable: true })
+  }
+}
+
 export class MigrationError extends AppError {
   constructor(message: string, cause?: unknown) {
     super('migration_failed', message, { cause })

@@ -13,6 +13,7 @@
  * so that a reconnect storm does not hold up the delivery of everyone else's events.
  */
 import type { Sql } from '../db/client.ts'
+import { BusyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { IdentityError } from '../pipeline/identity.ts'
@@ -20,7 +21,7 @@ import type { Redis, StreamMessage } from '../pipeline/stream.ts'
 import { fanoutChannel, type FanoutMessage } from './broadcaster.ts'
 import { createDeliveryQueries } from './queries.ts'
 import { createSequencer } from './sequencer.ts'
-import { createSlices, SlicesFull } from './slices.ts'
+import { createSlices } from './slices.ts'
 import { TokenError, type TokenClaims, type Tokens } from './tokens.ts'
 import { parseTopic, topicAllowed } from './topics.ts'
 
@@ -171,6 +172,8 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       sequencer.complete(name, c, lastSeq)
     } catch (err) {
       unsubscribe(c, name)
+      // Too many reads waiting (a storm beyond what one process takes): no log line per socket.
+      if (err instanceof BusyError) return error(c, 'unavailable', err.message, name)
       log.warn({ component: 'hub', topic: name, err: (err as Error).message }, 'snapshot failed')
       error(c, 'unavailable', 'could not read the snapshot; try again', name)
     }
@@ -272,7 +275,7 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       conns.set(ws, c)
       const checked = token ? slices.later(() => tokens.verify(token)) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))
       c.claims = checked.catch((err) => {
-        if (err instanceof SlicesFull) {
+        if (err instanceof BusyError) {
           error(c, 'unavailable', 'the server is busy; reconnect in a moment')
           ws.close(1013, 'unavailable')
           return null
@@ -293,7 +296,7 @@ export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; t
       try {
         await slices.later(() => (c.closed ? undefined : handle(c, claims, raw)))
       } catch (err) {
-        if (!(err instanceof SlicesFull)) throw err
+        if (!(err instanceof BusyError)) throw err
         error(c, 'unavailable', 'the server is busy; send the frame again in a moment')
       }
     },

@@ -14,9 +14,11 @@
  *   - A key never joins a query already sent: it is read by a query that starts after it was
  *     asked for. The hub relies on this — the read must come after the socket has begun
  *     listening for the topic (sequencer.begin), or the snapshot could miss an event.
- *   - Bounded: beyond `maxQueued` waiting lookups a lookup fails at once (the subscribe answers
- *     `unavailable`, try again). A failed query fails every lookup it carried, each with its error.
+ *   - Bounded: beyond `maxQueued` waiting lookups a lookup fails at once with BusyError (the
+ *     subscribe answers `unavailable`, try again). A failed query fails every lookup it carried, each with its error.
  */
+import { BusyError } from '../errors.ts'
+
 export interface LookupBatcherOptions<V> {
   /** Queries running at once. */
   maxInFlight: number
@@ -28,12 +30,6 @@ export interface LookupBatcherOptions<V> {
   run: (keys: string[]) => Promise<Map<string, V>>
   /** Called with the number of distinct keys of every query sent. */
   onQuery?: (keys: number) => void
-}
-
-export class LookupQueueFull extends Error {
-  constructor(waiting: number) {
-    super(`${waiting} lookups are already waiting`)
-  }
 }
 
 interface Waiter<V> {
@@ -74,7 +70,7 @@ export function createLookupBatcher<V>(opts: LookupBatcherOptions<V>) {
 
   return {
     get(key: string): Promise<V | null> {
-      if (queue.length >= opts.maxQueued) return Promise.reject(new LookupQueueFull(queue.length))
+      if (queue.length >= opts.maxQueued) return Promise.reject(new BusyError('shipment reads', queue.length))
       return new Promise<V | null>((resolve, reject) => {
         queue.push({ key, resolve, reject })
         pump()

@@ -13,15 +13,11 @@
  * work: the storm itself is served as fast as before.
  *
  *   - First in, first out: a socket's frames are handled in the order they came.
- *   - Bounded: beyond `maxQueued` waiting tasks a task is refused at once (SlicesFull), never
+ *   - Bounded: beyond `maxQueued` waiting tasks a task is refused at once (BusyError), never
  *     run out of order and never queued without limit; the hub answers it `unavailable`.
  *   - A task that throws does not stop the others; its caller's promise rejects.
  */
-export class SlicesFull extends Error {
-  constructor(queued: number) {
-    super(`${queued} socket tasks are already waiting`)
-  }
-}
+import { BusyError } from '../errors.ts'
 
 export function createSlices({ budgetMs, maxQueued, onDrain }: { budgetMs: number; maxQueued: number; onDrain?: (queued: number) => void }) {
   let queue: (() => void)[] = []
@@ -54,7 +50,7 @@ export function createSlices({ budgetMs, maxQueued, onDrain }: { budgetMs: numbe
   return {
     /** Runs `fn` in a slice; resolves or rejects with its result. */
     later<T>(fn: () => T | Promise<T>): Promise<T> {
-      if (queue.length - head >= maxQueued) return Promise.reject(new SlicesFull(queue.length - head))
+      if (queue.length - head >= maxQueued) return Promise.reject(new BusyError('socket tasks', queue.length - head))
       return new Promise<T>((resolve, reject) => {
         queue.push(() => {
           try {

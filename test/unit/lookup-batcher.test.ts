@@ -4,7 +4,8 @@
  * test/integration/delivery-queries.test.ts.)
  */
 import { describe, expect, test } from 'bun:test'
-import { createLookupBatcher, LookupQueueFull, type LookupBatcherOptions } from '../../src/delivery/lookup-batcher.ts'
+import { createLookupBatcher, type LookupBatcherOptions } from '../../src/delivery/lookup-batcher.ts'
+import { BusyError } from '../../src/errors.ts'
 
 function harness(over: Partial<LookupBatcherOptions<string>> = {}) {
   const queries: { keys: string[]; answer: (err?: Error) => void }[] = []
@@ -75,7 +76,7 @@ describe('lookup batcher', () => {
     const { b, queries } = harness({ maxInFlight: 1, maxQueued: 2 })
     const running = b.get('a')
     const waiting = [b.get('b'), b.get('c')]
-    await expect(b.get('d')).rejects.toBeInstanceOf(LookupQueueFull)
+    await expect(b.get('d')).rejects.toBeInstanceOf(BusyError)
     queries[0]!.answer()
     await running
     queries[1]!.answer()

@@ -1,6 +1,7 @@
 /** Socket work in slices: order, the per-turn budget (other callbacks run between slices), the bound. */
 import { describe, expect, test } from 'bun:test'
-import { createSlices, SlicesFull } from '../../src/delivery/slices.ts'
+import { createSlices } from '../../src/delivery/slices.ts'
+import { BusyError } from '../../src/errors.ts'
 
 const busy = (ms: number) => {
   const end = performance.now() + ms
@@ -42,7 +43,7 @@ describe('slices', () => {
     const s = createSlices({ budgetMs: 4, maxQueued: 3 })
     const waiting = [s.later(() => 1), s.later(() => 2), s.later(() => 3)]
     expect(s.queued()).toBe(3)
-    await expect(s.later(() => 4)).rejects.toBeInstanceOf(SlicesFull)
+    await expect(s.later(() => 4)).rejects.toBeInstanceOf(BusyError)
     expect(await Promise.all(waiting)).toEqual([1, 2, 3])
     expect(s.queued()).toBe(0)
     expect(await s.later(() => 5)).toBe(5)
