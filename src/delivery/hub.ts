@@ -54,10 +54,20 @@ interface Conn {
   closed: boolean
 }
 
-export function createHub(deps: { sql: Sql; subscriber: Redis; prefix: string; tokens: Tokens; log: Logger; metrics: Metrics; reconcileMs: number }) {
-  const { sql, subscriber, prefix, tokens, log, metrics, reconcileMs } = deps
+export function createHub(deps: {
+  sql: Sql
+  subscriber: Redis
+  prefix: string
+  tokens: Tokens
+  log: Logger
+  metrics: Metrics
+  reconcileMs: number
+  /** Token checks and frames that may wait for a slice (tests make it small). */
+  maxQueuedSocketTasks?: number
+}) {
+  const { sql, subscriber, prefix, tokens, log, metrics, reconcileMs, maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS } = deps
   const queries = createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })
-  const slices = createSlices({ budgetMs: SLICE_BUDGET_MS, maxQueued: MAX_QUEUED_SOCKET_TASKS, onDrain: (n) => metrics.wsTasksQueued.set(n) })
+  const slices = createSlices({ budgetMs: SLICE_BUDGET_MS, maxQueued: maxQueuedSocketTasks, onDrain: (n) => metrics.wsTasksQueued.set(n) })
   const conns = new WeakMap<object, Conn>()
   const shipmentIds = new Map<string, string>()
   let server: Publisher | null = null
