@@ -39,17 +39,28 @@ interface Waiter<V> {
 }
 
 export function createLookupBatcher<V>(opts: LookupBatcherOptions<V>) {
+  // A queue read from `head` on: taking a batch moves the index, not the array (a storm queues
+  // thousands of lookups, and a copy of the rest per query would be quadratic).
   let queue: Waiter<V>[] = []
+  let head = 0
   let inFlight = 0
+  const waiting = () => queue.length - head
 
   function pump() {
-    while (queue.length > 0 && inFlight < opts.maxInFlight) {
-      // The longest prefix of the queue with at most maxBatch distinct keys.
+    while (head < queue.length && inFlight < opts.maxInFlight) {
+      // The longest run of waiters with at most maxBatch distinct keys.
       const keys = new Set<string>()
-      let take = 0
-      while (take < queue.length && (keys.size < opts.maxBatch || keys.has(queue[take]!.key))) keys.add(queue[take++]!.key)
-      const waiters = queue.slice(0, take)
-      queue = queue.slice(take)
+      const start = head
+      while (head < queue.length && (keys.size < opts.maxBatch || keys.has(queue[head]!.key))) keys.add(queue[head++]!.key)
+      const waiters = queue.slice(start, head)
+      if (head === queue.length) {
+        queue = []
+        head = 0
+      } else if (head > 1024 && head * 2 > queue.length) {
+        // Never drained for long: drop the consumed front once it is most of the array.
+        queue = queue.slice(head)
+        head = 0
+      }
       inFlight++
       void send([...keys], waiters)
     }
@@ -70,13 +81,13 @@ export function createLookupBatcher<V>(opts: LookupBatcherOptions<V>) {
 
   return {
     get(key: string): Promise<V | null> {
-      if (queue.length >= opts.maxQueued) return Promise.reject(new BusyError('shipment reads', queue.length))
+      if (waiting() >= opts.maxQueued) return Promise.reject(new BusyError('shipment reads', waiting()))
       return new Promise<V | null>((resolve, reject) => {
         queue.push({ key, resolve, reject })
         pump()
       })
     },
     /** Lookups waiting for a query, and queries running. */
-    state: () => ({ queued: queue.length, inFlight })
+    state: () => ({ queued: waiting(), inFlight })
   }
 }
