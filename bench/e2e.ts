@@ -72,6 +72,23 @@ async function storm(base: string, bare: boolean) {
   return { others, allSubscribedMs: result.allSubscribedMs as number }
 }
 
+/** The bare Bun topic server (bench/bare-topic-server.ts) in a process of its own. */
+async function startBare() {
+  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/bare-topic-server.ts`], { stdout: 'pipe', stderr: 'inherit' })
+  let port = 0
+  for await (const line of lines(proc.stdout)) {
+    port = JSON.parse(line).port
+    break
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      proc.kill()
+      await proc.exited
+    }
+  }
+}
+
 const serverEnv = { API_KEYS: apiKey, TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench-e2e:', LOG_LEVEL: 'warn' }
 const server = await startServer(serverEnv)
 const ms = (x: number) => `${x.toFixed(2)} ms`
@@ -79,16 +96,11 @@ const WARMUP = 2
 
 // BENCH_ONLY=storm: row (d) alone, on both servers; prints, writes nothing.
 if (process.env.BENCH_ONLY === 'storm') {
-  const bareOnly = Bun.spawn([process.execPath, `${import.meta.dir}/bare-topic-server.ts`], { stdout: 'pipe', stderr: 'inherit' })
-  let port = 0
-  for await (const line of lines(bareOnly.stdout)) {
-    port = JSON.parse(line).port
-    break
-  }
-  for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(`http://127.0.0.1:${port}`, true)]] as const) {
+  const bareOnly = await startBare()
+  for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(bareOnly.url, true)]] as const) {
     console.log(name, { allSubscribedMs: r.allSubscribedMs, othersMax: r.others.max, othersPerSecondP99: r.others.perSecondP99 })
   }
-  bareOnly.kill()
+  await bareOnly.stop()
   await server.stop()
   await db.sql.end()
   process.exit(0)
@@ -116,13 +128,8 @@ const perConn = (after - before) / 10_000
 console.log(b, { rssBefore: before, rssAfter: after, perConnection: perConn })
 
 console.log('(c) fan-out of one event to 5,000 subscribers: parcelcast and a bare Bun topic server, rounds alternating …')
-const bare = Bun.spawn([process.execPath, `${import.meta.dir}/bare-topic-server.ts`], { stdout: 'pipe', stderr: 'inherit' })
-let barePort = 0
-for await (const line of lines(bare.stdout)) {
-  barePort = JSON.parse(line).port
-  break
-}
-const bareUrl = `http://127.0.0.1:${barePort}`
+const bare = await startBare()
+const bareUrl = bare.url
 const c = await load({ mode: 'fanout', base: server.url, baseline: { base: bareUrl, bare: true }, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10, warmupRounds: 2 })
 const cb = c.baseline
 console.log(c)
@@ -147,8 +154,7 @@ console.log(abare1)
 console.log('(d) the same storm against the bare server …')
 const dbare = await storm(bareUrl, true)
 console.log(dbare)
-bare.kill()
-await bare.exited
+await bare.stop()
 await db.sql.end()
 
 const row = (name: string, r: any, ingestLabel = '') =>
