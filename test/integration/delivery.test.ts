@@ -1,10 +1,11 @@
 /**
  * WebSocket delivery against the real services: snapshot, live events, resume, tokens,
- * bad frames, malformed stream entries, reclaiming a dead consumer's entries, and the
- * handoff race.
+ * bad frames, malformed stream entries, reclaiming a dead consumer's entries, the
+ * handoff race, many sockets at once, and the bound of waiting socket work.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { GROUP, fanoutChannel } from '../../src/delivery/broadcaster.ts'
+import { createHub, type Socket } from '../../src/delivery/hub.ts'
 import { toNormalizedEvent } from '../../src/pipeline/event.ts'
 import { createProcessor } from '../../src/pipeline/processor.ts'
 import { streamKey } from '../../src/pipeline/stream.ts'
@@ -306,4 +307,60 @@ describe('the handoff race', () => {
       c.close()
     }
   }, 60_000)
+})
+
+// The hub past its bound of waiting socket work (slices.ts): what is refused is answered, never
+// dropped silently and never run out of order. A hub of its own, with a bound of 3, and sockets
+// that record what they are sent.
+function socket() {
+  const sent: Record<string, unknown>[] = []
+  const closes: [number | undefined, string | undefined][] = []
+  const ws: Socket = {
+    send: (data) => (sent.push(JSON.parse(data)), data.length),
+    subscribe: () => {},
+    unsubscribe: () => {},
+    close: (code, reason) => void closes.push([code, reason])
+  }
+  return { ws, sent, closes }
+}
+
+describe('past the bound of waiting socket work', () => {
+  test('past the bound, a connecting socket is told unavailable and closed with 1013; the ones before it are served', async () => {
+    const hub = createHub({ sql: service.sql, subscriber: service.redis, prefix: service.config.REDIS_PREFIX, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const [s] = await db.sql<{ tracking_number: string }[]>`insert into shipments (carrier, tracking_number) values ('dhl', ${`BUSY${Date.now()}`}) returning tracking_number`
+    const topic = `shipment:dhl:${s!.tracking_number}`
+    const { token } = await service.tokens.mint({ sub: null, topics: [topic], ttlSeconds: 60 })
+    // Five sockets connect in one turn of the event loop: three token checks fit, two do not.
+    const socks = Array.from({ length: 5 }, () => socket())
+    for (const k of socks) hub.open(k.ws, token)
+    const answers = socks.map((k) => hub.message(k.ws, JSON.stringify({ op: 'subscribe', topic })))
+    await Promise.all(answers)
+    for (const k of socks.slice(0, 3)) {
+      expect(k.closes).toEqual([])
+      expect(k.sent.map((f) => f.type)).toEqual(['snapshot'])
+    }
+    for (const k of socks.slice(3)) {
+      expect(k.closes).toEqual([[1013, 'unavailable']])
+      expect(k.sent).toEqual([{ type: 'error', code: 'unavailable', message: expect.stringContaining('busy') }])
+    }
+    for (const k of socks) hub.close(k.ws)
+    await hub.sequencer.idle()
+    expect(hub.sequencer.topics().size).toBe(0)
+  })
+
+  test('past the bound, a frame is answered unavailable and the socket stays open', async () => {
+    const hub = createHub({ sql: service.sql, subscriber: service.redis, prefix: service.config.REDIS_PREFIX, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const { token } = await service.tokens.mint({ sub: null, topics: ['shipment:*'], ttlSeconds: 60 })
+    const k = socket()
+    hub.open(k.ws, token)
+    // Five pings at once: three wait for a slice, two are refused.
+    await Promise.all(Array.from({ length: 5 }, () => hub.message(k.ws, JSON.stringify({ op: 'ping' }))))
+    expect(k.sent.filter((f) => f.type === 'pong').length).toBe(3)
+    expect(k.sent.filter((f) => f.type === 'error' && f.code === 'unavailable').length).toBe(2)
+    expect(k.closes).toEqual([])
+    // Once the queue has drained, frames are served again.
+    await hub.message(k.ws, JSON.stringify({ op: 'ping' }))
+    expect(k.sent.at(-1)).toEqual({ type: 'pong' })
+    hub.close(k.ws)
+  })
 })
