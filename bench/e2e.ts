@@ -26,6 +26,12 @@
  */
 import { diskSampler, freshDatabase, lines, machine, redisUrl, rss, startServer, writeSection, type DiskReport } from './support.ts'
 
+const ONLY = process.env.BENCH_ONLY
+if (ONLY && !['a', 'fanout', 'storm'].includes(ONLY)) {
+  console.error(`BENCH_ONLY=${ONLY}: expected a, fanout or storm`)
+  process.exit(2)
+}
+
 const SHIPMENTS = 1000
 const apiKey = 'bench-key-000000'
 const db = await freshDatabase('parcelcast_bench_e2e')
@@ -94,11 +100,22 @@ const server = await startServer(serverEnv)
 const ms = (x: number) => `${x.toFixed(2)} ms`
 const WARMUP = 2
 
-// BENCH_ONLY=storm: row (d) alone, on both servers; prints, writes nothing.
-if (process.env.BENCH_ONLY === 'storm') {
+// BENCH_ONLY=a|fanout|storm: one row alone, on parcelcast and on the bare server, for quick
+// comparisons while working on one of them; prints, writes nothing.
+if (ONLY) {
   const bareOnly = await startBare()
-  for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(bareOnly.url, true)]] as const) {
-    console.log(name, { allSubscribedMs: r.allSubscribedMs, othersMax: r.others.max, othersPerSecondP99: r.others.perSecondP99 })
+  if (ONLY === 'a') {
+    for (const [name, base, bare] of [['parcelcast', server.url, false], ['bare', bareOnly.url, true]] as const) {
+      const r = await load({ mode: 'stream', bare, base, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
+      console.log(name, { p50: r.p50, p99: r.p99, max: r.max, ingestP50: r.ingestP50, ingestP99: r.ingestP99, perSecondP99: r.perSecondP99, received: r.received, expected: r.expected })
+    }
+  } else if (ONLY === 'fanout') {
+    const r = await load({ mode: 'fanout', base: server.url, baseline: { base: bareOnly.url, bare: true }, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10, warmupRounds: 2 })
+    console.log({ parcelcast: { median: r.median, firstMedian: r.firstMedian, all: r.all }, bare: { median: r.baseline.median, firstMedian: r.baseline.firstMedian, all: r.baseline.all }, ratio: r.median / r.baseline.median })
+  } else if (ONLY === 'storm') {
+    for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(bareOnly.url, true)]] as const) {
+      console.log(name, { allSubscribedMs: r.allSubscribedMs, othersMax: r.others.max, othersPerSecondP99: r.others.perSecondP99 })
+    }
   }
   await bareOnly.stop()
   await server.stop()
