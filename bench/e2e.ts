@@ -11,7 +11,9 @@
  *       idle subscribed connection;
  *   (c) one event to 5,000 subscribers of one shipment: time until the last socket has it,
  *       median of 10 — against a bare Bun topic server (no database, no Redis) sending frames of
- *       the same size, in alternating rounds of the same run;
+ *       the same size, in alternating rounds of the same run; then, as a control of the method,
+ *       two fresh bare servers measured against each other the same way (what one run's ratio
+ *       is worth: identical servers differ by this much);
  *   (d) a reconnect storm: 5,000 more sockets, each with its own token, subscribing at once
  *       while (a)'s 1,000 take its load — how long until all are served, and what it costs the
  *       others (bench/e2e-storm.ts) — on parcelcast and on the bare server;
@@ -95,6 +97,19 @@ async function startBare() {
   }
 }
 
+const fanout = (base: string, baseline: string, bare = false) =>
+  load({ mode: 'fanout', bare, base, baseline: { base: baseline, bare: true }, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10, warmupRounds: 2 })
+
+/** (c)'s control: two fresh bare servers against each other, the same method. */
+async function fanoutControl() {
+  const [x, y] = await Promise.all([startBare(), startBare()])
+  try {
+    return await fanout(x.url, y.url, true)
+  } finally {
+    await Promise.all([x.stop(), y.stop()])
+  }
+}
+
 const serverEnv = { API_KEYS: apiKey, TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench-e2e:', LOG_LEVEL: 'warn' }
 const server = await startServer(serverEnv)
 const ms = (x: number) => `${x.toFixed(2)} ms`
@@ -110,8 +125,10 @@ if (ONLY) {
       console.log(name, { p50: r.p50, p99: r.p99, max: r.max, ingestP50: r.ingestP50, ingestP99: r.ingestP99, perSecondP99: r.perSecondP99, received: r.received, expected: r.expected })
     }
   } else if (ONLY === 'fanout') {
-    const r = await load({ mode: 'fanout', base: server.url, baseline: { base: bareOnly.url, bare: true }, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10, warmupRounds: 2 })
+    const r = await fanout(server.url, bareOnly.url)
     console.log({ parcelcast: { median: r.median, firstMedian: r.firstMedian, all: r.all }, bare: { median: r.baseline.median, firstMedian: r.baseline.firstMedian, all: r.baseline.all }, ratio: r.median / r.baseline.median })
+    const k = await fanoutControl()
+    console.log({ control: { bareA: k.median, bareB: k.baseline.median, ratio: k.median / k.baseline.median } })
   } else if (ONLY === 'storm') {
     for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(bareOnly.url, true)]] as const) {
       console.log(name, { allSubscribedMs: r.allSubscribedMs, othersMax: r.others.max, othersPerSecondP99: r.others.perSecondP99 })
@@ -147,9 +164,12 @@ console.log(b, { rssBefore: before, rssAfter: after, perConnection: perConn })
 console.log('(c) fan-out of one event to 5,000 subscribers: parcelcast and a bare Bun topic server, rounds alternating …')
 const bare = await startBare()
 const bareUrl = bare.url
-const c = await load({ mode: 'fanout', base: server.url, baseline: { base: bareUrl, bare: true }, trackingNumbers: ['FANOUT1'], subscribers: 5000, rounds: 10, warmupRounds: 2 })
+const c = await fanout(server.url, bareUrl)
 const cb = c.baseline
 console.log(c)
+console.log('(c) control: two fresh bare servers against each other, the same method …')
+const control = await fanoutControl()
+console.log(control)
 
 // After (b), so that its heap does not blur the RSS per connection.
 console.log('(a) again, each event in a request of its own (1,000 requests/s) …')
@@ -223,6 +243,10 @@ server publishes each event in a frame of parcelcast's shape and size.
 | parcelcast (ingest → commit → fan-out → sockets) | **${ms(c.median)}** | ${ms(c.min)} | ${ms(c.max)} | ${ms(c.firstMedian)} |
 | bare Bun topic server (publish → sockets), same run | **${ms(cb.median)}** | ${ms(cb.min)} | ${ms(cb.max)} | ${ms(cb.firstMedian)} |
 | ratio | **${(c.median / cb.median).toFixed(2)}×** | | | |
+| control, same run: bare server A / bare server B, both fresh, the same method | ${ms(control.median)} / ${ms(control.baseline.median)} = **${(control.median / control.baseline.median).toFixed(2)}×** | | | |
+
+The control row is what one run's ratio is worth on this machine: two identical servers, measured the
+same way, are rarely 1.00× apart (the spread over many runs is under "What the end-to-end figures say").
 
 Reconnect storm (d): (a)'s load (1,000 subscribers, 1,000 events/s) for 8 s after 2 s of warm-up; 3 s into
 it ${STORM.toLocaleString('en')} more sockets, held by another load process, each with a token of its own, connect and
