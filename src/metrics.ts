@@ -36,6 +36,7 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     pollShipments: new Counter({ name: 'parcelcast_poll_shipments_total', help: 'Shipments polled, by carrier', labelNames: ['carrier'] as const, registers }),
     pollErrors: new Counter({ name: 'parcelcast_poll_errors_total', help: 'Carrier calls that failed, by carrier and kind (rate_limited, retryable, final)', labelNames: ['carrier', 'kind'] as const, registers }),
     pollEvents: new Counter({ name: 'parcelcast_poll_events_total', help: 'Events found by polling, by carrier and processing outcome', labelNames: ['carrier', 'outcome'] as const, registers }),
+    carrierRejectedScans: new Counter({ name: 'parcelcast_carrier_rejected_scans_total', help: 'Carrier scans (polled or pushed) rejected as unreadable, by carrier and the carrier field that was wrong; none of them is stored', labelNames: ['carrier', 'field'] as const, registers }),
     pollDuration: new Histogram({ name: 'parcelcast_poll_cycle_seconds', help: 'Poll cycle duration by carrier', labelNames: ['carrier'] as const, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers }),
     httpRequests: new Histogram({ name: 'parcelcast_http_request_seconds', help: 'HTTP request duration', labelNames: ['method', 'route', 'status'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers })
   }

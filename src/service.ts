@@ -8,7 +8,8 @@ import { hostname } from 'node:os'
 import { createBroadcaster } from './delivery/broadcaster.ts'
 import { createHub } from './delivery/hub.ts'
 import { createCarrierClient } from './carriers/clients.ts'
-import { loadCarrierSetups } from './carriers/configs.ts'
+import { createCarrierDirectory } from './carriers/directory.ts'
+import { createCarrierHealth } from './carriers/health.ts'
 import { createPoller, type Poller } from './carriers/poller.ts'
 import type { Config } from './config.ts'
 import { createTokens } from './delivery/tokens.ts'
@@ -56,34 +57,28 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
   })
   const hub = createHub({ sql, subscriber: subscriberRedis, prefix: config.REDIS_PREFIX, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
-  // Webhook secrets: the environment's, else the stored ones; read once, on the first push.
-  let secrets: Promise<Map<string, string>> | null = null
-  const webhookSecrets = () =>
-    (secrets ??= loadCarrierSetups(sql, config)
-      .then((all) => new Map(all.flatMap((s) => (s.webhookSecret ? [[s.carrier, s.webhookSecret] as [string, string]] : []))))
-      .catch((err) => {
-        secrets = null
-        throw err
-      }))
+  // Carrier setups (environment over stored configs) read once; health from this process's pollers.
+  const carrierHealth = createCarrierHealth()
+  const pollers: Poller[] = []
+  const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const app = createApp({
-    sql, redis, processor, tokens, broadcaster, webhookSecrets, log, metrics,
+    sql, redis, processor, tokens, broadcaster, carriers, log, metrics,
     apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES
   })
   let server: ReturnType<typeof listen> | null = null
-  const pollers: Poller[] = []
 
   return {
-    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, broadcaster, hub, app, pollers,
+    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
     get port() {
       return server?.port ?? 0
     },
     async start() {
       if (config.MIGRATE_ON_BOOT) await migrate(sql, log)
       if (config.POLL_ENABLED) {
-        for (const setup of await loadCarrierSetups(sql, config)) {
+        for (const setup of await carriers.setups()) {
           const client = setup.enabled ? createCarrierClient(setup.carrier, setup.client) : null
           if (!client) continue
-          pollers.push(createPoller({ sql, processor, client, settings: setup.poll, log, metrics }))
+          pollers.push(createPoller({ sql, processor, client, settings: setup.poll, log, metrics, health: carrierHealth }))
         }
       }
       relay.start()

@@ -5,7 +5,8 @@
  * naming what was wrong), and never deduplicate (the processor does, by dedupKey).
  */
 import * as v from 'valibot'
-import type { EventCheck } from '../pipeline/event.ts'
+import { toNormalizedEvent, type EventInput, type NormalizedEvent } from '../pipeline/event.ts'
+import { normalizeInstant } from '../pipeline/identity.ts'
 
 export interface CarrierRequest {
   method: 'GET' | 'POST'
@@ -20,8 +21,20 @@ export interface CarrierResponse {
   body: string
 }
 
+/**
+ * One scan of a carrier's answer: a normalized event, or why it was rejected — `field` in the
+ * carrier's own words (`scan[3].date`), and the scan as it came (`sample`, for one log line).
+ */
+export type ScanCheck = { ok: true; event: NormalizedEvent } | { ok: false; field: string; message: string; sample?: unknown }
+
+/** A delivery estimate as UTC ISO instants; `from` may be null (a deadline only). */
+export interface ExpectedDelivery {
+  from: string | null
+  to: string | null
+}
+
 export type TrackResult =
-  | { trackingNumber: string; kind: 'events'; events: EventCheck[] }
+  | { trackingNumber: string; kind: 'events'; events: ScanCheck[]; expectedDelivery?: ExpectedDelivery | null }
   | { trackingNumber: string; kind: 'not_found' }
   | { trackingNumber: string; kind: 'error'; message: string }
 
@@ -41,6 +54,8 @@ export interface CarrierConfig {
   clientSecret?: string
   locale?: string
   zone?: string
+  /** Which of the carrier's answer forms to ask for (DPD: `json` or `soap`); the carrier's first when unset. */
+  form?: string
 }
 
 /**
@@ -84,3 +99,61 @@ export function readBody<S extends v.GenericSchema>(carrier: string, body: strin
   return { ok: true, json, value: parsed.output }
 }
 
+
+/**
+ * A carrier's scan as a normalized event, or the rejection naming the carrier's own field:
+ * `at` is where the scan sits in the answer (`scan[3]`), `names` maps the normalized fields to
+ * the carrier's (`occurredAt` → `date`).
+ */
+export function scanCheck(input: EventInput, opts: { zone: string; raw: unknown; at: string; names?: Partial<Record<keyof EventInput, string>> }): ScanCheck {
+  const c = toNormalizedEvent(input, { zone: opts.zone, raw: opts.raw })
+  if (c.ok) return c
+  const name = opts.names?.[c.field as keyof EventInput] ?? c.field
+  return { ok: false, field: `${opts.at}.${name}`, message: c.message, sample: opts.raw }
+}
+
+export const rejected = (field: string, message: string, sample: unknown): ScanCheck => ({ ok: false, field, message, sample })
+
+/**
+ * The counter label of a rejected field: the carrier's field without the position of the scan
+ * (`scan[3].date` → `date`, `parcels[ZX1].events[0].eventDateTime` → `eventDateTime`).
+ */
+export function fieldLabel(field: string): string {
+  return field.replace(/^(?:[^.[\]]+\[[^\]]*\]\.)+/, '') || field
+}
+
+/** A carrier's instant (offset applied, or wall time in `zone`) as UTC ISO; null when unreadable. */
+export function instantOrNull(input: unknown, zone: string): string | null {
+  if (typeof input !== 'string' || input.trim() === '') return null
+  try {
+    return normalizeInstant(input, zone)
+  } catch {
+    return null
+  }
+}
+
+/** An estimate from its ends; null when neither end can be read. `to` is never before `from`. */
+export function expectedDelivery(from: string | null, to: string | null): ExpectedDelivery | null {
+  if (from === null && to === null) return null
+  if (from !== null && to !== null && to < from) return { from: to, to: from }
+  return { from, to }
+}
+
+const PERSONAL = /name|receiver|recipient|consignee|sender|address|street|phone|mail|signed|signature|contact/i
+
+/**
+ * A scan fit for a log line: keys that may carry a person's data are masked, long strings cut,
+ * depth and breadth bounded. What stays is what an operator needs to see a format change.
+ */
+export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return value.length > 80 ? `${value.slice(0, 80)}…` : value
+  if (value === null || typeof value !== 'object') return value
+  if (depth >= 5) return '…'
+  if (Array.isArray(value)) return value.slice(0, 10).map((x) => redact(x, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value).slice(0, 30)) {
+    // scanType.name is the scan's type, not a person's name.
+    out[k] = PERSONAL.test(k) && !(k === 'name' && depth > 0 && typeof v === 'string' && /^[A-Za-z]+$/.test(v)) ? '[redacted]' : redact(v, depth + 1)
+  }
+  return out
+}

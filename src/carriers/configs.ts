@@ -1,15 +1,23 @@
 /**
- * Carrier configuration: the `carrier_configs` rows, overridden by the environment. A carrier
- * whose base URL is set in the environment is enabled for polling; credentials from the
- * environment win over stored ones.
+ * Carrier configuration: the `carrier_configs` rows, overridden by the environment (each
+ * carrier's `env` in the registry). A carrier whose base URL is set in the environment is
+ * enabled for polling; credentials from the environment win over stored ones. Rows without an
+ * adapter are push-only carriers: known, never polled.
  */
 import type { Config } from '../config.ts'
 import type { Sql } from '../db/client.ts'
 import type { CarrierConfig } from './adapter.ts'
+import { formOf } from './carrier.ts'
 import type { PollSettings } from './poller.ts'
+import { carrierFor } from './registry.ts'
 
 export interface CarrierSetup {
   carrier: string
+  name: string
+  /** The answer form in use; `push` for a carrier without an adapter. */
+  form: string
+  /** Has an adapter (so it can be polled and take webhooks). */
+  adapter: boolean
   enabled: boolean
   client: CarrierConfig
   poll: PollSettings
@@ -18,6 +26,8 @@ export interface CarrierSetup {
 
 interface Row {
   carrier: string
+  name: string | null
+  form: string | null
   enabled: boolean
   base_url: string | null
   poll_interval_ms: number
@@ -29,21 +39,21 @@ interface Row {
 }
 
 export async function loadCarrierSetups(sql: Sql, config: Config): Promise<CarrierSetup[]> {
-  const rows = await sql<Row[]>`select carrier, enabled, base_url, poll_interval_ms, batch_size, backoff_base_ms, max_attempts, rate_limit_per_sec, credentials from carrier_configs order by carrier`
-  const env: Record<string, { baseUrl?: string; client: Partial<CarrierConfig>; secret?: string }> = {
-    dhl: { baseUrl: config.DHL_BASE_URL, client: { apiKey: config.DHL_API_KEY }, secret: config.DHL_WEBHOOK_SECRET },
-    dpd: { baseUrl: config.DPD_BASE_URL, client: { locale: config.DPD_LOCALE }, secret: config.DPD_WEBHOOK_SECRET },
-    gls: { baseUrl: config.GLS_BASE_URL, client: { clientId: config.GLS_CLIENT_ID, clientSecret: config.GLS_CLIENT_SECRET }, secret: config.GLS_WEBHOOK_SECRET }
-  }
+  const rows = await sql<Row[]>`select carrier, name, form, enabled, base_url, poll_interval_ms, batch_size, backoff_base_ms, max_attempts, rate_limit_per_sec, credentials from carrier_configs order by carrier`
   return rows.map((r) => {
-    const e = env[r.carrier] ?? { client: {} }
+    const carrier = carrierFor(r.carrier)
+    const e = carrier?.env(config) ?? { client: {} }
     const baseUrl = e.baseUrl ?? r.base_url ?? ''
     const stored = r.credentials ?? {}
     const defined = Object.fromEntries(Object.entries(e.client).filter(([, v]) => v !== undefined && v !== ''))
+    const client: CarrierConfig = { baseUrl, ...(r.form ? { form: r.form } : {}), ...stored, ...defined }
     return {
       carrier: r.carrier,
-      enabled: Boolean(baseUrl) && (e.baseUrl !== undefined || r.enabled),
-      client: { baseUrl, ...stored, ...defined },
+      name: r.name ?? carrier?.name ?? r.carrier.toUpperCase(),
+      form: carrier ? formOf(carrier, client) : 'push',
+      adapter: Boolean(carrier),
+      enabled: Boolean(carrier) && Boolean(baseUrl) && (e.baseUrl !== undefined || r.enabled),
+      client,
       poll: {
         intervalMs: config.POLL_INTERVAL_MS ?? r.poll_interval_ms,
         batchSize: config.POLL_BATCH_SIZE ?? r.batch_size,

@@ -2,18 +2,23 @@
  * DHL Shipment Tracking – Unified API: `GET {base}/track/shipments?trackingNumber=…` with the
  * header `DHL-API-Key`; one tracking number per call.
  *
- * Response: `shipments[].events[]` with `timestamp`, `statusCode` (pre-transit, transit,
- * delivered, failure, unknown), `status`, `description`, `location.address`. Timestamps come
- * with `Z`, with an offset, or with none (then they are Europe/Berlin wall time). A 404 is a
- * problem-details JSON meaning "not known to DHL yet" — not an error. A 429 carries Retry-After.
+ * Response: `shipments[]`, each with `id`, `status`, `estimatedTimeOfDelivery`,
+ * `estimatedDeliveryTimeFrame {estimatedFrom, estimatedThrough}` and `events[]` with `timestamp`,
+ * `statusCode` (pre-transit, transit, delivered, failure, unknown), `status`, `description`,
+ * `location.address`. Timestamps come with `Z`, with an offset, or with none (parcel-de answers
+ * carry none: Europe/Berlin wall time). A 404 is a problem-details JSON meaning "not known to DHL
+ * yet" — not an error. A 429 carries Retry-After.
  *
  * carrierStatus (part of the dedupKey) is DHL's `statusCode`: two scans with the same code at the
  * same instant are one fact to us, as the contract's key says.
  */
 import * as v from 'valibot'
-import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, endpoint, readBody, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome } from './adapter.ts'
+import {
+  bodyHint, endpoint, expectedDelivery, instantOrNull, readBody, retryAfterMs, scanCheck,
+  type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome
+} from './adapter.ts'
+import type { Carrier } from './carrier.ts'
 
 export const DHL_ZONE = 'Europe/Berlin'
 
@@ -32,7 +37,14 @@ const DhlEvent = v.object({
 })
 
 const DhlResponse = v.object({
-  shipments: v.array(v.object({ id: v.string(), events: v.optional(v.array(v.unknown()), []) }))
+  shipments: v.array(
+    v.object({
+      id: v.string(),
+      events: v.optional(v.array(v.unknown()), []),
+      estimatedTimeOfDelivery: v.optional(v.unknown()),
+      estimatedDeliveryTimeFrame: v.optional(v.unknown())
+    })
+  )
 })
 
 export function dhlRequest(config: CarrierConfig, trackingNumber: string): CarrierRequest {
@@ -42,7 +54,7 @@ export function dhlRequest(config: CarrierConfig, trackingNumber: string): Carri
 }
 
 /** DHL's coarse statusCode, refined by the words of the scan where DHL itself is coarser than us. */
-export function dhlStatus(statusCode: string | null | undefined, text: string): Exclude<Status, 'pending'> {
+export function dhlStatus(statusCode: string | null | undefined, text = ''): Exclude<Status, 'pending'> {
   const t = text.toLowerCase()
   switch (statusCode) {
     case 'pre-transit':
@@ -62,6 +74,20 @@ export function dhlStatus(statusCode: string | null | undefined, text: string): 
   }
 }
 
+/**
+ * The estimate of a shipment: the time frame gives both ends, `estimatedTimeOfDelivery` alone
+ * gives the end. Unreadable values count as none (an estimate is never guessed).
+ */
+export function dhlExpectedDelivery(s: { estimatedTimeOfDelivery?: unknown; estimatedDeliveryTimeFrame?: unknown }) {
+  const frame = (s.estimatedDeliveryTimeFrame ?? null) as { estimatedFrom?: unknown; estimatedThrough?: unknown } | null
+  const from = typeof frame === 'object' && frame ? instantOrNull(frame.estimatedFrom, DHL_ZONE) : null
+  const through = typeof frame === 'object' && frame ? instantOrNull(frame.estimatedThrough, DHL_ZONE) : null
+  if (from !== null || through !== null) return expectedDelivery(from, through)
+  return expectedDelivery(null, instantOrNull(s.estimatedTimeOfDelivery, DHL_ZONE))
+}
+
+const norm = (s: string) => s.replace(/\s+/g, '').toUpperCase()
+
 export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOutcome {
   if (res.status === 429) return { kind: 'rate_limited', retryAfterMs: retryAfterMs(res.headers['retry-after']) }
   if (res.status === 404) return { kind: 'ok', results: [{ trackingNumber, kind: 'not_found' }] }
@@ -71,15 +97,15 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
 
   const parsed = readBody('DHL', res.body, DhlResponse)
   if (!parsed.ok) return parsed.outcome
-  const shipment = parsed.value.shipments.find((s) => s.id.replace(/\s+/g, '').toUpperCase() === trackingNumber) ?? parsed.value.shipments[0]
+  const shipment = parsed.value.shipments.find((s) => norm(s.id) === trackingNumber) ?? parsed.value.shipments[0]
   if (!shipment) return { kind: 'ok', results: [{ trackingNumber, kind: 'not_found' }] }
   const events = shipment.events.map((raw, i) => {
     const e = v.safeParse(DhlEvent, raw)
-    if (!e.success) return { ok: false as const, field: `events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, message: e.issues[0].message }
+    if (!e.success) return { ok: false as const, field: `events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, message: e.issues[0].message, sample: raw }
     const { timestamp, statusCode, status, description, location } = e.output
     const a = location?.address
     const place = [a?.postalCode, a?.addressLocality].filter(Boolean).join(' ')
-    return toNormalizedEvent(
+    return scanCheck(
       {
         carrier: 'dhl',
         trackingNumber,
@@ -89,8 +115,36 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
         location: [place, a?.countryCode].filter(Boolean).join(', ') || null,
         description: (description || status || null)?.slice(0, 1000) ?? null
       },
-      { zone: DHL_ZONE, raw }
+      { zone: DHL_ZONE, raw, at: `events[${i}]`, names: { occurredAt: 'timestamp', carrierStatus: 'statusCode', description: 'description', location: 'location' } }
     )
   })
-  return { kind: 'ok', results: [{ trackingNumber, kind: 'events', events }] }
+  return { kind: 'ok', results: [{ trackingNumber, kind: 'events', events, expectedDelivery: dhlExpectedDelivery(shipment) }] }
+}
+
+const PushIds = v.object({ shipments: v.array(v.object({ id: v.string() })) })
+
+/** A push carries DHL's `shipments[]`: each shipment is read as the answer for its own number. */
+export function dhlPush(body: string): ParseOutcome {
+  const parsed = readBody('DHL push', body, PushIds)
+  if (!parsed.ok) return parsed.outcome
+  // The validated output drops unknown keys (the events); pass each shipment as it came.
+  const shipments = (parsed.json as { shipments: unknown[] }).shipments
+  const results = parsed.value.shipments.flatMap((s, i) => {
+    const out = dhlParse(norm(s.id), { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ shipments: [shipments[i]] }) })
+    return out.kind === 'ok' ? out.results : [{ trackingNumber: norm(s.id), kind: 'error' as const, message: out.kind === 'error' ? out.message : 'unreadable' }]
+  })
+  return { kind: 'ok', results }
+}
+
+export const dhl: Carrier = {
+  code: 'dhl',
+  name: 'DHL',
+  forms: ['json'],
+  maxPerCall: () => 1,
+  zone: () => DHL_ZONE,
+  status: dhlStatus,
+  request: (config, [tn]) => dhlRequest(config, tn!),
+  parse: ([tn], res) => dhlParse(tn!, res),
+  push: dhlPush,
+  env: (c) => ({ baseUrl: c.DHL_BASE_URL, client: { apiKey: c.DHL_API_KEY }, secret: c.DHL_WEBHOOK_SECRET })
 }

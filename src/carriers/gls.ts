@@ -7,12 +7,13 @@
  * `description`, `city`, `country` and `eventDateTime` carrying a colon-less offset (`+0200`);
  * a parcel GLS does not know comes back inside the HTTP 200 with an `errorCode`. A 401 means
  * the token expired: the caller fetches a new one (tokens are cached until shortly before
- * `expires_in`). carrierStatus is the event `code`.
+ * `expires_in`). carrierStatus is the event `code`. No published GLS answer we could find states a
+ * delivery estimate in a structured field, so GLS shipments have no `expectedDelivery`.
  */
 import * as v from 'valibot'
-import { toNormalizedEvent } from '../pipeline/event.ts'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, endpoint, readBody, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+import { bodyHint, endpoint, readBody, rejected, retryAfterMs, scanCheck, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+import type { Carrier, TokenOutcome } from './carrier.ts'
 
 export const GLS_ZONE = 'Europe/Berlin'
 export const GLS_MAX_IDS = 10
@@ -52,7 +53,7 @@ export function glsTokenRequest(config: CarrierConfig): CarrierRequest {
 }
 
 /** The token and when to stop using it (a minute before GLS says it expires). */
-export function glsParseToken(res: CarrierResponse, now = Date.now()): { token: string; expiresAt: number } | { error: string; retryable: boolean } {
+export function glsParseToken(res: CarrierResponse, now = Date.now()): TokenOutcome {
   if (res.status === 401 || res.status === 403) return { error: `GLS refused the client credentials (HTTP ${res.status})`, retryable: false }
   if (res.status !== 200) return { error: `GLS token endpoint answered HTTP ${res.status}: ${bodyHint(res.body)}`, retryable: res.status >= 500 || res.status === 429 }
   try {
@@ -114,18 +115,39 @@ export function glsParse(trackingNumbers: string[], res: CarrierResponse): Parse
     }
     const events = (p.events ?? []).map((raw, i) => {
       const e = v.safeParse(GlsEvent, raw)
-      if (!e.success) return { ok: false as const, field: `parcels[${tn}].events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, message: e.issues[0].message }
+      if (!e.success) return rejected(`parcels[${tn}].events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, e.issues[0].message, raw)
       const { code, description, city, postalCode, country, eventDateTime } = e.output
-      return toNormalizedEvent(
+      return scanCheck(
         {
           carrier: 'gls', trackingNumber: tn, carrierStatus: code, status: glsStatus(code), occurredAt: eventDateTime,
           location: [[postalCode, city].filter(Boolean).join(' '), country].filter(Boolean).join(', ') || null,
           description: description?.slice(0, 1000) ?? null
         },
-        { zone: GLS_ZONE, raw }
+        { zone: GLS_ZONE, raw, at: `parcels[${tn}].events[${i}]`, names: { occurredAt: 'eventDateTime', carrierStatus: 'code' } }
       )
     })
-    return { trackingNumber: tn, kind: 'events', events }
+    return { trackingNumber: tn, kind: 'events', events, expectedDelivery: null }
   })
   return { kind: 'ok', results }
+}
+
+const PushIds = v.object({ parcels: v.array(v.object({ requested: v.string() })) })
+
+export const gls: Carrier = {
+  code: 'gls',
+  name: 'GLS',
+  forms: ['json'],
+  maxPerCall: () => GLS_MAX_IDS,
+  zone: () => GLS_ZONE,
+  status: glsStatus,
+  auth: (config) => ({ request: () => glsTokenRequest(config), parse: (res, now) => glsParseToken(res, now) }),
+  request: (config, numbers, token) => glsRequest(config, token ?? '', numbers),
+  parse: (numbers, res) => glsParse(numbers, res),
+  /** A push carries GLS's `parcels[]`, read as the answer for the numbers it names. */
+  push(body) {
+    const parsed = readBody('GLS push', body, PushIds)
+    if (!parsed.ok) return parsed.outcome
+    return glsParse(parsed.value.parcels.map((p) => p.requested.replace(/\s+/g, '').toUpperCase()), { status: 200, headers: { 'content-type': 'application/json' }, body })
+  },
+  env: (c) => ({ baseUrl: c.GLS_BASE_URL, client: { clientId: c.GLS_CLIENT_ID, clientSecret: c.GLS_CLIENT_SECRET }, secret: c.GLS_WEBHOOK_SECRET })
 }

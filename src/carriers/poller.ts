@@ -10,15 +10,22 @@
  * carrier off exponentially with jitter (`backoffBaseMs * 2^attempt`, capped at 2^maxAttempts)
  * and leave the unpolled shipments due again; one carrier's trouble never holds up another's
  * loop; `stop()` waits for the running cycle. Every cycle is logged and counted.
+ *
+ * Nothing is dropped quietly: a scan the adapter rejects is counted
+ * (`parcelcast_carrier_rejected_scans_total{carrier, field}`), the first rejection of each field
+ * in a cycle is logged at `error` with one redacted sample, the shipment keeps why its last poll
+ * did not read (`lastPollError`), and the cycle's sample goes to the carrier's health.
  */
 import type { Sql } from '../db/client.ts'
 import { DatabaseUnavailableError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
-import type { EventCheck } from '../pipeline/event.ts'
 import type { Processor } from '../pipeline/processor.ts'
+import { fieldLabel, redact, type ScanCheck } from './adapter.ts'
+import { recordAnswers, type AnswerRecord } from './answers.ts'
 import type { CarrierClient } from './clients.ts'
+import { emptySample, type CarrierHealth } from './health.ts'
 
 const LEASE_MS = 5 * 60_000
 
@@ -67,8 +74,8 @@ export function createTokenBucket(ratePerSec: number, now = () => Date.now()) {
   }
 }
 
-export function createPoller(deps: { sql: Sql; processor: Processor; client: CarrierClient; settings: PollSettings; log: Logger; metrics: Metrics; random?: () => number }) {
-  const { sql, processor, client, settings, log, metrics, random = Math.random } = deps
+export function createPoller(deps: { sql: Sql; processor: Processor; client: CarrierClient; settings: PollSettings; log: Logger; metrics: Metrics; health?: CarrierHealth; random?: () => number }) {
+  const { sql, processor, client, settings, log, metrics, health, random = Math.random } = deps
   const carrier = client.carrier
   const bucket = createTokenBucket(settings.ratePerSec)
   let attempt = 0
@@ -111,7 +118,10 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
     let leased: { id: string; tracking_number: string }[] = []
     try {
       leased = await lease()
-      const checks: EventCheck[] = []
+      const checks: ScanCheck[] = []
+      const answers: AnswerRecord[] = []
+      const sample = emptySample()
+      const loggedFields = new Set<string>()
       let errors = 0
       let polled = 0
       let failed: string | null = null
@@ -119,6 +129,16 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       for (let i = 0; i < leased.length; i += client.maxPerCall) chunks.push(leased.slice(i, i + client.maxPerCall))
       let next = 0
       const unpolled: string[] = []
+      const rejectedScan = (trackingNumber: string, c: Extract<ScanCheck, { ok: false }>) => {
+        const field = fieldLabel(c.field)
+        sample.rejected++
+        sample.fields[field] = (sample.fields[field] ?? 0) + 1
+        metrics.carrierRejectedScans.inc({ carrier, field })
+        if (!loggedFields.has(field)) {
+          loggedFields.add(field)
+          log.error({ component: 'poller', carrier, field: c.field, trackingNumber, err: c.message, sample: redact(c.sample) }, 'carrier scan rejected: the answer has a form we do not read; nothing of it is stored')
+        }
+      }
       // A bounded pool of calls; after the first failure no new call starts, and what was not
       // asked is due again at once.
       async function worker() {
@@ -130,15 +150,33 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
             continue
           }
           const out = await client.track(chunk.map((s) => s.tracking_number))
+          if (out.kind !== 'rate_limited') sample.calls++
           if (out.kind === 'ok') {
             attempt = 0
             polled += chunk.length
             for (const r of out.results) {
-              if (r.kind === 'events') checks.push(...r.events)
-              else if (r.kind === 'error') {
+              if (r.kind === 'events') {
+                sample.scans += r.events.length
+                let bad = 0
+                let first: Extract<ScanCheck, { ok: false }> | null = null
+                let asOf: string | null = null
+                for (const c of r.events) {
+                  if (c.ok) {
+                    checks.push(c)
+                    if (asOf === null || c.event.occurredAt > asOf) asOf = c.event.occurredAt
+                  } else {
+                    bad++
+                    first ??= c
+                    rejectedScan(r.trackingNumber, c)
+                  }
+                }
+                const pollError = first ? `${bad} of ${r.events.length} scans rejected: ${first.field}: ${first.message}` : null
+                answers.push({ trackingNumber: r.trackingNumber, pollError, expectedDelivery: r.expectedDelivery, asOf })
+              } else if (r.kind === 'error') {
                 errors++
+                answers.push({ trackingNumber: r.trackingNumber, pollError: r.message })
                 log.warn({ component: 'poller', carrier, trackingNumber: r.trackingNumber, err: r.message }, 'carrier could not answer for one shipment')
-              }
+              } else answers.push({ trackingNumber: r.trackingNumber, pollError: null })
             }
             continue
           }
@@ -152,7 +190,12 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
               failed = `rate limited; pausing ${wait} ms`
             }
             metrics.pollErrors.inc({ carrier, kind: 'rate_limited' })
-          } else if (out.retryable) {
+            continue
+          }
+          sample.failedCalls++
+          sample.lastError = out.message
+          for (const s of chunk) answers.push({ trackingNumber: s.tracking_number, pollError: out.message })
+          if (out.retryable) {
             if (!failed) {
               attempt++
               backoffUntil = Date.now() + backoffMs()
@@ -171,6 +214,9 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       await release(unpolled)
       const skipped = new Set(unpolled)
       await polledDone(leased.filter((s) => !skipped.has(s.id)).map((s) => s.id))
+      health?.record(carrier, sample)
+      // Before the events: their frames then carry the estimate this answer states.
+      await recordAnswers(sql, carrier, answers)
       const results = checks.length > 0 ? await processor.ingest(checks) : []
       const inserted = results.filter((r) => r.outcome === 'inserted').length
       const duplicates = results.filter((r) => r.outcome === 'duplicate').length
@@ -181,11 +227,11 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       metrics.pollDuration.observe({ carrier }, durationMs / 1000)
       metrics.pollShipments.inc({ carrier }, polled)
       if (failed) {
-        log.warn({ component: 'poller', carrier, polled, inserted, attempt, backoffMs: Math.max(0, backoffUntil - Date.now()), err: failed }, 'poll cycle cut short')
+        log.warn({ component: 'poller', carrier, polled, inserted, rejected: sample.rejected, attempt, backoffMs: Math.max(0, backoffUntil - Date.now()), err: failed }, 'poll cycle cut short')
         return { status: 'error', error: failed, polled, durationMs }
       }
-      log.info({ component: 'poller', carrier, polled, inserted, duplicates, errors: errors + invalid, durationMs }, 'poll cycle done')
-      return { status: 'ok', polled, inserted, duplicates, errors: errors + invalid, durationMs }
+      log.info({ component: 'poller', carrier, polled, inserted, duplicates, rejected: sample.rejected, errors: errors + invalid + sample.rejected, durationMs }, 'poll cycle done')
+      return { status: 'ok', polled, inserted, duplicates, errors: errors + invalid + sample.rejected, durationMs }
     } catch (err) {
       const durationMs = Math.round(performance.now() - t0)
       metrics.pollCycles.inc({ carrier, result: 'error' })

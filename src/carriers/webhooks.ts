@@ -2,15 +2,12 @@
  * Carrier pushes: `POST /v1/webhooks/:carrier` with the carrier's own payload, signed with the
  * carrier's shared secret: header `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`,
  * compared in constant time. The payload is the carrier's tracking format (DHL `shipments[]`,
- * DPD `parcellifecycleResponse`, GLS `parcels[]`), read by the same adapters as polling.
+ * DPD `parcellifecycleResponse`, GLS `parcels[]`), read by the carrier's `push` with the same
+ * configuration as its polls (DPD's locale, so a scan pushed and polled is one fact).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import * as v from 'valibot'
-import type { EventCheck } from '../pipeline/event.ts'
-import type { CarrierResponse, ParseOutcome } from './adapter.ts'
-import { dhlParse } from './dhl.ts'
-import { dpdParse } from './dpd.ts'
-import { glsParse } from './gls.ts'
+import type { CarrierConfig, ExpectedDelivery, ScanCheck } from './adapter.ts'
+import { carrierFor } from './registry.ts'
 
 export function verifySignature(secret: string, rawBody: string, header: string | null): boolean {
   const given = header?.trim().replace(/^sha256=/i, '') ?? ''
@@ -21,49 +18,18 @@ export function verifySignature(secret: string, rawBody: string, header: string 
 
 export const sign = (secret: string, rawBody: string) => `sha256=${createHmac('sha256', secret).update(rawBody).digest('hex')}`
 
-const asResponse = (body: string): CarrierResponse => ({ status: 200, headers: { 'content-type': 'application/json' }, body })
-const ids = {
-  dhl: v.object({ shipments: v.array(v.object({ id: v.string() })) }),
-  dpd: v.object({ parcellifecycleResponse: v.object({ parcelLifeCycleData: v.object({ shipmentInfo: v.object({ parcelLabelNumber: v.string() }) }) }) }),
-  gls: v.object({ parcels: v.array(v.object({ requested: v.string() })) })
+export interface PushedAnswer {
+  trackingNumber: string
+  expectedDelivery: ExpectedDelivery | null | undefined
+  events: ScanCheck[]
 }
 
-/** The events of a pushed payload, or why it cannot be read. */
-export function webhookEvents(carrier: string, rawBody: string, locale = 'de_DE'): { events: EventCheck[] } | { error: string } {
-  let json: unknown
-  try {
-    json = JSON.parse(rawBody)
-  } catch {
-    return { error: 'the body is not JSON' }
-  }
-  const collect = (outcomes: ParseOutcome[]) => {
-    const events: EventCheck[] = []
-    for (const o of outcomes) {
-      if (o.kind !== 'ok') return { error: o.kind === 'error' ? o.message : 'unexpected rate limit answer' }
-      for (const r of o.results) if (r.kind === 'events') events.push(...r.events)
-    }
-    return { events }
-  }
-  const norm = (s: string) => s.replace(/\s+/g, '').toUpperCase()
-  switch (carrier) {
-    case 'dhl': {
-      const p = v.safeParse(ids.dhl, json)
-      if (!p.success) return { error: `not a DHL shipments payload: ${v.getDotPath(p.issues[0]) ?? '(root)'} ${p.issues[0].message}` }
-      // The validated output drops unknown keys (the events); pass each shipment as it came.
-      const shipments = (json as { shipments: unknown[] }).shipments
-      return collect(p.output.shipments.map((s, i) => dhlParse(norm(s.id), asResponse(JSON.stringify({ shipments: [shipments[i]] })))))
-    }
-    case 'dpd': {
-      const p = v.safeParse(ids.dpd, json)
-      if (!p.success) return { error: `not a DPD parcel life cycle payload: ${v.getDotPath(p.issues[0]) ?? '(root)'} ${p.issues[0].message}` }
-      return collect([dpdParse(norm(p.output.parcellifecycleResponse.parcelLifeCycleData.shipmentInfo.parcelLabelNumber), asResponse(rawBody), locale)])
-    }
-    case 'gls': {
-      const p = v.safeParse(ids.gls, json)
-      if (!p.success) return { error: `not a GLS parcels payload: ${v.getDotPath(p.issues[0]) ?? '(root)'} ${p.issues[0].message}` }
-      return collect([glsParse(p.output.parcels.map((x) => norm(x.requested)), asResponse(rawBody))])
-    }
-    default:
-      return { error: `no adapter for carrier ${carrier}` }
-  }
+/** The events of a pushed payload (and each answer's estimate), or why it cannot be read. */
+export function webhookEvents(carrier: string, rawBody: string, config: CarrierConfig = { baseUrl: '' }): { events: ScanCheck[]; answers: PushedAnswer[] } | { error: string } {
+  const c = carrierFor(carrier)
+  if (!c) return { error: `no adapter for carrier ${carrier}` }
+  const out = c.push(rawBody, config)
+  if (out.kind !== 'ok') return { error: out.kind === 'error' ? out.message : 'unexpected rate limit answer' }
+  const answers = out.results.flatMap((r) => (r.kind === 'events' ? [{ trackingNumber: r.trackingNumber, expectedDelivery: r.expectedDelivery, events: r.events }] : []))
+  return { events: answers.flatMap((a) => a.events), answers }
 }

@@ -21,6 +21,8 @@ import { shipmentRoutes } from './routes/shipments.ts'
 import { tokenRoutes } from './routes/tokens.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
 import type { Tokens } from '../delivery/tokens.ts'
+import type { CarrierDirectory } from '../carriers/directory.ts'
+import { carrierRoutes } from './routes/carriers.ts'
 
 export interface AppDeps {
   sql: Sql
@@ -30,7 +32,7 @@ export interface AppDeps {
   metrics: Metrics
   tokens: Tokens
   broadcaster: Broadcaster
-  webhookSecrets: () => Promise<Map<string, string>>
+  carriers: CarrierDirectory
   apiKeys: readonly string[]
   bodyLimitBytes: number
 }
@@ -38,7 +40,7 @@ export interface AppDeps {
 const started = new WeakMap<Request, number>()
 
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, tokens, broadcaster, webhookSecrets, log, metrics, apiKeys, bodyLimitBytes } = deps
+  const { sql, redis, processor, tokens, broadcaster, carriers, log, metrics, apiKeys, bodyLimitBytes } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
   return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
@@ -60,11 +62,12 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, redis, metrics, broadcaster }))
-    .use(shipmentRoutes(createShipmentStore(sql)))
+    .use(healthRoutes({ sql, redis, metrics, broadcaster, carriers: carriers.health }))
+    .use(shipmentRoutes(createShipmentStore(sql), carriers))
+    .use(carrierRoutes(carriers))
     .use(eventRoutes(processor))
     .use(tokenRoutes(tokens))
-    .use(webhookRoutes({ processor, secrets: webhookSecrets, log }))
+    .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
 }
 
 /** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */

@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import type { CarrierRequest, CarrierResponse } from '../../src/carriers/adapter.ts'
 import { dhlParse, dhlRequest } from '../../src/carriers/dhl.ts'
-import { dpdParse, dpdRequest } from '../../src/carriers/dpd.ts'
+import { dpdJsonParse as dpdParse, dpdJsonRequest as dpdRequest } from '../../src/carriers/dpd.ts'
 import { glsParse, glsParseToken, glsRequest, glsTokenRequest } from '../../src/carriers/gls.ts'
 import { createCarrierSimulator } from '../../src/carriers/simulator.ts'
 
@@ -32,7 +32,7 @@ describe('carrier simulator', () => {
     expect(dhlParse('UNKNOWN1', await send(dhlRequest({ baseUrl: `${sim.url}/dhl`, apiKey: 'sim-dhl-key' }, 'UNKNOWN1')))).toEqual({ kind: 'ok', results: [{ trackingNumber: 'UNKNOWN1', kind: 'not_found' }] })
   })
 
-  test('DPD: US local dates read back to the same instants; unknown parcels', async () => {
+  test('DPD: ISO local dates (Berlin) read back to the same instants; unknown parcels', async () => {
     const out = dpdParse('0190500001', await send(dpdRequest({ baseUrl: `${sim.url}/dpd`, locale: 'de_DE' }, '0190500001')))
     expect(statuses(out)).toContain('delivered')
     const expected = sim.scans('dpd', '0190500001').map((s) => new Date(Math.floor(s.at / 1000) * 1000).toISOString()).sort()

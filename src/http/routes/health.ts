@@ -1,4 +1,4 @@
-/** Liveness, readiness ({db, redis}; Redis down = degraded but ready) and Prometheus metrics. */
+/** Liveness, readiness ({db, redis, carriers}; Redis down or a failing carrier = degraded but ready) and Prometheus metrics. */
 import { Elysia } from 'elysia'
 import type { Sql } from '../../db/client.ts'
 import type { Metrics } from '../../metrics.ts'
@@ -11,7 +11,7 @@ const STALL_MS = 10_000
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, redis, metrics, broadcaster }: { sql: Sql; redis: Redis; metrics: Metrics; broadcaster: Broadcaster }) {
+export function healthRoutes({ sql, redis, metrics, broadcaster, carriers = () => ({}) }: { sql: Sql; redis: Redis; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string> }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
@@ -24,10 +24,13 @@ export function healthRoutes({ sql, redis, metrics, broadcaster }: { sql: Sql; r
         const lag = rd === 'up' ? await within(1000, broadcaster.lag()).catch(() => null) : null
         // A broadcaster that stopped delivering shows here instead of staying green.
         const stalled = lag !== null && ((lag.oldestMs ?? 0) > STALL_MS || (lag.unreadAgeMs ?? 0) > STALL_MS)
-        const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, redis: rd, broadcaster: lag })
+        // A carrier whose answers stopped making sense shows here too (carriers/health.ts).
+        const health = carriers()
+        const failing = Object.values(health).some((h) => h !== 'ok')
+        const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing ? 'degraded' : 'ready'
+        return json(db === 'up' ? 200 : 503, { status, db, redis: rd, broadcaster: lag, carriers: health })
       },
-      { detail: { summary: 'Readiness: {status, db, redis}', tags: ['ops'] } }
+      { detail: { summary: 'Readiness: {status, db, redis, broadcaster, carriers}', tags: ['ops'] } }
     )
     .get(
       '/metrics',

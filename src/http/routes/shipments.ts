@@ -1,6 +1,6 @@
 /** `/v1/shipments`: create (idempotent), list (keyset), get, soft delete, timeline. */
 import { Elysia, t } from 'elysia'
-import { NotFoundError, ValidationError } from '../../errors.ts'
+import { AppError, NotFoundError, ValidationError } from '../../errors.ts'
 import { IdentityError, STATUSES, isStatus, normalizeCarrier, normalizeTrackingNumber } from '../../pipeline/identity.ts'
 import type { ShipmentStore } from '../../shipments/store.ts'
 
@@ -19,7 +19,7 @@ function identity<T>(f: () => T): T {
   }
 }
 
-export function shipmentRoutes(store: ShipmentStore) {
+export function shipmentRoutes(store: ShipmentStore, carriers?: { isKnown(code: string): Promise<boolean>; codes(): Promise<string[]> }) {
   const notFound = (id: string) => new NotFoundError(`no shipment with id "${id}"`)
 
   return new Elysia({ name: 'shipments' })
@@ -28,6 +28,10 @@ export function shipmentRoutes(store: ShipmentStore) {
       async ({ body, set }) => {
         const carrier = identity(() => normalizeCarrier(body.carrier))
         const trackingNumber = identity(() => normalizeTrackingNumber(body.trackingNumber))
+        // A shipment nothing will ever update is refused (contract §4: known carriers only).
+        if (carriers && !(await carriers.isKnown(carrier))) {
+          throw new AppError('unknown_carrier', `carrier: "${carrier}" is not a known carrier; known: ${(await carriers.codes()).join(', ')}. Register a push-only carrier with PUT /v1/carriers/${carrier}`, { status: 422, field: 'carrier' })
+        }
         const { shipment, created } = await store.create(carrier, trackingNumber, body.reference?.trim() || null)
         set.status = created ? 201 : 200
         return shipment

@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
-import { dhlParse, dhlRequest, dhlStatus } from '../../../src/carriers/dhl.ts'
+import { dhl, dhlParse, dhlRequest, dhlStatus } from '../../../src/carriers/dhl.ts'
 import type { CarrierResponse } from '../../../src/carriers/adapter.ts'
+import { DHL_ETA_ONLY, DHL_IN_TRANSIT, DHL_JOURNEY, rows } from '../../fixtures/expected.ts'
 
 const TN = '00340434161094042557'
 const fixture = (name: string) => Bun.file(`${import.meta.dir}/../../fixtures/dhl/${name}`).text()
@@ -15,25 +16,28 @@ describe('DHL adapter', () => {
     expect(dhlRequest({ baseUrl: 'http://127.0.0.1:4000/dhl/', apiKey: 'k' }, TN).url).toBe(`http://127.0.0.1:4000/dhl/track/shipments?trackingNumber=${TN}`)
   })
 
-  test('a journey: every status code, every timestamp form, DST, location and raw kept', async () => {
+  test('a journey: every status code, every timestamp form, the autumn DST repeat, location and raw kept', async () => {
     const out = dhlParse(TN, res(200, await fixture('journey.json')))
-    expect(out.kind).toBe('ok')
-    if (out.kind !== 'ok') return
-    const r = out.results[0]!
-    expect(r.kind).toBe('events')
-    if (r.kind !== 'events') return
-    const events = r.events.map((c) => (c.ok ? c.event : null))
-    expect(events.map((e) => [e!.carrierStatus, e!.status, e!.occurredAt])).toEqual([
-      // No offset: Berlin wall time; 02:30 on 2026-10-25 happens twice and resolves to the first (CEST).
-      ['delivered', 'delivered', '2026-10-25T00:30:00.000Z'],
-      ['failure', 'failed_attempt', '2026-10-24T15:05:00.000Z'],
-      ['transit', 'out_for_delivery', '2026-10-24T06:40:00.000Z'],
-      ['transit', 'in_transit', '2026-10-23T20:14:00.000Z'],
-      ['pre-transit', 'info_received', '2026-10-23T07:00:00.000Z']
-    ])
-    expect(events[0]).toMatchObject({ carrier: 'dhl', trackingNumber: TN, location: '10115 Berlin, DE', dedupKey: `dhl:${TN}:delivered:2026-10-25T00:30:00.000Z` })
-    expect(events[3]!.location).toBe('Börnicke, DE')
-    expect((events[0]!.raw as any).status).toBe('Delivered')
+    expect(rows(out)).toEqual({ events: DHL_JOURNEY.events, expectedDelivery: null })
+    if (out.kind !== 'ok' || out.results[0]!.kind !== 'events') throw new Error('expected events')
+    const first = out.results[0]!.events[0]!
+    expect(first.ok && first.event).toMatchObject({ carrier: 'dhl', trackingNumber: TN, dedupKey: `dhl:${TN}:delivered:2026-10-25T00:30:00.000Z` })
+    expect(first.ok && (first.event.raw as any).status).toBe('Delivered')
+  })
+
+  test('in transit: the spring DST gap moves forward; the time frame is the expected delivery', async () => {
+    const out = dhlParse(DHL_IN_TRANSIT.trackingNumber, res(200, await fixture('in-transit.json')))
+    expect(rows(out)).toEqual({ events: DHL_IN_TRANSIT.events, expectedDelivery: DHL_IN_TRANSIT.expectedDelivery })
+  })
+
+  test('estimatedTimeOfDelivery alone is the end of the window (Berlin wall time without an offset)', async () => {
+    const out = dhlParse(DHL_ETA_ONLY.trackingNumber, res(200, await fixture('eta-only.json')))
+    expect(rows(out)).toEqual({ events: DHL_ETA_ONLY.events, expectedDelivery: DHL_ETA_ONLY.expectedDelivery })
+  })
+
+  test('an unreadable estimate is no estimate, never a guess', () => {
+    const body = JSON.stringify({ shipments: [{ id: TN, estimatedTimeOfDelivery: 'tomorrow', estimatedDeliveryTimeFrame: { estimatedFrom: 'soon' }, events: [] }] })
+    expect(rows(dhlParse(TN, res(200, body))).expectedDelivery).toBeNull()
   })
 
   test('status mapping covers every DHL code', () => {
@@ -71,15 +75,16 @@ describe('DHL adapter', () => {
     const body = JSON.stringify({ shipments: [{ id: TN, events: [{ statusCode: 'transit' }, { timestamp: '2026-10-23T09:00:00Z', statusCode: 'transit' }, { timestamp: 'yesterday', statusCode: 'transit' }] }] })
     const out = dhlParse(TN, res(200, body))
     if (out.kind !== 'ok' || out.results[0]!.kind !== 'events') throw new Error('expected events')
-    expect(out.results[0]!.events.map((c) => (c.ok ? 'ok' : c.field))).toEqual(['events[0].timestamp', 'ok', 'occurredAt'])
+    expect(out.results[0]!.events.map((c) => (c.ok ? 'ok' : c.field))).toEqual(['events[0].timestamp', 'ok', 'events[2].timestamp'])
   })
 
-  test('fuzz: random and truncated payloads never throw out of the adapter', async () => {
-    const good = await fixture('journey.json')
+  test('fuzz: random and truncated payloads never throw out of the adapter (poll and push)', async () => {
+    const good = (await fixture('journey.json')) + (await fixture('in-transit.json'))
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.json(), fc.integer({ min: 0, max: good.length }).map((n) => good.slice(0, n)), fc.anything().map((x) => JSON.stringify(x) ?? '')), fc.constantFrom(200, 404, 429, 500), (body, status) => {
         const out = dhlParse(TN, res(status, body))
         expect(['ok', 'error', 'rate_limited']).toContain(out.kind)
+        expect(['ok', 'error']).toContain(dhl.push(body, { baseUrl: '' }).kind)
       }),
       { numRuns: 1000 }
     )

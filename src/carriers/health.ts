@@ -1,0 +1,72 @@
+/**
+ * Carrier health: whether a carrier's answers still make sense. Every poll cycle that asked the
+ * carrier something adds a sample (calls made, calls failed, scans read, scans rejected by
+ * field); over the last `window` samples (younger than `maxAgeMs`), a carrier whose scans were
+ * mostly rejected, or whose calls mostly failed, is `failing: <why>`, else `ok`. `/readyz` and
+ * `GET /v1/carriers` show it; a failing carrier makes the service `degraded` (still ready: the
+ * other carriers, the API and the sockets work). It is per process, like the pollers it watches.
+ */
+export interface CycleSample {
+  calls: number
+  failedCalls: number
+  scans: number
+  rejected: number
+  /** Rejected scans by the carrier's field (`date`). */
+  fields: Record<string, number>
+  lastError: string | null
+}
+
+export type Health = 'ok' | `failing: ${string}`
+
+export function emptySample(): CycleSample {
+  return { calls: 0, failedCalls: 0, scans: 0, rejected: 0, fields: {}, lastError: null }
+}
+
+export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = () => Date.now() }: { window?: number; maxAgeMs?: number; now?: () => number } = {}) {
+  const samples = new Map<string, { at: number; s: CycleSample }[]>()
+
+  function recent(carrier: string) {
+    const list = (samples.get(carrier) ?? []).filter((x) => now() - x.at <= maxAgeMs)
+    samples.set(carrier, list)
+    return list.map((x) => x.s)
+  }
+
+  function of(carrier: string): Health {
+    const list = recent(carrier)
+    let calls = 0, failed = 0, scans = 0, rejected = 0
+    const fields: Record<string, number> = {}
+    let lastError: string | null = null
+    for (const s of list) {
+      calls += s.calls
+      failed += s.failedCalls
+      scans += s.scans
+      rejected += s.rejected
+      for (const [f, n] of Object.entries(s.fields)) fields[f] = (fields[f] ?? 0) + n
+      lastError = s.lastError ?? lastError
+    }
+    if (scans > 0 && rejected * 2 > scans) {
+      const why = Object.entries(fields).sort((a, b) => b[1] - a[1]).map(([f]) => f).join(', ')
+      return `failing: ${rejected} of ${scans} scans rejected (${why})`
+    }
+    if (calls > 0 && failed * 2 > calls) return `failing: ${failed} of ${calls} calls failed (${(lastError ?? 'unknown error').slice(0, 200)})`
+    return 'ok'
+  }
+
+  return {
+    /** One poll cycle's sample; a cycle that asked nothing adds none. */
+    record(carrier: string, s: CycleSample) {
+      if (s.calls === 0 && s.scans === 0) return
+      const list = samples.get(carrier) ?? []
+      list.push({ at: now(), s })
+      if (list.length > window) list.splice(0, list.length - window)
+      samples.set(carrier, list)
+    },
+    of,
+    /** Every given carrier's health, by code. */
+    snapshot(codes: Iterable<string>): Record<string, Health> {
+      return Object.fromEntries([...codes].map((c) => [c, of(c)]))
+    }
+  }
+}
+
+export type CarrierHealth = ReturnType<typeof createCarrierHealth>
