@@ -2,7 +2,9 @@
  * Carrier health: whether a carrier's answers still make sense. Every poll cycle that asked the
  * carrier something adds a sample (calls made, calls failed, scans read, scans rejected by
  * field); over the last `window` samples (younger than `maxAgeMs`), a carrier whose scans were
- * mostly rejected, or whose calls mostly failed, is `failing: <why>`, else `ok`. `/readyz` and
+ * mostly rejected, or whose calls mostly failed, is `failing: <why>`, else `ok` — and it is `ok`
+ * again as soon as a cycle reads cleanly (no rejected scan, no failed call), not only once the
+ * bad cycles have left the window: the shipments that were failing may be done by then. `/readyz` and
  * `GET /v1/carriers` show it; a failing carrier makes the service `degraded` (still ready: the
  * other carriers, the API and the sockets work). It is per process, like the pollers it watches.
  */
@@ -33,6 +35,8 @@ export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = 
 
   function of(carrier: string): Health {
     const list = recent(carrier)
+    const last = list.at(-1)
+    if (!last || (last.rejected === 0 && last.failedCalls === 0)) return 'ok'
     let calls = 0, failed = 0, scans = 0, rejected = 0
     const fields: Record<string, number> = {}
     let lastError: string | null = null

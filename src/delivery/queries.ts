@@ -24,7 +24,8 @@ export function createDeliveryQueries(sql: Sql, { onLookupQuery }: { onLookupQue
       const pairs = keys.map((k) => k.split('\u0000') as [string, string])
       const rows = await sql<SnapshotShipment[]>`
         select s.id, s.carrier, s.tracking_number as "trackingNumber", s.reference, s.status, s.carrier_status as "carrierStatus",
-               iso_utc(s.last_event_at) as "lastEventAt", s.last_seq as "lastSeq", iso_utc(s.created_at) as "createdAt", iso_utc(s.deleted_at) as "deletedAt"
+               iso_utc(s.last_event_at) as "lastEventAt", s.last_seq as "lastSeq", iso_utc(s.created_at) as "createdAt", iso_utc(s.deleted_at) as "deletedAt",
+               expected_delivery_json(s.expected_delivery_from, s.expected_delivery_to) as "expectedDelivery", poll_error_json(s.last_poll_error_at, s.last_poll_error) as "lastPollError"
         from unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) as i(carrier, tracking_number)
         cross join lateral (
           select * from shipments x where x.carrier = i.carrier and x.tracking_number = i.tracking_number limit 1
@@ -61,7 +62,7 @@ export function createDeliveryQueries(sql: Sql, { onLookupQuery }: { onLookupQue
    * `since` and gap fills are rare next to events, so the extra describe round trip is cheap.
    */
   async function events(shipmentId: string, topic: string, after: number, upto: number, limit: number) {
-    const [start, rows] = await Promise.all([
+    const [start, rows, [shipment]] = await Promise.all([
       after > 0
         ? sql.unsafe<{ status: string; carrierStatus: string | null; lastEventAt: string }[]>(
             `select status, carrier_status as "carrierStatus", iso_utc(occurred_at) as "lastEventAt"
@@ -70,13 +71,16 @@ export function createDeliveryQueries(sql: Sql, { onLookupQuery }: { onLookupQue
             [shipmentId, after]
           )
         : Promise.resolve([]),
-      payloads(shipmentId, after, upto, limit)
+      payloads(shipmentId, after, upto, limit),
+      sql<{ expectedDelivery: Projection['expectedDelivery'] }[]>`select expected_delivery_json(expected_delivery_from, expected_delivery_to) as "expectedDelivery" from shipments where id = ${shipmentId}`
     ])
-    let projection: Projection | null = start[0] ?? null
+    // The estimate is the shipment's current one (it belongs to no event).
+    const expectedDelivery = shipment?.expectedDelivery ?? null
+    let projection: Projection | null = start[0] ? { ...start[0], expectedDelivery } : null
     return rows.map((event) => {
       // ISO strings of one fixed format (iso_utc) compare in time order.
       if (projection === null || event.occurredAt > projection.lastEventAt!) {
-        projection = { status: event.status, carrierStatus: event.carrierStatus, lastEventAt: event.occurredAt }
+        projection = { status: event.status, carrierStatus: event.carrierStatus, lastEventAt: event.occurredAt, expectedDelivery }
       }
       return { topic, shipmentId, seq: event.seq, event, shipment: projection }
     })

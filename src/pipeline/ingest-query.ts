@@ -31,6 +31,7 @@ export interface LockedShipment {
   status: string
   carrier_status: string | null
   last_event_at: string | null
+  expected_delivery?: { from: string | null; to: string | null } | null
 }
 
 export interface Planned {
@@ -40,7 +41,7 @@ export interface Planned {
   seq: number | null
   projectionUpdated: boolean
   /** The shipment's projection right after this event (inserted events only). */
-  projection: { status: string; carrierStatus: string | null; lastEventAt: string | null } | null
+  projection: { status: string; carrierStatus: string | null; lastEventAt: string | null; expectedDelivery?: { from: string | null; to: string | null } | null } | null
 }
 
 export interface IngestResult {
@@ -67,7 +68,7 @@ export function plan(events: { ord: number; event: NormalizedEvent }[], shipment
     }
     let st = state.get(s.id)
     if (!st) {
-      st = { lastSeq: s.last_seq, projection: { status: s.status, carrierStatus: s.carrier_status, lastEventAt: s.last_event_at }, moved: false }
+      st = { lastSeq: s.last_seq, projection: { status: s.status, carrierStatus: s.carrier_status, lastEventAt: s.last_event_at, expectedDelivery: s.expected_delivery ?? null }, moved: false }
       state.set(s.id, st)
     }
     const seq = ++st.lastSeq
@@ -75,7 +76,7 @@ export function plan(events: { ord: number; event: NormalizedEvent }[], shipment
     // ISO strings of one fixed format compare in time order.
     const newer = st.projection.lastEventAt === null || e.occurredAt > st.projection.lastEventAt
     if (newer) {
-      st.projection = { status: e.status, carrierStatus: e.carrierStatus, lastEventAt: e.occurredAt }
+      st.projection = { ...st.projection, status: e.status, carrierStatus: e.carrierStatus, lastEventAt: e.occurredAt }
       st.moved = true
     }
     planned.push({ ord, outcome: 'inserted', shipmentId: s.id, seq, projectionUpdated: newer, projection: st.projection })
@@ -101,7 +102,8 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
       // tracking_number = any($2)` scans every live shipment through the partial index.
       // `now` is the transaction's start, the events' receivedAt.
       tx<(LockedShipment & { now: string })[]>`
-        select id, carrier, tracking_number, last_seq, status, carrier_status, iso_utc(last_event_at) as last_event_at, iso_utc(now()) as now
+        select id, carrier, tracking_number, last_seq, status, carrier_status, iso_utc(last_event_at) as last_event_at, iso_utc(now()) as now,
+               expected_delivery_json(expected_delivery_from, expected_delivery_to) as expected_delivery
         from shipments
         where id = any(array(
           select (select id from shipments x where x.carrier = i.carrier and x.tracking_number = i.tracking_number)

@@ -45,6 +45,7 @@ interface OutboxRow {
   p_status: string
   p_carrier_status: string
   p_occurred_at: string
+  expected_delivery: { from: string | null; to: string | null } | null
 }
 
 export function createOutboxRelay(deps: {
@@ -79,14 +80,14 @@ export function createOutboxRelay(deps: {
       const rows = await tx<OutboxRow[]>`
         select e.shipment_id, e.seq, e.dedup_key, s.carrier, s.tracking_number, e.carrier_status, e.status,
                iso_utc(e.occurred_at) as occurred_at, e.location, e.description, iso_utc(e.received_at) as received_at,
-               p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_occurred_at
+               p.status as p_status, p.carrier_status as p_carrier_status, iso_utc(p.occurred_at) as p_occurred_at, s.expected_delivery
         from event_outbox o
         cross join lateral (
           select * from tracking_events e
           where e.shipment_id = o.shipment_id and e.seq = o.seq and e.received_at < now() - make_interval(secs => ${graceMs / 1000})
           limit 1
         ) e
-        cross join lateral (select carrier, tracking_number from shipments s where s.id = o.shipment_id limit 1) s
+        cross join lateral (select carrier, tracking_number, expected_delivery_json(expected_delivery_from, expected_delivery_to) as expected_delivery from shipments s where s.id = o.shipment_id limit 1) s
         -- the projection as it stood right after this event: newest carrier time so far, first seq on ties
         cross join lateral (
           select status, carrier_status, occurred_at from tracking_events p
@@ -166,6 +167,6 @@ function toMessage(r: OutboxRow): StreamMessage {
       seq: r.seq, dedupKey: r.dedup_key, carrier: r.carrier, trackingNumber: r.tracking_number, carrierStatus: r.carrier_status,
       status: r.status, occurredAt: r.occurred_at, location: r.location, description: r.description, receivedAt: r.received_at
     },
-    shipment: { status: r.p_status, carrierStatus: r.p_carrier_status, lastEventAt: r.p_occurred_at }
+    shipment: { status: r.p_status, carrierStatus: r.p_carrier_status, lastEventAt: r.p_occurred_at, expectedDelivery: r.expected_delivery }
   }
 }

@@ -18,7 +18,7 @@ export interface StreamMessage {
   shipmentId: string
   seq: number
   event: EventPayload
-  shipment: { status: string; carrierStatus: string | null; lastEventAt: string | null }
+  shipment: { status: string; carrierStatus: string | null; lastEventAt: string | null; expectedDelivery?: { from: string | null; to: string | null } | null }
 }
 
 export interface EventPayload {

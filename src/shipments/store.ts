@@ -18,6 +18,10 @@ export interface Shipment {
   createdAt: string
   updatedAt: string
   deletedAt: string | null
+  /** The carrier's estimate from the newest answer that states one (UTC ISO); null when none. */
+  expectedDelivery: { from: string | null; to: string | null } | null
+  /** Why the last poll of it could not be read; null when it read. */
+  lastPollError: { at: string; message: string } | null
 }
 
 export interface TimelineEvent {
@@ -38,7 +42,8 @@ export function createShipmentStore(sql: Sql) {
   const columns = sql`
     id, carrier, tracking_number as "trackingNumber", reference, status, carrier_status as "carrierStatus",
     iso_utc(last_event_at) as "lastEventAt", last_seq as "lastSeq", iso_utc(created_at) as "createdAt",
-    iso_utc(updated_at) as "updatedAt", iso_utc(deleted_at) as "deletedAt"`
+    iso_utc(updated_at) as "updatedAt", iso_utc(deleted_at) as "deletedAt",
+    expected_delivery_json(expected_delivery_from, expected_delivery_to) as "expectedDelivery", poll_error_json(last_poll_error_at, last_poll_error) as "lastPollError"`
 
   return {
     /** Creates the shipment, or returns the existing one (undeleting it). `created` tells which. */

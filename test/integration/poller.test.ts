@@ -1,5 +1,7 @@
 /** The polling engine against the carrier simulators and the real database. */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
+import pino from 'pino'
+import { createCarrierHealth } from '../../src/carriers/health.ts'
 import { createCarrierClient } from '../../src/carriers/clients.ts'
 import { createPoller, createTokenBucket, type PollSettings } from '../../src/carriers/poller.ts'
 import { createCarrierSimulator, type CarrierSimulator } from '../../src/carriers/simulator.ts'
@@ -154,6 +156,36 @@ describe('poller', () => {
       }
     } finally {
       twin.stop()
+    }
+  })
+})
+
+describe('poller: rejected scans are loud', () => {
+  test('one error line per field per cycle with a redacted sample, the counter per scan, lastPollError per shipment, the health sample', async () => {
+    const broken = createCarrierSimulator({ stepMs: 0 })
+    broken.setShape('dpd', 'unreadable')
+    const lines: any[] = []
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+    const health = createCarrierHealth()
+    try {
+      await db.sql`update shipments set next_poll_at = now() + interval '1 day' where carrier = 'dpd'`
+      await shipments('dpd', 'LOUD', 3)
+      const client = createCarrierClient('dpd', { baseUrl: `${broken.url}/dpd`, locale: 'de_DE' }, 2000)!
+      const p = createPoller({ sql: service.sql, processor: service.processor, client, settings: settings(), log, metrics: service.metrics, health })
+      expect(await p.runOnce()).toMatchObject({ status: 'ok', polled: 3, inserted: 0, errors: 15 })
+      const errors = lines.filter((l) => l.level === 50)
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatchObject({ component: 'poller', carrier: 'dpd', field: 'scan[0].date', err: expect.stringContaining('is not a DPD date'), sample: { date: expect.stringMatching(/^\d\d\/\d\d\/\d{4} \d\d:\d\d$/), scanData: { scanType: { name: expect.any(String) } } } })
+      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_rejected_scans_total')).toContain('parcelcast_carrier_rejected_scans_total{carrier="dpd",field="date"} 15')
+      const rows = await db.sql<{ last_poll_error: string; at: string; last_seq: number }[]>`select last_poll_error, iso_utc(last_poll_error_at) as at, last_seq from shipments where tracking_number like 'LOUD%'`
+      expect(rows.map((r) => [r.last_seq, r.at !== null, r.last_poll_error.startsWith('5 of 5 scans rejected: scan[0].date')])).toEqual([[0, true, true], [0, true, true], [0, true, true]])
+      expect(health.of('dpd')).toBe('failing: 15 of 15 scans rejected (date)')
+      // The next cycle logs again (once), counts again.
+      await db.sql`update shipments set next_poll_at = null where tracking_number like 'LOUD%'`
+      await p.runOnce()
+      expect(lines.filter((l) => l.level === 50)).toHaveLength(2)
+    } finally {
+      broken.stop()
     }
   })
 })
