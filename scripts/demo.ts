@@ -5,7 +5,8 @@
  * creates 100 shipments across the three carriers, and prints, every two seconds, how many
  * are in each status — while a WebSocket subscriber of one shipment prints what it is pushed.
  * The simulators answer with latency, duplicates, out-of-order scans and the odd error page,
- * so the poller's backoff and the deduplication are at work too. Ctrl-C stops everything;
+ * so the poller's backoff and the deduplication are at work too. DPD answers in its JSON form;
+ * DPD_FORM=soap makes the demo poll DPD's SOAP form instead. Ctrl-C stops everything;
  * DEMO_EXIT=1 stops once every parcel is delivered.
  */
 import { createCarrierSimulator } from '../src/carriers/simulator.ts'
@@ -23,7 +24,8 @@ const env = {
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   POLL_INTERVAL_MS: process.env.POLL_INTERVAL_MS ?? '1000',
   DHL_BASE_URL: `${sim.url}/dhl`, DHL_API_KEY: sim.options.dhlApiKey,
-  DPD_BASE_URL: `${sim.url}/dpd`, DPD_LOCALE: 'de_DE',
+  DPD_BASE_URL: `${sim.url}/dpd`, DPD_LOCALE: 'de_DE', DPD_FORM: process.env.DPD_FORM ?? 'json',
+  DPD_DELIS_ID: sim.options.dpdDelisId, DPD_PASSWORD: sim.options.dpdPassword,
   GLS_BASE_URL: `${sim.url}/gls`, GLS_CLIENT_ID: sim.options.glsClientId, GLS_CLIENT_SECRET: sim.options.glsClientSecret
 }
 const server = Bun.spawn([process.execPath, `${import.meta.dir}/../src/main.ts`], { env, stdout: 'inherit', stderr: 'inherit' })
