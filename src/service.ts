@@ -63,7 +63,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const app = createApp({
     sql, redis, processor, tokens, broadcaster, carriers, log, metrics,
-    apiKeys: config.API_KEYS, bodyLimitBytes: config.BODY_LIMIT_BYTES
+    apiKeys: config.API_KEYS
   })
   let server: ReturnType<typeof listen> | null = null
 
@@ -83,7 +83,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
       }
       relay.start()
       server = listen({
-        fetch: app.fetch, hub, port: config.PORT, hostname: '0.0.0.0',
+        fetch: app.fetch, hub, log, port: config.PORT, hostname: '0.0.0.0',
         bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
       })
       hub.start(server)

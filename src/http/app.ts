@@ -1,10 +1,10 @@
 /**
- * The HTTP application: limits and auth first, then the routes. No socket here: the service
- * serves it with `listen` (server.ts, which also takes the WebSocket endpoint), tests call
- * `app.handle(new Request(...))`.
+ * The HTTP application: auth first, then the routes. No socket here: the service serves it with
+ * `listen` (server.ts: the Host, target and body-size checks of edge.ts, and the WebSocket
+ * endpoint), tests call `app.handle(new Request(...))` or go over the wire.
  */
 import { openapi } from '@elysiajs/openapi'
-import { Elysia, t } from 'elysia'
+import { Elysia } from 'elysia'
 import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
@@ -13,7 +13,8 @@ import type { Processor } from '../pipeline/processor.ts'
 import type { Redis } from '../pipeline/stream.ts'
 import { createShipmentStore } from '../shipments/store.ts'
 import { createApiKeyCheck } from './auth.ts'
-import { errorBody, json, toErrorResponse } from './errors.ts'
+import { toErrorResponse } from './errors.ts'
+import { parseJsonBody } from './json-body.ts'
 import { WS_PATH } from './server.ts'
 import { eventRoutes } from './routes/events.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -34,43 +35,46 @@ export interface AppDeps {
   broadcaster: Broadcaster
   carriers: CarrierDirectory
   apiKeys: readonly string[]
-  bodyLimitBytes: number
 }
 
 const started = new WeakMap<Request, number>()
 
+/**
+ * Routes and the API key. Two checks, one decision: the key is required by a `beforeHandle`
+ * guard on the protected routes themselves, so no reading of a request line can reach one of
+ * them without it; and it is checked before that, in `onRequest`, on `path` — the very string
+ * Elysia's router routes on — so that an unauthenticated body is never read or validated (and a
+ * request without a key gets a 401, not a 400 about its body).
+ *
+ * `standardHostname: false`: the router reads the path from the first `/` after `http://`
+ * (Elysia's default assumes a host of 4+ characters and cut `Host: ab` requests in the wrong
+ * place). server.ts has checked the Host and the target (edge.ts) before this runs.
+ */
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, tokens, broadcaster, carriers, log, metrics, apiKeys, bodyLimitBytes } = deps
+  const { sql, redis, processor, tokens, broadcaster, carriers, log, metrics, apiKeys } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
-  return new Elysia({ serve: { maxRequestBodySize: bodyLimitBytes } })
-    .onRequest(({ request }) => {
-      started.set(request, performance.now())
-      // Before routing and parsing: an unauthenticated body is never read.
-      if (needsApiKey(new URL(request.url).pathname)) {
-        const denied = checkApiKey(request)
-        if (denied) return denied
-      }
-      const length = Number(request.headers.get('content-length') ?? 0)
-      if (length > bodyLimitBytes) {
-        return json(413, errorBody('body_too_large', `the request body is ${length} bytes; the limit is ${bodyLimitBytes}`))
-      }
+  return new Elysia({ handler: { standardHostname: false } })
+    .onRequest((ctx) => {
+      started.set(ctx.request, performance.now())
+      // `path` is on the pre-routing context at run time (Elysia builds it with the router's
+      // path), though not in its type; without it every request would need the key.
+      if (needsApiKey((ctx as typeof ctx & { path?: unknown }).path)) return checkApiKey(ctx.request)
     })
-    .onError(({ code, error }) => toErrorResponse(code, error, log))
+    .onError(({ code, error, request }) => toErrorResponse(code, error, log, request))
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request)
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
     .use(healthRoutes({ sql, redis, metrics, broadcaster, carriers: carriers.health }))
-    .use(shipmentRoutes(createShipmentStore(sql), carriers))
-    .use(carrierRoutes(carriers))
-    .use(eventRoutes(processor))
-    .use(tokenRoutes(tokens))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
+    .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
+      api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
+    )
 }
 
-/** The API-key scheme covers /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */
-const needsApiKey = (path: string) => path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== WS_PATH
+/** Refused in onRequest already: /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */
+const needsApiKey = (path: unknown) => typeof path !== 'string' || (path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== WS_PATH)
 
 export type App = ReturnType<typeof createApp>

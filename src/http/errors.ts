@@ -1,7 +1,9 @@
 /**
  * Every error leaves as `{ "error": { "code", "message", "field"? } }` with a 4xx or 503;
- * a 500 means a bug, is logged with its stack, and says nothing of the internals.
+ * a 500 means a bug: it is logged with its stack under a request id, and the answer says
+ * nothing of the internals but that id (in the body and in `x-request-id`).
  */
+import { randomUUID } from 'node:crypto'
 import { AppError, isDatabaseUnavailable, DatabaseUnavailableError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 
@@ -28,7 +30,14 @@ interface ElysiaValidation {
   valueError?: { path: string; message: string; value?: unknown }
 }
 
-export function toErrorResponse(code: string | number, error: unknown, log: Logger): Response {
+/** The answer to an error nobody expected: logged with its stack, answered with an id and nothing else. */
+export function internalError(log: Logger, err: unknown, where: Record<string, unknown> = {}): Response {
+  const requestId = randomUUID()
+  log.error({ component: 'http', requestId, ...where, err }, 'unhandled error')
+  return json(500, errorBody('internal', `internal error; it has been logged with request id ${requestId}`, { requestId }), { 'x-request-id': requestId })
+}
+
+export function toErrorResponse(code: string | number, error: unknown, log: Logger, request?: Request): Response {
   if (error instanceof AppError) {
     if (error.status >= 500) log.warn({ component: 'http', code: error.code, err: error.message }, 'request failed')
     return json(error.status, errorBody(error.code, error.message, error.field ? { field: error.field } : {}), error.retryable ? { 'retry-after': '1' } : {})
@@ -41,11 +50,28 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
       const message = v.valueError?.value === undefined && v.valueError?.path ? 'is required' : (v.valueError?.message ?? 'is invalid')
       return json(400, errorBody('validation_failed', `${field}: ${message}`, { field }))
     }
-    case 'PARSE':
+    case 'PARSE': {
+      // Our body parser (json-body.ts) throws AppErrors; Elysia wraps whatever a parser throws.
+      const cause = (error as Error).cause
+      if (cause instanceof AppError) return toErrorResponse(code, cause, log)
       return json(400, errorBody('invalid_body', 'the request body is not valid JSON'))
+    }
     case 'NOT_FOUND':
       return json(404, errorBody('not_found', 'no such route'))
+    case 'INVALID_COOKIE_SIGNATURE':
+    case 'INVALID_FILE_TYPE':
+      return json(400, errorBody('invalid_body', (error as Error).message))
   }
-  log.error({ component: 'http', err: error }, 'unhandled error')
-  return json(500, errorBody('internal', 'internal error; it has been logged'))
+  // `status(4xx)` thrown by Elysia itself (never by our routes).
+  if (typeof code === 'number' && code >= 400 && code < 500) return json(code, errorBody('bad_request', 'the request was refused'))
+  return internalError(log, error, request ? { method: request.method, path: pathOf(request.url) } : {})
+}
+
+// The path only: a query may carry a cursor or a token.
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname
+  } catch {
+    return url.split('?')[0]!
+  }
 }

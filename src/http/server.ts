@@ -2,6 +2,11 @@
  * The listening socket: `Bun.serve`, handing HTTP requests to the Elysia app and taking
  * `GET /v1/ws` itself, with Bun's WebSocket handlers calling the hub directly.
  *
+ * Every request passes edge.ts first (Host, target, body size), so the app and the WebSocket
+ * endpoint see one reading of the path. Nothing here answers with Bun's development error
+ * page: `development: false`, and an `error` handler that answers a JSON 500 with a request id
+ * and logs the stack.
+ *
  * Why not Elysia's `.ws()`: it keeps each connection's upgrade request, its headers, a proxy and
  * about a dozen closures alive for as long as the socket is open — about 4 KiB of JavaScript
  * heap per idle socket, measured with `bun:jsc` heapStats at 10,000 sockets, more than Bun's
@@ -9,29 +14,41 @@
  */
 import type { Server } from 'bun'
 import type { Hub } from '../delivery/hub.ts'
-import { errorBody, json } from './errors.ts'
+import type { Logger } from '../log.ts'
+import { checkTarget, limitBody } from './edge.ts'
+import { errorBody, internalError, json } from './errors.ts'
 
 export const WS_PATH = '/v1/ws'
 
 export function listen(opts: {
   fetch: (request: Request) => Response | Promise<Response>
   hub: Hub
+  log: Logger
   port: number
   hostname: string
   bodyLimitBytes: number
   wsBackpressureBytes: number
 }): Server<{ token: string | undefined }> {
-  const { hub } = opts
+  const { hub, log } = opts
   return Bun.serve<{ token: string | undefined }>({
     port: opts.port,
     hostname: opts.hostname,
-    maxRequestBodySize: opts.bodyLimitBytes,
-    fetch(request, server) {
-      const url = new URL(request.url)
-      if (url.pathname !== WS_PATH) return opts.fetch(request)
-      if (request.method === 'GET' && server.upgrade(request, { data: { token: url.searchParams.get('token') ?? undefined } })) return undefined
-      return json(426, errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`), { upgrade: 'websocket' })
+    development: false,
+    // Out of reach: Bun's own 413 has no body. edge.ts enforces `bodyLimitBytes` instead.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    async fetch(request, server) {
+      const target = checkTarget(request)
+      if (!target.ok) return target.response
+      const body = await limitBody(target.request, opts.bodyLimitBytes)
+      if (!body.ok) return body.response
+      if (target.path === WS_PATH) {
+        const token = new URLSearchParams(target.query).get('token') ?? undefined
+        if (request.method === 'GET' && server.upgrade(body.request, { data: { token } })) return undefined
+        return json(426, errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`), { upgrade: 'websocket' })
+      }
+      return opts.fetch(body.request)
     },
+    error: (err) => internalError(log, err, { component: 'server' }),
     websocket: {
       // A socket that does not read is closed once this much is queued for it (Bun's own
       // backpressure accounting); it can reconnect with `since` and miss nothing.

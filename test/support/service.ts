@@ -4,6 +4,8 @@
  */
 import { loadConfig } from '../../src/config.ts'
 import { createService, type Service } from '../../src/service.ts'
+import pino from 'pino'
+import type { Logger } from '../../src/log.ts'
 import { silentLog } from './db.ts'
 import { sharedRedisUrl, uniquePrefix } from './redis.ts'
 
@@ -12,7 +14,7 @@ export const TOKEN_SECRET = 'test-token-secret-0123456789-abcdef'
 
 export const live = new Set<Service>()
 
-export function testService(env: Record<string, string> & { DATABASE_URL: string }): Service {
+export function testService(env: Record<string, string> & { DATABASE_URL: string }, opts: { log?: Logger } = {}): Service {
   const config = loadConfig({
     API_KEYS: API_KEY,
     TOKEN_SECRET,
@@ -24,7 +26,7 @@ export function testService(env: Record<string, string> & { DATABASE_URL: string
     PUBLISH_TIMEOUT_MS: '500',
     ...env
   })
-  const service = createService(config, { log: silentLog, defaultMetrics: false })
+  const service = createService(config, { log: opts.log ?? silentLog, defaultMetrics: false })
   const stop = service.stop
   service.stop = async () => {
     live.delete(service)
@@ -68,4 +70,11 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined | 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await Bun.sleep(20)
   }
+}
+
+/** A logger whose lines a test can read (JSON objects, in order). */
+export function capturingLog(): { log: Logger; lines: Record<string, any>[] } {
+  const lines: Record<string, any>[] = []
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+  return { log, lines }
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../../log.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { Processor } from '../../pipeline/processor.ts'
 import { errorBody, json } from '../errors.ts'
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../../pipeline/storable.ts'
 
 export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql: Sql; processor: Processor; carriers: CarrierDirectory; log: Logger; metrics: Metrics }) {
   return new Elysia({ name: 'webhooks' }).post(
@@ -27,6 +28,7 @@ export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql:
         log.warn({ component: 'webhooks', carrier }, 'webhook with a missing or wrong signature refused')
         return json(401, errorBody('invalid_signature', 'X-Signature must be sha256=<hex HMAC-SHA256 of the raw body with the carrier secret>'))
       }
+      if (jsonTooDeep(raw)) return json(400, errorBody('invalid_payload', `the payload nests deeper than ${MAX_JSON_DEPTH} levels`, { field: 'body' }))
       const read = webhookEvents(carrier, raw, setup.client)
       if ('error' in read) return json(400, errorBody('invalid_payload', read.error, { field: 'body' }))
       const logged = new Set<string>()
