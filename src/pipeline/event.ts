@@ -1,10 +1,14 @@
 /**
  * The normalized event: what adapters, webhooks and `POST /v1/events` hand to the processor.
  * `toNormalizedEvent` validates one input (valibot) and gives it its identity, or says which
- * field is wrong; it never throws for bad input.
+ * field is wrong; it never throws for bad input. Whatever it accepts PostgreSQL stores as is
+ * (storable.ts): text without NUL or unpaired surrogates, instants in range, and a `raw`
+ * document (the input itself, or the carrier's event) with storable strings, nested at most
+ * MAX_JSON_DEPTH deep.
  */
 import * as v from 'valibot'
 import { EVENT_STATUSES, IdentityError, dedupKey, normalizeCarrier, normalizeInstant, normalizeTrackingNumber, type Status } from './identity.ts'
+import { isStorableText, jsonProblem, UNSTORABLE_TEXT } from './storable.ts'
 
 export interface NormalizedEvent {
   carrier: string
@@ -20,8 +24,9 @@ export interface NormalizedEvent {
 
 export type EventCheck = { ok: true; event: NormalizedEvent } | { ok: false; field: string; message: string }
 
-const text = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`))
-const optionalText = (max: number) => v.nullish(v.pipe(v.string(), v.trim(), v.maxLength(max, `must be at most ${max} characters`)))
+const storable = v.check(isStorableText, UNSTORABLE_TEXT)
+const text = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`), storable)
+const optionalText = (max: number) => v.nullish(v.pipe(v.string(), v.trim(), v.maxLength(max, `must be at most ${max} characters`), storable))
 
 export const EventInput = v.object({
   carrier: text(32),
@@ -49,6 +54,10 @@ export function toNormalizedEvent(input: unknown, opts: { zone?: string; raw?: u
     return { ok: false, field, message }
   }
   const e = parsed.output
+  // `raw` is stored as it came (json): PostgreSQL must be able to take all of it.
+  const raw = opts.raw ?? input
+  const bad = jsonProblem(raw)
+  if (bad) return { ok: false, field: opts.raw === undefined ? bad.path || 'event' : `raw${bad.path && !bad.path.startsWith('[') ? '.' : ''}${bad.path}`, message: bad.message }
   try {
     const carrier = normalizeCarrier(e.carrier)
     const trackingNumber = normalizeTrackingNumber(e.trackingNumber)
@@ -60,7 +69,7 @@ export function toNormalizedEvent(input: unknown, opts: { zone?: string; raw?: u
       event: {
         carrier, trackingNumber, carrierStatus: e.carrierStatus, status, occurredAt,
         location: e.location || null, description: e.description || null,
-        raw: opts.raw ?? input,
+        raw,
         dedupKey: dedupKey(carrier, trackingNumber, e.carrierStatus, occurredAt)
       }
     }

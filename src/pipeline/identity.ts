@@ -9,7 +9,11 @@
  *     a wall time repeated by a DST change (October) resolves to the earlier instant, a wall time
  *     skipped by one (March) moves forward by the gap — Temporal's "compatible" rule;
  *   - fractions beyond milliseconds are truncated, never rounded (rounding can carry into the
- *     next second and make two spellings of one instant disagree).
+ *     next second and make two spellings of one instant disagree);
+ *   - the instant, once the offset or zone is applied, lies in the years 1000-9999 UTC: so it is
+ *     a `timestamptz` PostgreSQL takes, its ISO string has four year digits (and ISO strings
+ *     compare in time order, which the projection relies on), and the same limits hold for a
+ *     date written with `+14:00` or `-12:00` as for one in UTC.
  */
 export const STATUSES = [
   'pending', 'info_received', 'in_transit', 'out_for_delivery', 'failed_attempt',
@@ -57,14 +61,21 @@ export function parseInstant(input: string, zone = 'UTC'): number {
     throw new IdentityError('occurredAt', `"${input}" is not a valid calendar date-time`)
   }
   const wall = Date.UTC(year, month - 1, day, hour, minute, second, ms)
-  if (off === undefined) return wallTimeToUtc(wall, zone)
-  if (off === 'Z' || off === 'z') return wall
-  const sign = off[0] === '-' ? -1 : 1
-  const digits = off.slice(1).replace(':', '')
-  const offH = Number(digits.slice(0, 2)), offM = Number(digits.slice(2) || '0')
-  if (offH > 14 || offM > 59) throw new IdentityError('occurredAt', `"${input}" has an impossible UTC offset`)
-  return wall - sign * (offH * 60 + offM) * 60_000
+  let utc = wall
+  if (off === undefined) utc = wallTimeToUtc(wall, zone)
+  else if (off !== 'Z' && off !== 'z') {
+    const sign = off[0] === '-' ? -1 : 1
+    const digits = off.slice(1).replace(':', '')
+    const offH = Number(digits.slice(0, 2)), offM = Number(digits.slice(2) || '0')
+    if (offH > 14 || offM > 59) throw new IdentityError('occurredAt', `"${input}" has an impossible UTC offset`)
+    utc = wall - sign * (offH * 60 + offM) * 60_000
+  }
+  if (utc < MIN_INSTANT_MS || utc > MAX_INSTANT_MS) throw new IdentityError('occurredAt', `"${input}" is outside the years 1000-9999 once in UTC`)
+  return utc
 }
+
+const MIN_INSTANT_MS = Date.UTC(1000, 0, 1)
+const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
 /** Epoch milliseconds → `YYYY-MM-DDTHH:mm:ss.sssZ`. Exact: milliseconds are the key's precision. */
 export function formatInstant(ms: number): string {

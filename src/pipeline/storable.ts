@@ -12,6 +12,7 @@
  *
  * The checks are native string scans, O(length), without allocation: they run on every event.
  */
+import { ValidationError } from '../errors.ts'
 
 /** Deepest nesting accepted in any JSON document: a request body, a carrier's event. */
 export const MAX_JSON_DEPTH = 32
@@ -20,6 +21,12 @@ export const UNSTORABLE_TEXT = 'must not contain NUL characters or unpaired UTF-
 
 export function isStorableText(s: string): boolean {
   return s.indexOf('\u0000') === -1 && s.isWellFormed()
+}
+
+/** `value` when it is storable text (or absent), else a ValidationError (HTTP 400) naming `field`. */
+export function storable<T extends string | null | undefined>(field: string, value: T): T {
+  if (typeof value === 'string' && !isStorableText(value)) throw new ValidationError(field, UNSTORABLE_TEXT)
+  return value
 }
 
 /**

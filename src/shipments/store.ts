@@ -5,6 +5,7 @@
  */
 import type { Sql } from '../db/client.ts'
 import { ValidationError } from '../errors.ts'
+import { IdentityError, parseInstant } from '../pipeline/identity.ts'
 
 export interface Shipment {
   id: string
@@ -114,10 +115,21 @@ function encodeCursor(ts: string, id: string): string {
   return Buffer.from(`${ts}|${id}`).toString('base64url')
 }
 
+/** A cursor this API made: a real calendar instant that PostgreSQL takes (not 2026-02-30, not year 0000) and a uuid. */
 function decodeCursor(cursor: string): { ts: string; id: string } {
-  const [ts, id] = Buffer.from(cursor, 'base64url').toString().split('|')
-  if (!ts || !id || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(ts) || !isUuid(id)) {
+  const [ts, id, extra] = Buffer.from(cursor, 'base64url').toString().split('|')
+  if (!ts || !id || extra !== undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(ts) || !isUuid(id) || !isInstant(ts)) {
     throw new ValidationError('cursor', 'is not a cursor this API returned; pass nextCursor from the previous page unchanged')
   }
   return { ts, id }
+}
+
+function isInstant(ts: string): boolean {
+  try {
+    parseInstant(ts)
+    return true
+  } catch (err) {
+    if (err instanceof IdentityError) return false
+    throw err
+  }
 }

@@ -1,6 +1,7 @@
 /** `/v1/shipments`: create (idempotent), list (keyset), get, soft delete, timeline. */
 import { Elysia, t } from 'elysia'
 import { AppError, NotFoundError, ValidationError } from '../../errors.ts'
+import { storable } from '../../pipeline/storable.ts'
 import { IdentityError, STATUSES, isStatus, normalizeCarrier, normalizeTrackingNumber } from '../../pipeline/identity.ts'
 import type { ShipmentStore } from '../../shipments/store.ts'
 
@@ -28,11 +29,12 @@ export function shipmentRoutes(store: ShipmentStore, carriers?: { isKnown(code: 
       async ({ body, set }) => {
         const carrier = identity(() => normalizeCarrier(body.carrier))
         const trackingNumber = identity(() => normalizeTrackingNumber(body.trackingNumber))
+        const reference = storable('reference', body.reference?.trim() || null)
         // A shipment nothing will ever update is refused (contract §4: known carriers only).
         if (carriers && !(await carriers.isKnown(carrier))) {
           throw new AppError('unknown_carrier', `carrier: "${carrier}" is not a known carrier; known: ${(await carriers.codes()).join(', ')}. Register a push-only carrier with PUT /v1/carriers/${carrier}`, { status: 422, field: 'carrier' })
         }
-        const { shipment, created } = await store.create(carrier, trackingNumber, body.reference?.trim() || null)
+        const { shipment, created } = await store.create(carrier, trackingNumber, reference)
         set.status = created ? 201 : 200
         return shipment
       },

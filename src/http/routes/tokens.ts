@@ -4,6 +4,7 @@ import { ValidationError } from '../../errors.ts'
 import { parseTopic } from '../../delivery/topics.ts'
 import type { Tokens } from '../../delivery/tokens.ts'
 import { IdentityError } from '../../pipeline/identity.ts'
+import { storable } from '../../pipeline/storable.ts'
 
 export const MAX_TOKEN_TTL_SECONDS = 86_400
 export const DEFAULT_TOKEN_TTL_SECONDS = 900
@@ -21,7 +22,7 @@ export function tokenRoutes(tokens: Tokens) {
         }
       })
       const ttlSeconds = body.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS
-      const sub = body.sub?.trim() || null
+      const sub = storable('sub', body.sub?.trim() || null)
       const { token, expiresAt } = await tokens.mint({ sub, topics: [...new Set(topics)], ttlSeconds })
       set.status = 201
       return { token, expiresAt, sub, topics: [...new Set(topics)] }
