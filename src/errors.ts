@@ -42,6 +42,13 @@ export class DatabaseUnavailableError extends AppError {
   }
 }
 
+/** A serialization failure or deadlock that persisted through every retry: nothing was stored; retry shortly. */
+export class ConflictError extends AppError {
+  constructor(cause: unknown) {
+    super('database_conflict', 'the transaction kept conflicting with concurrent work; nothing was stored, retry shortly', { status: 503, retryable: true, cause })
+  }
+}
+
 /** The ingest queue is full (group-commit.ts): nothing of the call was stored; retry shortly. */
 export class OverloadedError extends AppError {
   constructor(queued: number) {
@@ -79,4 +86,27 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return false
   return networkCodes.has(code) || code.startsWith('08') || code.startsWith('53') || /^57P0[123]$/.test(code)
+}
+
+/** The connection itself is gone (network, SQLSTATE class 08, shutdown): nothing more can be sent on it. */
+export function isConnectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return false
+  return networkCodes.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code)
+}
+
+/** 40001 serialization_failure, 40P01 deadlock_detected: the same transaction again may succeed. */
+export function isSerializationFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === '40001' || code === '40P01'
+}
+
+/**
+ * PostgreSQL refused the data rather than the request: SQLSTATE class 22 (data exception: bad
+ * text, a date out of range), 23 (a constraint), 54 (a program limit such as stack depth).
+ * The same statement without the offending rows would succeed.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^(?:22|23|54)[0-9A-Z]{3}$/.test(code)
 }

@@ -104,12 +104,16 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       returning s.id, s.tracking_number`
   }
 
+  // Rows locked in id order, as ingest locks them: two statements that lock the same shipments
+  // in one order cannot deadlock.
+  const inIdOrder = (ids: string[]) => sql`select id from shipments where id = any(${ids}::uuid[]) order by id for update`
+
   async function polledDone(ids: string[]) {
-    if (ids.length > 0) await sql`update shipments set next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000}) where id = any(${ids}::uuid[])`
+    if (ids.length > 0) await sql`update shipments s set next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000}) from (${inIdOrder(ids)}) o where s.id = o.id`
   }
 
   async function release(ids: string[]) {
-    if (ids.length > 0) await sql`update shipments set next_poll_at = now() where id = any(${ids}::uuid[])`
+    if (ids.length > 0) await sql`update shipments s set next_poll_at = now() from (${inIdOrder(ids)}) o where s.id = o.id`
   }
 
   async function cycle(): Promise<CycleResult> {

@@ -11,9 +11,16 @@
  *
  *   - When the database keeps up, a call starts at once and is alone in its transaction: no
  *     timer, no added latency. Calls are merged only while they would have waited anyway.
- *   - A call is never split: its events commit together or not at all, as before. Merged calls
- *     fail together (a database failure fails every call of the transaction, each with the
- *     same error; nothing of any of them is stored).
+ *   - A database failure fails every call of the transaction, each with the same error; nothing
+ *     of any of them is stored.
+ *   - One call's bad data never fails another's: when PostgreSQL refuses the data (`isDataError`:
+ *     a value it cannot take, a constraint), the transaction is retried in halves, and halves of
+ *     those, until every event it refuses stands alone; those are `refused` (nothing of them
+ *     stored) and everything else commits, in order. Only then may a call's events land in more
+ *     than one transaction. (The validation layer, storable.ts, keeps such values out; this is
+ *     what holds when something gets past it.) Should the database fail outright during those
+ *     retries, every call of the group is failed with that error, though some parts may have
+ *     committed: a retry of them is a `duplicate`, by dedupKey.
  *   - Merged events keep their calls' order, so within a transaction a shipment's seq follows
  *     arrival order, and a dedupKey sent by two merged calls is stored once: the later one is a
  *     `duplicate`. Between transactions running at once the shipment lock decides, as it always
@@ -51,12 +58,16 @@ export interface GroupCommitOptions {
   commit: (events: Indexed[]) => Promise<IngestResult>
   /** After the commit, without a slot: publish, and say which ords went out. Must not throw. */
   after: (events: Indexed[], result: IngestResult) => Promise<Set<number>>
+  /** Whether a failed commit was refused for some events' data, so that it may succeed without them. */
+  isDataError: (err: unknown) => boolean
   metrics: Metrics
 }
 
 export interface Committed {
   planned: Planned[]
   published: Set<number>
+  /** Events PostgreSQL refused as data, each alone in its transaction: nothing of them was stored. */
+  refused: Map<number, unknown>
 }
 
 interface Call {
@@ -97,29 +108,57 @@ export function createGroupCommit(opts: GroupCommitOptions) {
       }
     })
     opts.metrics.ingestCalls.observe(calls.length)
-    let result: IngestResult
+    const results: IngestResult[] = []
+    const refused = new Map<number, unknown>()
+    let failure: { err: unknown } | null = null
     try {
-      result = await opts.commit(merged)
+      await commitIsolating(merged, results, refused)
     } catch (err) {
-      for (const c of calls) c.reject(err)
-      return
+      failure = { err }
     } finally {
       inFlight--
       pump()
     }
-    let published = new Set<number>()
-    try {
-      published = await opts.after(merged, result)
-    } catch {
-      // `after` does not throw; were it to, the events are committed and stay in the outbox.
+    const published = new Set<number>()
+    for (const result of results) {
+      // After retries without refused events, each part is published with its own events.
+      const events = results.length === 1 ? merged : result.planned.map((p) => merged[p.ord]!)
+      try {
+        for (const ord of await opts.after(events, result)) published.add(ord)
+      } catch {
+        // `after` does not throw; were it to, the events are committed and stay in the outbox.
+      }
     }
-    const out = calls.map((): Committed => ({ planned: [], published: new Set() }))
-    for (const p of result.planned) {
-      const b = back[p.ord]!
-      out[b.call]!.planned.push({ ...p, ord: b.ord })
-      if (published.has(p.ord)) out[b.call]!.published.add(b.ord)
+    if (failure) {
+      for (const c of calls) c.reject(failure.err)
+      return
     }
+    const out = calls.map((): Committed => ({ planned: [], published: new Set(), refused: new Map() }))
+    for (const result of results) {
+      for (const p of result.planned) {
+        const b = back[p.ord]!
+        out[b.call]!.planned.push({ ...p, ord: b.ord })
+        if (published.has(p.ord)) out[b.call]!.published.add(b.ord)
+      }
+    }
+    for (const [ord, err] of refused) out[back[ord]!.call]!.refused.set(back[ord]!.ord, err)
     calls.forEach((c, i) => c.resolve(out[i]!))
+  }
+
+  /** Commits `events`; refused for their data, commits each half alone, down to single events. */
+  async function commitIsolating(events: Indexed[], results: IngestResult[], refused: Map<number, unknown>): Promise<void> {
+    try {
+      results.push(await opts.commit(events))
+    } catch (err) {
+      if (!opts.isDataError(err)) throw err
+      if (events.length === 1) {
+        refused.set(events[0]!.ord, err)
+        return
+      }
+      const mid = events.length >>> 1
+      await commitIsolating(events.slice(0, mid), results, refused)
+      await commitIsolating(events.slice(mid), results, refused)
+    }
   }
 
   return {

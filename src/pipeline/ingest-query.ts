@@ -20,7 +20,7 @@
  * transaction and nothing is stored.
  */
 import type { Sql } from '../db/client.ts'
-import { isDatabaseUnavailable } from '../errors.ts'
+import { isConnectionLost } from '../errors.ts'
 import type { NormalizedEvent } from './event.ts'
 
 export interface LockedShipment {
@@ -88,6 +88,9 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
   const pairs = [...new Map(events.map((x) => [`${x.event.carrier}:${x.event.trackingNumber}`, [x.event.carrier, x.event.trackingNumber] as const])).values()]
   const keys = events.map((x) => x.event.dedupKey)
   const tx = await sql.reserve()
+  // Given back on every path: a connection kept after an error that left it alive (disk full,
+  // out of memory — SQLSTATE class 53) would leave one slot fewer each time, until ingest hangs.
+  let lost = false
   try {
     const [, locked, found] = await Promise.all([
       // One simple-protocol message: the transaction and its settings cost a single reply.
@@ -156,24 +159,24 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
         tx`commit`
       ])
     } else await tx`commit`
-    await done(tx)
     // No shipment locked: nothing is inserted, and receivedAt is not read.
     return { planned, receivedAt: locked[0]?.now ?? '' }
   } catch (err) {
-    await done(tx, err)
+    lost = isConnectionLost(err) || !(await rollback(tx))
     throw err
+  } finally {
+    // A connection that is gone is postgres.js's to replace; handing it back would put a closed
+    // connection in the pool.
+    if (!lost) tx.release()
   }
 }
 
-/** Gives the connection back, rolled back if the transaction failed; a dead one is left to postgres.js, which reconnects. */
-async function done(tx: Awaited<ReturnType<Sql['reserve']>>, err?: unknown) {
-  if (err !== undefined) {
-    if (isDatabaseUnavailable(err)) return
-    try {
-      await tx`rollback`
-    } catch (e) {
-      if (isDatabaseUnavailable(e)) return
-    }
+/** Rolls back after a failure; false when the connection turned out to be gone. */
+async function rollback(tx: Awaited<ReturnType<Sql['reserve']>>): Promise<boolean> {
+  try {
+    await tx`rollback`
+    return true
+  } catch (err) {
+    return !isConnectionLost(err)
   }
-  tx.release()
 }

@@ -2,8 +2,7 @@
  * The processor: the one way a fact enters parcelcast.
  *
  * Guarantees:
- *   - the batch commits in one transaction or not at all (a database failure throws
- *     DatabaseUnavailableError and nothing is written or published);
+ *   - a database failure throws DatabaseUnavailableError and nothing is written or published;
  *   - an event is stored once per dedupKey, with the next gap-free seq of its shipment;
  *   - a shipment's projection only moves to a strictly newer carrier time;
  *   - publishing happens after the commit; if Redis fails the events stay unpublished in the
@@ -12,11 +11,15 @@
  *   - right after the commit, before the stream append, the inserted events are also handed to
  *     `onCommitted` (this process's WebSocket hub), so sockets here need no Redis round trip.
  *     It must not throw; if it does, the error is logged and the stream still carries the events;
- *   - calls that arrive while the database is busy share a transaction (group-commit.ts); a call
- *     is never split, and when too much is waiting a call is refused with OverloadedError.
+ *   - calls that arrive while the database is busy share a transaction (group-commit.ts); when
+ *     too much is waiting a call is refused with OverloadedError;
+ *   - one call's bad data never fails another: an event PostgreSQL refuses (past the validation
+ *     layer) is found by retrying without it and is `invalid`; the rest commits;
+ *   - a serialization failure or deadlock is retried (at most 5 attempts, with jitter), then is a
+ *     ConflictError (503 `database_conflict`, nothing stored).
  */
 import type { Sql } from '../db/client.ts'
-import { DatabaseUnavailableError, isDatabaseUnavailable } from '../errors.ts'
+import { ConflictError, DatabaseUnavailableError, isDataError, isDatabaseUnavailable, isSerializationFailure } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { EventCheck, NormalizedEvent } from './event.ts'
@@ -53,7 +56,11 @@ export interface IngestLimits {
 
 export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 20_000 }
 
-export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, limits = defaultIngestLimits }: {
+/** Attempts of one ingest transaction when it hits 40001 or 40P01, and the first pause's bound. */
+const CONFLICT_ATTEMPTS = 5
+const CONFLICT_BASE_MS = 50
+
+export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, limits = defaultIngestLimits, random = Math.random }: {
   sql: Sql
   stream: StreamWriter
   acks: PublishAcks
@@ -61,18 +68,24 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
   metrics: Metrics
   onCommitted?: (messages: StreamMessage[]) => void
   limits?: IngestLimits
+  random?: () => number
 }): Processor {
   const commits = createGroupCommit({
     ...limits,
     metrics,
+    isDataError,
     async commit(events) {
       const stop = metrics.ingestDuration.startTimer()
       try {
-        return await runIngest(sql, events)
+        return await withConflictRetries(() => runIngest(sql, events))
       } catch (err) {
         if (isDatabaseUnavailable(err)) {
           log.error({ component: 'processor', err: (err as Error).message, events: events.length }, 'database unavailable; batch not stored')
           throw new DatabaseUnavailableError(err)
+        }
+        if (isSerializationFailure(err)) {
+          log.error({ component: 'processor', err: (err as Error).message, events: events.length, attempts: CONFLICT_ATTEMPTS }, 'ingest kept conflicting; batch not stored')
+          throw new ConflictError(err)
         }
         throw err
       } finally {
@@ -81,6 +94,27 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
     },
     after: (events, ingest) => publish(ingest, new Map(events.map((v) => [v.ord, v.event])))
   })
+
+  /**
+   * Serialization failures and deadlocks are retried, at most CONFLICT_ATTEMPTS times in all,
+   * after a full-jitter pause (up to 50, 100, 200, 400 ms) so that two colliding transactions do
+   * not collide again in step, and so that the transaction the deadlock let through gets to take
+   * its locks before the retry does (a retry at once can take a row back from it and deadlock
+   * again). Ingest locks shipments in id order, and so do the pollers, so a deadlock needs a
+   * third party; this is what holds when there is one.
+   */
+  async function withConflictRetries<T>(f: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await f()
+      } catch (err) {
+        if (!isSerializationFailure(err) || attempt >= CONFLICT_ATTEMPTS) throw err
+        metrics.ingestRetries.inc({ sqlstate: (err as { code: string }).code })
+        log.warn({ component: 'processor', sqlstate: (err as { code: string }).code, attempt }, 'ingest transaction conflicted; retrying')
+        await Bun.sleep(random() * CONFLICT_BASE_MS * 2 ** (attempt - 1))
+      }
+    }
+  }
 
   return {
     async ingest(checks) {
@@ -91,13 +125,22 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
       )
       const valid: Indexed[] = checks.flatMap((c, ord) => (c.ok ? [{ ord, event: c.event }] : []))
       if (valid.length === 0) return count(results)
-      const { planned, published } = await commits.submit(valid)
+      const { planned, published, refused } = await commits.submit(valid)
       for (const p of planned) {
         const r = results[p.ord]!
         r.outcome = p.outcome
         if (p.seq !== null) r.seq = p.seq
         r.projectionUpdated = p.projectionUpdated
         r.published = published.has(p.ord)
+      }
+      for (const [ord, err] of refused) {
+        const sqlstate = (err as { code?: string }).code ?? 'unknown'
+        metrics.ingestIsolated.inc({ sqlstate })
+        log.warn({ component: 'processor', sqlstate, err: (err as Error).message, dedupKey: results[ord]!.dedupKey }, 'PostgreSQL refused one event as data; stored the others without it')
+        results[ord] = {
+          dedupKey: results[ord]!.dedupKey, outcome: 'invalid', projectionUpdated: false, published: false,
+          error: { field: 'event', message: `the database refused this event's data (SQLSTATE ${sqlstate}); nothing of it was stored` }
+        }
       }
       return count(results)
     }

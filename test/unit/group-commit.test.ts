@@ -27,6 +27,7 @@ function harness(over: Partial<GroupCommitOptions> = {}) {
         })
       }),
     after: async (events) => new Set(events.map((e) => e.ord)),
+    isDataError: (err) => (err as { code?: string }).code === '22P05',
     ...over
   })
   return { gc, transactions, metrics }
@@ -85,7 +86,7 @@ describe('group commit', () => {
     expect(transactions.map((t) => t.keys.length)).toEqual([1, 10, 50])
   })
 
-  test('a call is never split: what does not fit waits for the next transaction, and a call above the cap runs alone', async () => {
+  test('calls are merged whole: what does not fit waits for the next transaction, and a call above the cap runs alone', async () => {
     const { gc, transactions } = harness({ maxInFlight: 1, maxBatchEvents: 10 })
     void gc.submit(call('a', 1))
     void gc.submit(call('b', 6))
@@ -157,5 +158,63 @@ describe('group commit', () => {
     release()
     expect((await a).published.size).toBe(1)
     expect((await b).published.size).toBe(1)
+  })
+
+  describe('data one call gets wrong', () => {
+    /** A database that refuses, as data, any transaction holding a key that starts with "bad". */
+    function refusing(over: Partial<GroupCommitOptions> = {}) {
+      const transactions: string[][] = []
+      let seq = 0
+      const gc = createGroupCommit({
+        maxInFlight: 1, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 10_000, metrics: createMetrics({ defaults: false }),
+        isDataError: (err) => (err as { code?: string }).code === '22P05',
+        async commit(events) {
+          transactions.push(events.map((e) => e.event.dedupKey))
+          if (events.some((e) => e.event.dedupKey.startsWith('bad'))) throw Object.assign(new Error('untranslatable character'), { code: '22P05' })
+          return { receivedAt: 'now', planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted' as const, shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null })) }
+        },
+        after: async (events) => new Set(events.map((e) => e.ord)),
+        ...over
+      })
+      return { gc, transactions }
+    }
+
+    test('is found by retrying in halves: only the refused events fail, every other call commits in order', async () => {
+      const { gc, transactions } = refusing()
+      const first = gc.submit(call('a', 1))
+      const group = [gc.submit(call('b', 3)), gc.submit(call('bad', 1)), gc.submit(call('c', 2)), gc.submit([...call('d', 2), { ord: 9, event: { dedupKey: 'bad-d' } as NormalizedEvent }])]
+      await first
+      const [b, bad, c, d] = await Promise.all(group)
+      expect(b!.planned.map((p) => p.ord)).toEqual([0, 2, 4])
+      expect([...bad!.refused.keys()]).toEqual([0])
+      expect(bad!.planned).toEqual([])
+      expect(c!.planned.map((p) => p.ord)).toEqual([0, 2])
+      // A call whose own event was refused keeps the rest of it.
+      expect(d!.planned.map((p) => p.ord)).toEqual([0, 2])
+      expect([...d!.refused.keys()]).toEqual([9])
+      expect([...d!.published]).toEqual([0, 2])
+      // Seq follows arrival order across the retried parts; each refused event ended alone.
+      const seqs = [b, c, d].flatMap((r) => r!.planned.map((p) => p.seq))
+      expect(seqs).toEqual([...seqs].sort((x, y) => x! - y!))
+      expect(transactions.filter((t) => t.length === 1 && t[0]!.startsWith('bad')).sort()).toEqual([['bad-d'], ['bad0']])
+      expect(transactions.length).toBeLessThan(2 * 9)
+    })
+
+    test('a failure that is not about the data fails every call of the group, and nothing is retried for it', async () => {
+      const boom = Object.assign(new Error('disk full'), { code: '53100' })
+      let n = 0
+      const { gc, transactions } = refusing({
+        async commit(events) {
+          transactions.push(events.map((e) => e.event.dedupKey))
+          if (n++ > 0) throw boom
+          return { receivedAt: 'now', planned: [] }
+        }
+      })
+      const a = gc.submit(call('a', 1))
+      const settled = Promise.allSettled([gc.submit(call('b', 1)), gc.submit(call('bad', 1))])
+      await a
+      expect(await settled).toEqual([{ status: 'rejected', reason: boom }, { status: 'rejected', reason: boom }])
+      expect(transactions).toEqual([['a0'], ['b0', 'bad0']])
+    })
   })
 })

@@ -1,7 +1,8 @@
 /**
  * `POST /v1/events`: ingest normalized events. Each event gets its own outcome, in order; a
- * bad event is `invalid` (with the field) and does not hold back the others. When no event
- * in the batch is valid the request itself is bad: 400 naming the first wrong field.
+ * bad event is `invalid` (with the field) and does not hold back the others, nor other callers'
+ * events sharing its transaction. When no event in the batch is valid the request itself is
+ * bad: 400 naming the first wrong field.
  */
 import { Elysia, t } from 'elysia'
 import { toNormalizedEvent } from '../../pipeline/event.ts'
@@ -14,13 +15,12 @@ export function eventRoutes(processor: Processor) {
   return new Elysia({ name: 'events' }).post(
     '/v1/events',
     async ({ body }) => {
-      const checks = body.events.map((e) => toNormalizedEvent(e))
-      const results = await processor.ingest(checks)
-      const firstBad = checks.findIndex((c) => !c.ok)
-      if (firstBad !== -1 && checks.every((c) => !c.ok)) {
-        const bad = checks[firstBad] as { field: string; message: string }
-        const field = `events[${firstBad}].${bad.field}`
-        return json(400, errorBody('validation_failed', `${field}: ${bad.message}`, { field, results }))
+      const results = await processor.ingest(body.events.map((e) => toNormalizedEvent(e)))
+      // Invalid at the edge, or refused by the database alone in its transaction (processor.ts).
+      if (results.every((r) => r.outcome === 'invalid')) {
+        const { field: inEvent, message } = results[0]!.error!
+        const field = inEvent === 'event' ? 'events[0]' : `events[0].${inEvent}`
+        return json(400, errorBody('validation_failed', `${field}: ${message}`, { field, results }))
       }
       return { results }
     },
