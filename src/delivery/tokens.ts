@@ -11,9 +11,22 @@
  * with jose and check that they verify here.
  */
 import { createSigner, createVerifier, TokenError as JwtError } from 'fast-jwt'
+import { ValidationError } from '../errors.ts'
+import { isStorableText } from '../pipeline/storable.ts'
 
 const ISSUER = 'parcelcast'
 const AUDIENCE = 'parcelcast:ws'
+
+/** Bounds of what a token carries; the verifier refuses a token beyond them even if its signature holds. */
+export const MAX_TOKEN_TTL_SECONDS = 86_400
+export const MAX_TOKEN_TOPICS = 100
+export const MAX_TOPIC_LENGTH = 200
+export const MAX_SUB_LENGTH = 128
+// 100 topics of 200 characters, base64url-encoded, and the rest: a bigger token is refused
+// before its signature is computed.
+const MAX_TOKEN_LENGTH = 32 * 1024
+// Clock skew allowed between the minting process and this one.
+const SKEW_SECONDS = 60
 
 export interface TokenClaims {
   sub: string | null
@@ -29,17 +42,21 @@ export class TokenError extends Error {
 
 export function createTokens(secret: string) {
   const sign = createSigner({ key: secret, algorithm: 'HS256', iss: ISSUER, aud: AUDIENCE })
-  // Only HS256 with this secret, this issuer and audience, and an expiry; `none` and every other
-  // algorithm are refused.
-  const verify = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER, allowedAud: AUDIENCE, requiredClaims: ['exp'] })
+  // Only HS256 with this secret, and `iss`, `aud` and `exp` present and ours (fast-jwt checks
+  // allowedIss/allowedAud only when the claim is there; requiredClaims makes it be there).
+  // `none` and every other algorithm are refused.
+  const verify = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER, allowedAud: AUDIENCE, requiredClaims: ['iss', 'aud', 'exp'] })
   return {
     async mint({ sub, topics, ttlSeconds }: { sub: string | null; topics: string[]; ttlSeconds: number }): Promise<{ token: string; expiresAt: string }> {
+      if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) throw new ValidationError('ttlSeconds', `must be a whole number from 1 to ${MAX_TOKEN_TTL_SECONDS}`)
+      if (topics.length < 1 || topics.length > MAX_TOKEN_TOPICS) throw new ValidationError('topics', `must list 1 to ${MAX_TOKEN_TOPICS} topics`)
       const now = Math.floor(Date.now() / 1000)
       const token = sign({ topics, ...(sub ? { sub } : {}), iat: now, exp: now + ttlSeconds })
       return { token, expiresAt: new Date((now + ttlSeconds) * 1000).toISOString() }
     },
 
     async verify(token: string): Promise<TokenClaims> {
+      if (token.length > MAX_TOKEN_LENGTH) throw new TokenError('token_invalid', 'the token is not valid')
       let payload: { sub?: unknown; topics?: unknown; exp: number }
       try {
         payload = verify(token)
@@ -48,8 +65,14 @@ export function createTokens(secret: string) {
         throw new TokenError('token_invalid', 'the token is not valid')
       }
       const topics = payload.topics
-      if (!Array.isArray(topics) || !topics.every((t) => typeof t === 'string')) throw new TokenError('token_invalid', 'the token carries no topic list')
-      return { sub: typeof payload.sub === 'string' ? payload.sub : null, topics, exp: payload.exp }
+      if (!Array.isArray(topics) || topics.length === 0 || topics.length > MAX_TOKEN_TOPICS || !topics.every((t) => typeof t === 'string' && t.length <= MAX_TOPIC_LENGTH)) {
+        throw new TokenError('token_invalid', `the token carries no topic list of 1 to ${MAX_TOKEN_TOPICS} topics`)
+      }
+      const sub = payload.sub
+      if (sub !== undefined && (typeof sub !== 'string' || sub.length > MAX_SUB_LENGTH || !isStorableText(sub))) throw new TokenError('token_invalid', 'the token\'s sub is not valid')
+      // Signed by a holder of the secret, yet valid for longer than this service ever grants.
+      if (payload.exp > Date.now() / 1000 + MAX_TOKEN_TTL_SECONDS + SKEW_SECONDS) throw new TokenError('token_invalid', 'the token is valid for longer than tokens may be')
+      return { sub: sub ?? null, topics, exp: payload.exp }
     }
   }
 }

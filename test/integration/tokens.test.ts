@@ -42,6 +42,27 @@ describe('POST /v1/tokens', () => {
     }
   })
 
+  test('a sub or topic PostgreSQL could not store, 10,000 topics, or a ttl past the maximum: 400 naming the field', async () => {
+    const cases: [unknown, string][] = [
+      [{ sub: 'a\u0000b', topics: ['shipment:dhl:OK1'] }, 'sub'],
+      [{ sub: 'a\ud800b', topics: ['shipment:dhl:OK1'] }, 'sub'],
+      [{ topics: ['user:a\u0000'] }, 'topics[0]'],
+      [{ topics: ['shipment:dhl:X\udc00'] }, 'topics[0]'],
+      [{ topics: Array.from({ length: 10_000 }, (_, i) => `shipment:dhl:T${i}`) }, 'topics'],
+      [{ topics: Array.from({ length: 101 }, (_, i) => `shipment:dhl:T${i}`) }, 'topics'],
+      [{ topics: ['shipment:dhl:OK1'], ttlSeconds: 1e308 }, 'ttlSeconds'],
+      [{ topics: ['shipment:dhl:OK1'], ttlSeconds: 1.5 }, 'ttlSeconds']
+    ]
+    for (const [body, field] of cases) {
+      const res = await call('POST', '/v1/tokens', body)
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400)
+      expect(res.body.error.field).toBe(field)
+    }
+    const most = await call('POST', '/v1/tokens', { topics: Array.from({ length: 100 }, (_, i) => `shipment:dhl:T${i}`), ttlSeconds: 86_400 })
+    expect(most.status).toBe(201)
+    expect((await service.tokens.verify(most.body.token)).topics.length).toBe(100)
+  })
+
   test('needs an API key', async () => {
     expect((await call('POST', '/v1/tokens', { topics: ['shipment:dhl:X1'] }, { authorization: '' })).status).toBe(401)
   })
@@ -83,6 +104,38 @@ describe('token checks', () => {
       `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, iss: 'parcelcast', aud: 'parcelcast:ws', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.`
     ]
     for (const t of refused) await expect(tokens.verify(t)).rejects.toMatchObject({ code: 'token_invalid' })
+  })
+
+  test('iss, aud and exp are required, not only checked when present (a token minted by jose without them)', async () => {
+    const claims = { topics: ['shipment:dhl:X1'] }
+    const jwt = () => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' })
+    const missing = {
+      iss: await jwt().setAudience('parcelcast:ws').setExpirationTime('1m').sign(key),
+      aud: await jwt().setIssuer('parcelcast').setExpirationTime('1m').sign(key),
+      exp: await jwt().setIssuer('parcelcast').setAudience('parcelcast:ws').sign(key),
+      all: await jwt().sign(key)
+    }
+    for (const [what, t] of Object.entries(missing)) await expect(tokens.verify(t), `without ${what}`).rejects.toMatchObject({ code: 'token_invalid' })
+  })
+
+  test('a validly signed token beyond the bounds is refused: too many topics, a bad sub, too long a life', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const jwt = (payload: Record<string, unknown>, exp = now + 60) => new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime(exp).sign(key)
+    const topics = (n: number) => Array.from({ length: n }, (_, i) => `shipment:dhl:T${i}`)
+    const refused = [
+      await jwt({ topics: topics(10_000) }),
+      await jwt({ topics: topics(101) }),
+      await jwt({ topics: ['x'.repeat(201)] }),
+      await jwt({ topics: [] }),
+      await jwt({ topics: ['shipment:*'], sub: 'a\u0000' }),
+      await jwt({ topics: ['shipment:*'], sub: 'a\ud800' }),
+      await jwt({ topics: ['shipment:*'], sub: 42 }),
+      await jwt({ topics: ['shipment:*'] }, now + 86_400 * 365)
+    ]
+    for (const t of refused) await expect(tokens.verify(t)).rejects.toMatchObject({ code: 'token_invalid' })
+    expect(await tokens.verify(await jwt({ topics: topics(100), sub: 'u' }, now + 86_400))).toMatchObject({ sub: 'u' })
+    await expect(tokens.mint({ sub: null, topics: ['shipment:*'], ttlSeconds: 86_401 })).rejects.toMatchObject({ field: 'ttlSeconds' })
+    await expect(tokens.mint({ sub: null, topics: topics(101), ttlSeconds: 60 })).rejects.toMatchObject({ field: 'topics' })
   })
 
   test('shipment:* grants every shipment topic and nothing else', () => {

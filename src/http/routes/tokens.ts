@@ -2,11 +2,10 @@
 import { Elysia, t } from 'elysia'
 import { ValidationError } from '../../errors.ts'
 import { parseTopic } from '../../delivery/topics.ts'
-import type { Tokens } from '../../delivery/tokens.ts'
+import { MAX_SUB_LENGTH, MAX_TOKEN_TOPICS, MAX_TOKEN_TTL_SECONDS, MAX_TOPIC_LENGTH, type Tokens } from '../../delivery/tokens.ts'
 import { IdentityError } from '../../pipeline/identity.ts'
 import { storable } from '../../pipeline/storable.ts'
 
-export const MAX_TOKEN_TTL_SECONDS = 86_400
 export const DEFAULT_TOKEN_TTL_SECONDS = 900
 
 export function tokenRoutes(tokens: Tokens) {
@@ -29,9 +28,9 @@ export function tokenRoutes(tokens: Tokens) {
     },
     {
       body: t.Object({
-        sub: t.Optional(t.Nullable(t.String({ maxLength: 128, description: 'who the token is for (a user id, say)' }))),
-        topics: t.Array(t.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100, description: 'shipment:<carrier>:<trackingNumber>, shipment:* or user:<userId>' }),
-        ttlSeconds: t.Optional(t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_SECONDS, description: `default ${DEFAULT_TOKEN_TTL_SECONDS}` }))
+        sub: t.Optional(t.Nullable(t.String({ maxLength: MAX_SUB_LENGTH, description: 'who the token is for (a user id, say)' }))),
+        topics: t.Array(t.String({ minLength: 1, maxLength: MAX_TOPIC_LENGTH }), { minItems: 1, maxItems: MAX_TOKEN_TOPICS, description: `shipment:<carrier>:<trackingNumber>, shipment:* or user:<userId>; at most ${MAX_TOKEN_TOPICS}` }),
+        ttlSeconds: t.Optional(t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_SECONDS, description: `default ${DEFAULT_TOKEN_TTL_SECONDS}, at most ${MAX_TOKEN_TTL_SECONDS}` }))
       }),
       detail: { summary: 'Mint a short-lived, topic-scoped WebSocket token', tags: ['delivery'] }
     }
