@@ -24,9 +24,8 @@ export interface NormalizedEvent {
 
 export type EventCheck = { ok: true; event: NormalizedEvent } | { ok: false; field: string; message: string }
 
-const storable = v.check(isStorableText, UNSTORABLE_TEXT)
-const text = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`), storable)
-const optionalText = (max: number) => v.nullish(v.pipe(v.string(), v.trim(), v.maxLength(max, `must be at most ${max} characters`), storable))
+const text = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`))
+const optionalText = (max: number) => v.nullish(v.pipe(v.string(), v.trim(), v.maxLength(max, `must be at most ${max} characters`)))
 
 export const EventInput = v.object({
   carrier: text(32),
@@ -54,10 +53,20 @@ export function toNormalizedEvent(input: unknown, opts: { zone?: string; raw?: u
     return { ok: false, field, message }
   }
   const e = parsed.output
-  // `raw` is stored as it came (json): PostgreSQL must be able to take all of it.
-  const raw = opts.raw ?? input
-  const bad = jsonProblem(raw)
-  if (bad) return { ok: false, field: opts.raw === undefined ? bad.path || 'event' : `raw${bad.path && !bad.path.startsWith('[') ? '.' : ''}${bad.path}`, message: bad.message }
+  // Every string stored must be storable text. Without a separate `raw`, the input itself is
+  // stored as raw, and one walk over it checks the fields too.
+  if (opts.raw === undefined) {
+    const bad = jsonProblem(input)
+    if (bad) return { ok: false, field: bad.path || 'event', message: bad.message }
+  } else {
+    for (const field of ['carrierStatus', 'location', 'description'] as const) {
+      const value = e[field]
+      if (value && !isStorableText(value)) return { ok: false, field, message: UNSTORABLE_TEXT }
+    }
+    const bad = jsonProblem(opts.raw)
+    if (bad) return { ok: false, field: `raw${bad.path && !bad.path.startsWith('[') ? '.' : ''}${bad.path}`, message: bad.message }
+  }
+  const raw = opts.raw === undefined ? input : opts.raw
   try {
     const carrier = normalizeCarrier(e.carrier)
     const trackingNumber = normalizeTrackingNumber(e.trackingNumber)

@@ -35,25 +35,32 @@ export function storable<T extends string | null | undefined>(field: string, val
  * Depth counts containers: `{}` is 1, `{"a":[]}` is 2.
  */
 export function jsonProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): { path: string; message: string } | null {
-  return walk(value, maxDepth, '')
+  const found = walk(value, maxDepth)
+  if (!found) return null
+  // Segments were collected innermost first, on the way out: no path is built for storable input.
+  let path = ''
+  for (let i = found.at.length - 1; i >= 0; i--) {
+    const k = found.at[i]!
+    path += typeof k === 'number' ? `[${k}]` : path ? `.${k}` : k
+  }
+  return { path, message: found.message }
 }
 
-function walk(value: unknown, depthLeft: number, path: string): { path: string; message: string } | null {
-  if (typeof value === 'string') return isStorableText(value) ? null : { path, message: UNSTORABLE_TEXT }
+function walk(value: unknown, depthLeft: number): { at: (string | number)[]; message: string } | null {
+  if (typeof value === 'string') return isStorableText(value) ? null : { at: [], message: UNSTORABLE_TEXT }
   if (typeof value !== 'object' || value === null) return null
-  if (depthLeft === 0) return { path, message: `nests deeper than ${MAX_JSON_DEPTH} levels` }
+  if (depthLeft === 0) return { at: [], message: `nests deeper than ${MAX_JSON_DEPTH} levels` }
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const p = walk(value[i], depthLeft - 1, `${path}[${i}]`)
-      if (p) return p
+      const p = walk(value[i], depthLeft - 1)
+      if (p) return p.at.push(i), p
     }
     return null
   }
   for (const key in value) {
-    const at = path ? `${path}.${key}` : key
-    if (!isStorableText(key)) return { path: at, message: `has a key that ${UNSTORABLE_TEXT}` }
-    const p = walk((value as Record<string, unknown>)[key], depthLeft - 1, at)
-    if (p) return p
+    if (!isStorableText(key)) return { at: [key], message: `has a key that ${UNSTORABLE_TEXT}` }
+    const p = walk((value as Record<string, unknown>)[key], depthLeft - 1)
+    if (p) return p.at.push(key), p
   }
   return null
 }
