@@ -6,9 +6,10 @@
  *     use (empty, `a/b`, `a#b`, `a, b`…) hands over the bare target, which nothing can route.
  *     A request without any Host (HTTP/1.0) is read as addressed to `localhost`;
  *   - a target whose path is plain: no `//`, no `.` or `..` segment, no encoded `/`, `\`, `.`
- *     or control character, no fragment; else 400 `invalid_target`. Bun resolves dot segments
- *     and backslashes in `request.url` and replaces an absolute-form target's authority with
- *     the Host, so what reaches the app is origin-form; the rest is refused here;
+ *     or control character, no %-escape that is not UTF-8, no fragment; else 400
+ *     `invalid_target`. Bun resolves dot segments and backslashes in `request.url` and replaces
+ *     an absolute-form target's authority with the Host, so what reaches the app is
+ *     origin-form; the rest is refused here;
  *   - a body within the limit: a `Content-Length` over it, or a chunked body that grows over it,
  *     is a 413 `payload_too_large`, answered here with the error body (Bun's own limit answers
  *     an empty 413, so server.ts sets Bun's limit out of reach and this is the limit).
@@ -65,7 +66,18 @@ function pathProblem(target: string, q: number): string | null {
   if (path.indexOf('\\') !== -1) return 'the path must not contain "\\"'
   if (DOT_SEGMENT_RE.test(path)) return 'the path must not contain "." or ".." segments'
   if (ENCODED_RE.test(path)) return 'the path must not contain an encoded ".", "/", "\\" or control character'
+  // Elysia hands a path parameter whose escapes are not UTF-8 to the route as null.
+  if (path.indexOf('%') !== -1 && !decodes(path)) return 'the path\'s %-escapes must spell UTF-8'
   return null
+}
+
+function decodes(path: string): boolean {
+  try {
+    decodeURIComponent(path)
+    return true
+  } catch {
+    return false
+  }
 }
 
 const refuse = (code: string, message: string): Checked => ({ ok: false, response: json(400, errorBody(code, message), { connection: 'close' }) })
