@@ -6,6 +6,7 @@
  * the answer's events are ingested, so the frames of those events carry the estimate.
  */
 import type { Sql } from '../db/client.ts'
+import { storableCopy } from '../pipeline/storable.ts'
 import type { ExpectedDelivery } from './adapter.ts'
 
 export interface AnswerRecord {
@@ -24,7 +25,8 @@ export async function recordAnswers(sql: Sql, carrier: string, records: AnswerRe
     .map((r) => ({
       tracking_number: r.trackingNumber,
       touch_error: r.pollError !== undefined,
-      poll_error: r.pollError ? r.pollError.slice(0, 500) : null,
+      // Storable whatever the carrier sent: a cut at 500 may split a surrogate pair.
+      poll_error: r.pollError ? storableCopy(r.pollError.slice(0, 500)) : null,
       touch_ed: Boolean(r.expectedDelivery),
       ed_from: r.expectedDelivery?.from ?? null,
       ed_to: r.expectedDelivery?.to ?? null,

@@ -8,7 +8,7 @@
  */
 import * as v from 'valibot'
 import { EVENT_STATUSES, IdentityError, dedupKey, normalizeCarrier, normalizeInstant, normalizeTrackingNumber, type Status } from './identity.ts'
-import { isStorableText, jsonProblem, UNSTORABLE_TEXT } from './storable.ts'
+import { isStorableText, jsonProblem, storableCopy, UNSTORABLE_TEXT } from './storable.ts'
 
 export interface NormalizedEvent {
   carrier: string
@@ -50,21 +50,21 @@ export function toNormalizedEvent(input: unknown, opts: { zone?: string; raw?: u
     const issue = parsed.issues[0]
     const field = issue.path?.map((p) => String(p.key)).join('.') || 'event'
     const message = issue.kind === 'schema' && issue.received === 'undefined' ? 'is required' : issue.message
-    return { ok: false, field, message }
+    return refused(field, message)
   }
   const e = parsed.output
   // Every string stored must be storable text. Without a separate `raw`, the input itself is
   // stored as raw, and one walk over it checks the fields too.
   if (opts.raw === undefined) {
     const bad = jsonProblem(input)
-    if (bad) return { ok: false, field: bad.path || 'event', message: bad.message }
+    if (bad) return refused(bad.path || 'event', bad.message)
   } else {
     for (const field of ['carrierStatus', 'location', 'description'] as const) {
       const value = e[field]
-      if (value && !isStorableText(value)) return { ok: false, field, message: UNSTORABLE_TEXT }
+      if (value && !isStorableText(value)) return refused(field, UNSTORABLE_TEXT)
     }
     const bad = jsonProblem(opts.raw)
-    if (bad) return { ok: false, field: `raw${bad.path && !bad.path.startsWith('[') ? '.' : ''}${bad.path}`, message: bad.message }
+    if (bad) return refused(`raw${bad.path && !bad.path.startsWith('[') ? '.' : ''}${bad.path}`, bad.message)
   }
   const raw = opts.raw === undefined ? input : opts.raw
   try {
@@ -83,7 +83,16 @@ export function toNormalizedEvent(input: unknown, opts: { zone?: string; raw?: u
       }
     }
   } catch (err) {
-    if (err instanceof IdentityError) return { ok: false, field: err.field, message: err.message }
+    if (err instanceof IdentityError) return refused(err.field, err.message)
     throw err
   }
+}
+
+/**
+ * A refusal whose field and message are themselves storable text: messages quote the input
+ * (`"…" is not an ISO-8601 date-time`), and a refusal is stored and logged in turn (a poll's
+ * `lastPollError`, the rejected-scans counter's label).
+ */
+function refused(field: string, message: string): EventCheck {
+  return { ok: false, field: storableCopy(field), message: storableCopy(message) }
 }

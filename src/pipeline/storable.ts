@@ -23,6 +23,11 @@ export function isStorableText(s: string): boolean {
   return s.indexOf('\u0000') === -1 && s.isWellFormed()
 }
 
+/** `s` made storable for a message or a log: NUL spelled `\u0000`, an unpaired surrogate replaced by U+FFFD. */
+export function storableCopy(s: string): string {
+  return isStorableText(s) ? s : s.replaceAll('\u0000', '\\u0000').toWellFormed()
+}
+
 /** `value` when it is storable text (or absent), else a ValidationError (HTTP 400) naming `field`. */
 export function storable<T extends string | null | undefined>(field: string, value: T): T {
   if (typeof value === 'string' && !isStorableText(value)) throw new ValidationError(field, UNSTORABLE_TEXT)

@@ -244,7 +244,10 @@ describe('poll cycles', () => {
       POLLA: [scan(1), scan(2, { description: 'bad\u0000scan' }), scan(3)],
       POLLB: [scan(1, { location: { address: { addressLocality: 'x\ud800' } } }), scan(2)],
       POLLC: [scan(1, { description: 'POISON-DB in a carrier answer' }), scan(2)],
-      POLLD: [scan(1, { timestamp: '2026-02-30T08:00:00' }), scan(4, { extra: { deep: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['x']]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]] } }), scan(5)]
+      POLLD: [scan(1, { timestamp: '2026-02-30T08:00:00' }), scan(4, { extra: { deep: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['x']]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]] } }), scan(5)],
+      // Every scan unreadable: the shipment's lastPollError says why (stored, so it must be
+      // storable text itself), and nobody else's scans are held up.
+      POLLE: [scan(1, { timestamp: '2026-11-20T08:00:00\u0000Z' }), scan(2, { timestamp: '\ud800' })]
     }
     const carrier = Bun.serve({
       port: 0,
@@ -256,17 +259,22 @@ describe('poll cycles', () => {
     try {
       // Only these four are due (the other tests' shipments are DHL ones too).
       await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
-      await db.sql`insert into shipments (carrier, tracking_number) values ('dhl', 'POLLA'), ('dhl', 'POLLB'), ('dhl', 'POLLC'), ('dhl', 'POLLD')`
+      await db.sql`insert into shipments (carrier, tracking_number) values ('dhl', 'POLLA'), ('dhl', 'POLLB'), ('dhl', 'POLLC'), ('dhl', 'POLLD'), ('dhl', 'POLLE')`
       const client = createCarrierClient('dhl', { baseUrl: `http://127.0.0.1:${carrier.port}`, apiKey: 'k' }, 2000)!
       const poller = createPoller({ sql: service.sql, processor: service.processor, client, settings: { intervalMs: 60_000, batchSize: 10, backoffBaseMs: 100, maxAttempts: 3, ratePerSec: 1000 }, log: silentLog, metrics: service.metrics })
       const result = await poller.runOnce()
-      expect(result).toMatchObject({ status: 'ok', polled: 4, inserted: 5, errors: 5 })
-      const stored = await db.sql<{ tn: string; n: number }[]>`
-        select s.tracking_number as tn, count(e.seq)::int as n from shipments s left join tracking_events e on e.shipment_id = s.id
-        where s.tracking_number like 'POLL%' group by 1 order by 1`
-      expect(stored.map((r) => [r.tn, r.n])).toEqual([['POLLA', 2], ['POLLB', 1], ['POLLC', 1], ['POLLD', 1]])
+      expect(result).toMatchObject({ status: 'ok', polled: 5, inserted: 5, errors: 7 })
+      const stored = await db.sql<{ tn: string; n: number; error: string | null }[]>`
+        select s.tracking_number as tn, count(e.seq)::int as n, s.last_poll_error as error from shipments s left join tracking_events e on e.shipment_id = s.id
+        where s.tracking_number like 'POLL%' group by 1, 3 order by 1`
+      expect(stored.map((r) => [r.tn, r.n])).toEqual([['POLLA', 2], ['POLLB', 1], ['POLLC', 1], ['POLLD', 1], ['POLLE', 0]])
+      expect(stored.find((r) => r.tn === 'POLLE')!.error).toStartWith('2 of 2 scans rejected: ')
+      // Unreadable scans are the adapter's rejections; the one PostgreSQL refused is the processor's.
+      const rejected = await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_rejected_scans_total')
+      const total = [...rejected.matchAll(/^parcelcast_carrier_rejected_scans_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
+      expect(total).toBe(6)
       const counted = await service.metrics.registry.getSingleMetricAsString('parcelcast_poll_events_total')
-      expect(counted).toContain('parcelcast_poll_events_total{carrier="dhl",outcome="invalid"} 5')
+      expect(counted).toContain('parcelcast_poll_events_total{carrier="dhl",outcome="invalid"} 1')
       // The next cycle finds them due again later, not stuck: nothing is left leased.
       const [leased] = await db.sql`select count(*)::int as n from shipments where tracking_number like 'POLL%' and next_poll_at > now() + interval '2 minutes'`
       expect(leased!.n).toBe(0)

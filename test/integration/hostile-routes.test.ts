@@ -217,6 +217,19 @@ describe('every route, whatever it is sent', () => {
     expect(minted).toBeGreaterThan(10)
   })
 
+  test('PUT /v1/carriers/:code: any code and name; a refused one changes no carrier', async () => {
+    const carriers = async () => (await db.sql<{ n: number; names: string | null }[]>`select count(*)::int as n, string_agg(coalesce(name, ''), ',' order by carrier) as names from carrier_configs`)[0]!
+    const input = fc.record({ code: mostly(fc.stringMatching(/^[a-z][a-z0-9]{1,8}$/)), body: fc.oneof({ arbitrary: fc.record({ name: mostly(fc.string({ maxLength: 20 })) }), weight: 4 }, hostileValue) })
+    await check(input, async ({ code, body }) => {
+      const before = await carriers()
+      const res = await send('PUT', `/v1/carriers/${pct(typeof code === 'string' ? code : (JSON.stringify(code) ?? ''))}`, JSON.stringify(body))
+      expectNo5xx(res, { code, body })
+      if (res.status >= 400) expect(await carriers()).toEqual(before)
+      else expect(isStorableText(res.json.name)).toBe(true)
+    })
+    expect((await send('GET', '/v1/carriers')).status).toBe(200)
+  })
+
   test('POST /v1/webhooks/:carrier: signed pushes with a hostile value anywhere store exactly the inserted scans', async () => {
     type Path = (string | number)[]
     const leaves = (v: unknown, path: Path = []): Path[] =>

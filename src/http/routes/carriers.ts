@@ -6,6 +6,7 @@ import { Elysia, t } from 'elysia'
 import type { CarrierDirectory } from '../../carriers/directory.ts'
 import { ValidationError } from '../../errors.ts'
 import { IdentityError, normalizeCarrier } from '../../pipeline/identity.ts'
+import { storable } from '../../pipeline/storable.ts'
 
 export function carrierRoutes(carriers: CarrierDirectory) {
   return new Elysia({ name: 'carriers' })
@@ -22,7 +23,7 @@ export function carrierRoutes(carriers: CarrierDirectory) {
           if (err instanceof IdentityError) throw new ValidationError('code', err.message)
           throw err
         }
-        const name = body.name.trim()
+        const name = storable('name', body.name.trim())
         if (!name) throw new ValidationError('name', 'must not be empty')
         const { carrier, created } = await carriers.register(code, name)
         set.status = created ? 201 : 200
