@@ -77,14 +77,20 @@ function walk(value: unknown, depthLeft: number): { at: (string | number)[]; mes
  */
 export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
   let depth = 0
-  let inString = false
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 92) i++ // backslash: skip the escaped character
-      else if (c === 34) inString = false
-    } else if (c === 34) inString = true
-    else if (c === 91 || c === 123) {
+    if (c === 34) {
+      // A string: jump to its closing quote natively (one preceded by an even run of backslashes).
+      let end = text.indexOf('"', i + 1)
+      for (;;) {
+        if (end === -1) return false // unterminated: JSON.parse refuses it
+        let slashes = 0
+        while (text.charCodeAt(end - 1 - slashes) === 92) slashes++
+        if (slashes % 2 === 0) break
+        end = text.indexOf('"', end + 1)
+      }
+      i = end
+    } else if (c === 91 || c === 123) {
       if (++depth > max) return true
     } else if (c === 93 || c === 125) depth--
   }

@@ -33,6 +33,14 @@ describe('JSON documents', () => {
       const text = JSON.stringify(value)
       expect(jsonTooDeep(text, 5)).toBe(depth(value) > 5)
     }), { numRuns: 500 })
+    // Strings made of what the scan must skip: quotes, backslashes and brackets.
+    const tricky = fc.string({ unit: fc.constantFrom('\\', '"', '[', ']', '{', '}', 'a'), maxLength: 8 })
+    const doc = fc.letrec((tie) => ({
+      value: fc.oneof({ depthSize: 'small' }, tricky, fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(tricky, tie('value'), { maxKeys: 3 }))
+    })).value
+    fc.assert(fc.property(doc, fc.integer({ min: 0, max: 6 }), (value, max) => {
+      expect(jsonTooDeep(JSON.stringify(value), max)).toBe(depth(value) > max)
+    }), { numRuns: 2000 })
     fc.assert(fc.property(fc.integer({ min: 0, max: 200 }), fc.constantFrom('[', '{"a":'), (n, open) => {
       const close = open === '[' ? ']' : '}'
       const text = `${open.repeat(n)}"x\\"[{"${close.repeat(n)}`
