@@ -83,14 +83,19 @@ function decodes(path: string): boolean {
 const refuse = (code: string, message: string): Checked => ({ ok: false, response: json(400, errorBody(code, message), { connection: 'close' }) })
 
 /**
- * The request with its body held to `limit` bytes: refused at once when `Content-Length` says
- * more, read up to the limit when the body is chunked (and handed on as the bytes read).
+ * The request with its body held to `limit` bytes, or the 413: refused at once when
+ * `Content-Length` says more; a chunked body is read up to the limit (the only case that waits)
+ * and handed on as the bytes read.
  */
-export async function limitBody(request: Request, limit: number): Promise<{ ok: true; request: Request } | { ok: false; response: Response }> {
+export function limitBody(request: Request, limit: number): Request | Response | Promise<Request | Response> {
   const length = request.headers.get('content-length')
-  if (length !== null) return Number(length) > limit ? { ok: false, response: tooLarge(limit, `the request body is ${length} bytes`) } : { ok: true, request }
-  if (request.body === null) return { ok: true, request }
-  const reader = request.body.getReader()
+  if (length !== null) return Number(length) > limit ? tooLarge(limit, `the request body is ${length} bytes`) : request
+  if (request.body === null) return request
+  return readChunked(request, request.body, limit)
+}
+
+async function readChunked(request: Request, body: ReadableStream<Uint8Array>, limit: number): Promise<Request | Response> {
+  const reader = body.getReader()
   const parts: Uint8Array[] = []
   let size = 0
   for (;;) {
@@ -99,11 +104,11 @@ export async function limitBody(request: Request, limit: number): Promise<{ ok: 
     size += value.byteLength
     if (size > limit) {
       reader.cancel().catch(() => {})
-      return { ok: false, response: tooLarge(limit, `the chunked request body grew past ${limit} bytes`) }
+      return tooLarge(limit, `the chunked request body grew past ${limit} bytes`)
     }
     parts.push(value)
   }
-  return { ok: true, request: new Request(request.url, { method: request.method, headers: request.headers, body: Buffer.concat(parts) }) }
+  return new Request(request.url, { method: request.method, headers: request.headers, body: Buffer.concat(parts) })
 }
 
 export const tooLarge = (limit: number, what: string) =>

@@ -36,17 +36,19 @@ export function listen(opts: {
     development: false,
     // Out of reach: Bun's own 413 has no body. edge.ts enforces `bodyLimitBytes` instead.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    async fetch(request, server) {
+    fetch(request, server) {
       const target = checkTarget(request)
       if (!target.ok) return target.response
-      const body = await limitBody(target.request, opts.bodyLimitBytes)
-      if (!body.ok) return body.response
-      if (target.path === WS_PATH) {
+      const serve = (checked: Request | Response) => {
+        if (checked instanceof Response) return checked
+        if (target.path !== WS_PATH) return opts.fetch(checked)
         const token = new URLSearchParams(target.query).get('token') ?? undefined
-        if (request.method === 'GET' && server.upgrade(body.request, { data: { token } })) return undefined
+        if (checked.method === 'GET' && server.upgrade(checked, { data: { token } })) return undefined
         return json(426, errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`), { upgrade: 'websocket' })
       }
-      return opts.fetch(body.request)
+      // Synchronous but for a chunked body: a WebSocket upgrade (a GET, no body) waits for nothing.
+      const checked = limitBody(target.request, opts.bodyLimitBytes)
+      return checked instanceof Promise ? checked.then(serve) : serve(checked)
     },
     error: (err) => internalError(log, err, { component: 'server' }),
     websocket: {
