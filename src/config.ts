@@ -5,6 +5,8 @@
 import * as v from 'valibot'
 import { ConfigError } from './errors.ts'
 
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
+
 const int = (name: string, def: number, min: number, max: number) =>
   v.pipe(
     v.optional(v.string(), String(def)),
@@ -35,7 +37,11 @@ const list = v.pipe(
 
 const Env = v.object({
   PORT: int('PORT', 3000, 0, 65535),
-  DATABASE_URL: url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/postgres', ['postgres:', 'postgresql:']),
+  DATABASE_URL: url('DATABASE_URL', DEFAULT_DATABASE_URL, ['postgres:', 'postgresql:']),
+  // auto: DATABASE_URL's server if it lets us in, else the embedded one (src/db/select.ts).
+  DATABASE: v.optional(v.picklist(['auto', 'embedded', 'external'], 'DATABASE must be auto, embedded or external')),
+  PARCELCAST_DATA_DIR: v.pipe(v.optional(v.string(), '.parcelcast'), v.trim(), v.minLength(1, 'PARCELCAST_DATA_DIR must not be empty')),
+  PARCELCAST_PG_PORT: int('PARCELCAST_PG_PORT', 54329, 0, 65535),
   DATABASE_POOL_SIZE: int('DATABASE_POOL_SIZE', 10, 1, 200),
   REDIS_URL: url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
   REDIS_PREFIX: v.pipe(v.optional(v.string(), ''), v.regex(/^[\w:.-]*$/, 'REDIS_PREFIX may hold letters, digits and _ : . - only')),
@@ -75,7 +81,9 @@ const Env = v.object({
   MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))
 })
 
-export type Config = Readonly<v.InferOutput<typeof Env>>
+type Output = v.InferOutput<typeof Env>
+export type DatabaseMode = NonNullable<Output['DATABASE']>
+export type Config = Readonly<Omit<Output, 'DATABASE'> & { DATABASE: DatabaseMode }>
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const input = Object.fromEntries(Object.keys(Env.entries).map((k) => [k, env[k] === '' ? undefined : env[k]]))
@@ -87,5 +95,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     })
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
   }
-  return Object.freeze(result.output)
+  const { DATABASE = input.DATABASE_URL === undefined ? 'auto' : 'external', ...rest } = result.output
+  if (DATABASE === 'embedded' && input.DATABASE_URL !== undefined) {
+    throw new ConfigError('invalid configuration: DATABASE=embedded runs its own server, so DATABASE_URL must be unset (or set DATABASE=external to use DATABASE_URL)')
+  }
+  return Object.freeze({ ...rest, DATABASE })
 }

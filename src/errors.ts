@@ -110,3 +110,10 @@ export function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^(?:22|23|54)[0-9A-Z]{3}$/.test(code)
 }
+
+/** The embedded PostgreSQL (src/db/embedded.ts) could not start; the message says why and what to do. */
+export class EmbeddedDatabaseError extends AppError {
+  constructor(message: string, cause?: unknown) {
+    super('embedded_database_failed', message, { cause })
+  }
+}

@@ -1,7 +1,13 @@
-/** `bun run start`: serve HTTP and run the background workers until SIGTERM/SIGINT. */
+/**
+ * `bun run start`: pick the database (src/db/select.ts; it may start the embedded one), serve
+ * HTTP and run the background workers until SIGTERM/SIGINT; then stop the service, and the
+ * database last. A signal during start-up waits for start-up to settle, then stops the same way.
+ */
 import { loadConfig } from './config.ts'
+import { openDatabase, type Database } from './db/select.ts'
 import { ConfigError } from './errors.ts'
-import { createService } from './service.ts'
+import { createLogger } from './log.ts'
+import { createService, type Service } from './service.ts'
 
 let config
 try {
@@ -13,23 +19,36 @@ try {
   }
   throw err
 }
+const log = createLogger(config.LOG_LEVEL)
 
-const service = createService(config)
-try {
+let database: Database | null = null
+let service: Service | null = null
+let stopping: Promise<never> | null = null
+const starting = (async () => {
+  database = await openDatabase(config, log)
+  if (stopping) return
+  service = createService({ ...config, DATABASE_URL: database.url }, { log, database: database.kind })
   await service.start()
-} catch (err) {
-  service.log.fatal({ component: 'service', err }, `start-up failed: ${(err as Error).message}`)
-  await service.stop().catch(() => {})
-  process.exit(1)
+})()
+
+const shutdown = (code: number) =>
+  (stopping ??= (async () => {
+    await starting.catch(() => {})
+    await service?.stop().catch((err) => log.error({ component: 'service', err }, `stopping the service failed: ${(err as Error).message}`))
+    await database?.stop().catch((err) => log.error({ component: 'database', err }, `stopping the database failed: ${(err as Error).message}`))
+    process.exit(code)
+  })())
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (!stopping) log.info({ component: 'service', signal }, 'shutting down')
+    void shutdown(0)
+  })
 }
 
-let stopping = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, async () => {
-    if (stopping) return
-    stopping = true
-    service.log.info({ component: 'service', signal }, 'shutting down')
-    await service.stop()
-    process.exit(0)
-  })
+try {
+  await starting
+} catch (err) {
+  log.fatal({ component: 'service', err }, `start-up failed: ${(err as Error).message}`)
+  await shutdown(1)
 }

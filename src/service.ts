@@ -14,6 +14,7 @@ import { createPoller, type Poller } from './carriers/poller.ts'
 import type { Config } from './config.ts'
 import { createTokens } from './delivery/tokens.ts'
 import { createSql } from './db/client.ts'
+import type { DatabaseKind } from './db/select.ts'
 import { migrate } from './db/migrate.ts'
 import { createApp } from './http/app.ts'
 import { listen } from './http/server.ts'
@@ -26,7 +27,7 @@ import { MAX_EVENTS_PER_REQUEST } from './http/routes/events.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
 import { closeRedis, createRedis } from './redis.ts'
 
-export function createService(config: Config, opts: { log?: Logger; defaultMetrics?: boolean } = {}) {
+export function createService(config: Config, opts: { log?: Logger; defaultMetrics?: boolean; database?: DatabaseKind } = {}) {
   const log = opts.log ?? createLogger(config.LOG_LEVEL)
   const metrics = createMetrics({ defaults: opts.defaultMetrics ?? true })
   const sql = createSql(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
@@ -63,7 +64,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const app = createApp({
     sql, redis, processor, tokens, broadcaster, carriers, log, metrics,
-    apiKeys: config.API_KEYS
+    apiKeys: config.API_KEYS, database: opts.database
   })
   let server: ReturnType<typeof listen> | null = null
 
@@ -89,7 +90,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
       hub.start(server)
       broadcaster.start()
       for (const p of pollers) p.start()
-      log.info({ component: 'service', port: server?.port }, 'parcelcast listening')
+      log.info({ component: 'service', port: server?.port, database: opts.database ?? 'external' }, 'parcelcast listening')
     },
     async stop() {
       if (server) await server.stop(true).catch(() => {})

@@ -1,19 +1,26 @@
-/** `bun run migrate`: apply pending migrations and exit. */
+/** `bun run migrate`: apply pending migrations and exit (on the database `bun run start` would use). */
 import { loadConfig } from '../config.ts'
 import { createLogger } from '../log.ts'
 import { createSql } from './client.ts'
 import { migrate } from './migrate.ts'
+import { openDatabase } from './select.ts'
 
 const env = { API_KEYS: 'unused-by-migrate', ...process.env }
 const config = loadConfig(env)
 const log = createLogger(config.LOG_LEVEL)
-const sql = createSql(config.DATABASE_URL, { max: 1 })
+// Exiting (not dying of the signal) lets an embedded server started here be told to stop.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
 try {
-  const { applied } = await migrate(sql, log)
-  log.info({ component: 'migrate', applied: applied.length }, applied.length ? 'migrations applied' : 'database is up to date')
+  const database = await openDatabase(config, log)
+  const sql = createSql(database.url, { max: 1 })
+  try {
+    const { applied } = await migrate(sql, log)
+    log.info({ component: 'migrate', applied: applied.length }, applied.length ? 'migrations applied' : 'database is up to date')
+  } finally {
+    await sql.end({ timeout: 5 })
+    await database.stop()
+  }
 } catch (err) {
   log.error({ component: 'migrate', err }, (err as Error).message)
   process.exitCode = 1
-} finally {
-  await sql.end({ timeout: 5 })
 }

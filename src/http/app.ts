@@ -7,6 +7,7 @@ import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
+import type { DatabaseKind } from '../db/select.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { Processor } from '../pipeline/processor.ts'
@@ -35,6 +36,8 @@ export interface AppDeps {
   broadcaster: Broadcaster
   carriers: CarrierDirectory
   apiKeys: readonly string[]
+  /** Shown by /readyz: the embedded PostgreSQL or an external one. */
+  database?: DatabaseKind
 }
 
 const started = new WeakMap<Request, number>()
@@ -67,7 +70,7 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, redis, metrics, broadcaster, carriers: carriers.health }))
+    .use(healthRoutes({ sql, redis, metrics, broadcaster, carriers: carriers.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))

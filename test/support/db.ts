@@ -1,15 +1,52 @@
 /**
  * Each test file gets its own database on the shared PostgreSQL server, migrated from sql/,
  * dropped at the end. The server comes from TEST_DATABASE_URL or DATABASE_URL (CI points it
- * at a fresh database), else the local default.
+ * at a fresh database), else the local default if it answers, else one embedded PostgreSQL
+ * started for the whole run in a temporary directory (stopped and removed by the preload).
  */
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DEFAULT_DATABASE_URL } from '../../src/config.ts'
 import { createSql, type Sql } from '../../src/db/client.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.ts'
 import { migrate } from '../../src/db/migrate.ts'
+import { probe, redact } from '../../src/db/select.ts'
 import { createLogger } from '../../src/log.ts'
 
-export const adminUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-
 export const silentLog = createLogger('silent')
+
+let embedded: { server: EmbeddedPostgres; dataDir: string } | null = null
+
+async function serverForTests(): Promise<string> {
+  const given = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL
+  if (given) return given
+  const refused = await probe(DEFAULT_DATABASE_URL)
+  if (!refused) return DEFAULT_DATABASE_URL
+  const dataDir = await mkdtemp(join(tmpdir(), 'parcelcast-test-'))
+  // As root the server runs as user postgres, which must be able to enter the directory.
+  await chmod(dataDir, 0o755)
+  const server = await startEmbeddedPostgres({
+    dataDir, port: 0, log: silentLog,
+    // A throwaway cluster: durability off, room for the suite's pools.
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' }
+  })
+  embedded = { server, dataDir }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
+  console.error(`tests: no PostgreSQL at ${redact(DEFAULT_DATABASE_URL)} (${refused.reason}) and no TEST_DATABASE_URL/DATABASE_URL: running on an embedded PostgreSQL ${server.version}, 127.0.0.1:${server.port}, in ${dataDir} (removed at the end)`)
+  return server.url
+}
+
+export const adminUrl = await serverForTests()
+
+/** Called once, after the last test file (preload): stops and removes the run's embedded server. */
+export async function stopTestServer() {
+  if (!embedded) return
+  const { server, dataDir } = embedded
+  embedded = null
+  await server.stop()
+  await rm(dataDir, { recursive: true, force: true })
+}
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`

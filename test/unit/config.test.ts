@@ -30,6 +30,15 @@ describe('config', () => {
     }
   })
 
+  test('DATABASE: auto without DATABASE_URL, external with it, embedded only without it', () => {
+    expect(loadConfig(base)).toMatchObject({ DATABASE: 'auto', PARCELCAST_DATA_DIR: '.parcelcast', PARCELCAST_PG_PORT: 54329 })
+    expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db.example/x' }).DATABASE).toBe('external')
+    expect(loadConfig({ ...base, DATABASE: 'embedded', PARCELCAST_DATA_DIR: '/var/lib/pc', PARCELCAST_PG_PORT: '0' })).toMatchObject({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: '/var/lib/pc', PARCELCAST_PG_PORT: 0 })
+    expect(() => loadConfig({ ...base, DATABASE: 'embedded', DATABASE_URL: 'postgres://db.example/x' })).toThrow(/DATABASE=embedded .* DATABASE_URL must be unset/)
+    expect(() => loadConfig({ ...base, DATABASE: 'sqlite' })).toThrow(/DATABASE must be auto, embedded or external/)
+    expect(() => loadConfig({ ...base, PARCELCAST_PG_PORT: '70000' })).toThrow(/PARCELCAST_PG_PORT must be at most 65535/)
+  })
+
   test('API_KEYS is a comma-separated list, blanks ignored', () => {
     expect(loadConfig({ API_KEYS: ' first-key-1, ,second-key-2 ' }).API_KEYS).toEqual(['first-key-1', 'second-key-2'])
   })

@@ -1,9 +1,10 @@
-/** Liveness, readiness ({db, redis, carriers}; Redis down or a failing carrier = degraded but ready) and Prometheus metrics. */
+/** Liveness, readiness ({db, database, redis, carriers}; Redis down or a failing carrier = degraded but ready) and Prometheus metrics. */
 import { Elysia } from 'elysia'
 import type { Sql } from '../../db/client.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { Redis } from '../../pipeline/stream.ts'
 import type { Broadcaster } from '../../delivery/broadcaster.ts'
+import type { DatabaseKind } from '../../db/select.ts'
 import { json } from '../errors.ts'
 
 const STALL_MS = 10_000
@@ -11,7 +12,7 @@ const STALL_MS = 10_000
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, redis, metrics, broadcaster, carriers = () => ({}) }: { sql: Sql; redis: Redis; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string> }) {
+export function healthRoutes({ sql, redis, metrics, broadcaster, carriers = () => ({}), database }: { sql: Sql; redis: Redis; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string>; database: DatabaseKind }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
@@ -28,9 +29,9 @@ export function healthRoutes({ sql, redis, metrics, broadcaster, carriers = () =
         const health = carriers()
         const failing = Object.values(health).some((h) => h !== 'ok')
         const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, redis: rd, broadcaster: lag, carriers: health })
+        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, broadcaster: lag, carriers: health })
       },
-      { detail: { summary: 'Readiness: {status, db, redis, broadcaster, carriers}', tags: ['ops'] } }
+      { detail: { summary: 'Readiness: {status, db, database, redis, broadcaster, carriers}', tags: ['ops'] } }
     )
     .get(
       '/metrics',
