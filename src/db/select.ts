@@ -41,13 +41,13 @@ export async function openDatabase(config: DatabaseConfig, log: Logger, embedded
   }
   const server = await startEmbeddedPostgres({ dataDir: config.PARCELCAST_DATA_DIR, port: config.PARCELCAST_PG_PORT, log, ...embedded })
   const label = `embedded PostgreSQL ${server.version} at ${server.dir}, 127.0.0.1:${server.port}`
-  dblog.info({ database: 'embedded', dir: server.dir, port: server.port, initialised: server.initialised }, `database: ${label}${server.initialised ? ' (new)' : ' (kept from an earlier run)'}`)
+  dblog.info({ database: 'embedded', dir: server.dir, port: server.port, initialised: server.initialised }, `using ${label}${server.initialised ? ' (new)' : ' (kept from an earlier run)'}`)
   return { kind: 'embedded', url: server.url, label, stop: server.stop }
 }
 
 function external(url: string, log: Logger): Database {
   const label = redact(url)
-  log.info({ database: 'external', url: label }, `database: external PostgreSQL ${label}`)
+  log.info({ database: 'external', url: label }, `using external PostgreSQL ${label}`)
   return { kind: 'external', url, label, stop: async () => {} }
 }
 

@@ -186,7 +186,7 @@ describe('bun run start', () => {
     const listening = await main.line('listening', (l) => l.msg === 'parcelcast listening')
     const messages = main.lines.map((l) => l.msg)
     expect(messages.find((m) => m.startsWith('no PostgreSQL answers at'))).toStartWith('no PostgreSQL answers at postgres@127.0.0.1:1/postgres (')
-    expect(messages).toContain(`database: embedded PostgreSQL ${messages.join('').match(/PostgreSQL (\d+\.\d+) at/)?.[1]} at ${join(dataDir, 'postgres')}, 127.0.0.1:${main.lines.find((l) => l.database === 'embedded' && l.port)?.port} (kept from an earlier run)`)
+    expect(messages).toContain(`using embedded PostgreSQL ${messages.join('').match(/PostgreSQL (\d+\.\d+) at/)?.[1]} at ${join(dataDir, 'postgres')}, 127.0.0.1:${main.lines.find((l) => l.database === 'embedded' && l.port)?.port} (kept from an earlier run)`)
     expect(JSON.stringify(main.lines)).not.toContain('secret')
     const ready = await (await fetch(`http://127.0.0.1:${listening.port}/readyz`)).json()
     expect(ready).toMatchObject({ db: 'up', database: 'embedded' })
