@@ -61,15 +61,15 @@ async function stop(code: number): Promise<never> {
     stopping = true
     verbose = true
     server.kill('SIGTERM')
-    sim.stop()
     // parcelcast stops its work, then its database; its last lines still reach the screen.
+    // The simulators go last, so no poll in flight finds its carrier gone.
     await Promise.race([server.exited, Bun.sleep(40_000)])
     await Promise.race([printed, Bun.sleep(1000)])
+    sim.stop()
   }
   process.exit(code)
 }
-process.on('SIGINT', () => void stop(0))
-process.on('SIGTERM', () => void stop(0))
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0))
 
 async function call(method: string, path: string, body?: unknown) {
   const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })

@@ -1,6 +1,6 @@
 /**
  * `bun run start`: pick the database (src/db/select.ts; it may start the embedded one), serve
- * HTTP and run the background workers until SIGTERM/SIGINT; then stop the service, and the
+ * HTTP and run the background workers until SIGTERM/SIGINT/SIGHUP; then stop the service, and the
  * database last. A signal during start-up waits for start-up to settle, then stops the same way.
  */
 import { loadConfig } from './config.ts'
@@ -39,7 +39,8 @@ const shutdown = (code: number) =>
     process.exit(code)
   })())
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+// SIGHUP too: a closed terminal must not leave the embedded database behind.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.on(signal, () => {
     if (!stopping) log.info({ component: 'service', signal }, 'shutting down')
     void shutdown(0)

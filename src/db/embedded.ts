@@ -7,7 +7,7 @@
  * The server listens on 127.0.0.1 only, with no Unix socket, and runs in a session of its own, so
  * a terminal's Ctrl-C reaches parcelcast and not the database: parcelcast stops its work first and
  * the database last (`stop()`: a fast shutdown, which rolls back what is open and checkpoints).
- * If this process exits without `stop()`, the server is told to shut down all the same.
+ * If this process exits without `stop()`, or dies, the server is told to shut down all the same.
  *
  * A start that fails says why in one sentence (port in use, data directory in use by another
  * server, a directory the `postgres` user cannot reach…), followed by PostgreSQL's own words.
@@ -87,7 +87,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
 
   const port = opts.port || (await anyFreePort())
   const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', lc_messages: 'C', ...opts.settings }
-  const child = spawn(bin.postgres, ['-D', dir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])], {
+  const [command, ...args] = [...diesWithParent(), bin.postgres, '-D', dir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])]
+  const child = spawn(command!, args, {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, LC_MESSAGES: 'C' },
@@ -161,6 +162,16 @@ async function anyFreePort(): Promise<number> {
   const { port } = probe.address() as AddressInfo
   await new Promise((done) => probe.close(done))
   return port
+}
+
+/**
+ * On Linux, `setpriv --pdeathsig INT` (util-linux) gives the server a parent-death signal: if
+ * parcelcast dies without stopping it (kill -9, the OOM killer), the server shuts down too
+ * instead of holding the data directory. Elsewhere the next start names the leftover's pid.
+ */
+function diesWithParent(): string[] {
+  const setpriv = process.platform === 'linux' ? Bun.which('setpriv') : null
+  return setpriv ? [setpriv, '--pdeathsig', 'INT', '--'] : []
 }
 
 /** `p`, or `otherwise` after `ms`, leaving no timer behind. */

@@ -9,7 +9,7 @@ const env = { API_KEYS: 'unused-by-migrate', ...process.env }
 const config = loadConfig(env)
 const log = createLogger(config.LOG_LEVEL)
 // Exiting (not dying of the signal) lets an embedded server started here be told to stop.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => process.exit(130))
 try {
   const database = await openDatabase(config, log)
   const sql = createSql(database.url, { max: 1 })

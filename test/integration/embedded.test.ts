@@ -224,6 +224,19 @@ describe('bun run start', () => {
     expect(Bun.spawnSync(['pgrep', '-f', join(fresh, 'postgres')]).exitCode).toBe(1)
   })
 
+  // setpriv (util-linux) gives the server a parent-death signal; without it the next start names the leftover.
+  test.skipIf(process.platform !== 'linux' || !Bun.which('setpriv'))('parcelcast killed with SIGKILL: its PostgreSQL shuts down too, and the next start works', async () => {
+    const main = startMain({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: dataDir, PARCELCAST_PG_PORT: '0' })
+    await main.line('listening', (l) => l.msg === 'parcelcast listening')
+    const pid = await lockPid(dataDir)
+    main.proc.kill('SIGKILL')
+    await main.proc.exited
+    await waitFor('the orphaned PostgreSQL to shut down', () => !alive(pid) && !existsSync(lockFile(dataDir)), 30_000)
+    const server = await start()
+    expect(server.initialised).toBe(false)
+    await stop(server)
+  })
+
   test('DATABASE=embedded beside DATABASE_URL is a configuration error naming both', async () => {
     const main = startMain({ DATABASE: 'embedded', DATABASE_URL: adminUrl })
     expect(await main.proc.exited).toBe(2)
