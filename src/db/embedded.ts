@@ -46,8 +46,6 @@ export interface EmbeddedPostgres {
   pid: number
   /** Fast shutdown; resolves once the server has exited. Safe to call twice. */
   stop(): Promise<void>
-  /** For exit paths that cannot wait: asks the server to shut down and returns. */
-  stopInBackground(): void
 }
 
 const READY = 'database system is ready to accept connections'
@@ -135,6 +133,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   }
 
   let stopping: Promise<void> | null = null
+  // Not silent: a server that dies under the service (killed, out of memory) is logged here,
+  // and /readyz turns not_ready.
+  void exited.then(() => {
+    if (!stopping) log.error({ pid: child.pid, code: child.exitCode, signal: child.signalCode, postgres: lines.slice(-5) }, 'embedded PostgreSQL exited while parcelcast was using it')
+  })
   return {
     url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     dir, port, version: bin.version, initialised, pid: child.pid!,
@@ -151,8 +154,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
         }
         process.off('exit', onExit)
         log.info({ dir }, 'embedded PostgreSQL stopped')
-      })()),
-    stopInBackground: () => signal(child, 'SIGINT')
+      })())
   }
 }
 

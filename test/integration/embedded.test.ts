@@ -224,6 +224,23 @@ describe('bun run start', () => {
     expect(Bun.spawnSync(['pgrep', '-f', join(fresh, 'postgres')]).exitCode).toBe(1)
   })
 
+  test('a database that dies under the service is logged and turns /readyz not_ready; the next start recovers it', async () => {
+    const main = startMain({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: dataDir, PARCELCAST_PG_PORT: '0' })
+    const listening = await main.line('listening', (l) => l.msg === 'parcelcast listening')
+    process.kill(await lockPid(dataDir), 'SIGKILL')
+    const died = await main.line('the exit logged', (l) => l.msg === 'embedded PostgreSQL exited while parcelcast was using it')
+    expect(died).toMatchObject({ level: 50, signal: 'SIGKILL' })
+    const ready = await fetch(`http://127.0.0.1:${listening.port}/readyz`)
+    expect(ready.status).toBe(503)
+    expect(await ready.json()).toMatchObject({ status: 'not_ready', db: 'down', database: 'embedded' })
+    main.proc.kill('SIGTERM')
+    expect(await main.proc.exited).toBe(0)
+    const server = await start()
+    expect(server.initialised).toBe(false)
+    expect(await probe(server.url)).toBeNull()
+    await stop(server)
+  })
+
   // setpriv (util-linux) gives the server a parent-death signal; without it the next start names the leftover.
   test.skipIf(process.platform !== 'linux' || !Bun.which('setpriv'))('parcelcast killed with SIGKILL: its PostgreSQL shuts down too, and the next start works', async () => {
     const main = startMain({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: dataDir, PARCELCAST_PG_PORT: '0' })
