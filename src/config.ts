@@ -43,7 +43,9 @@ const Env = v.object({
   PARCELCAST_DATA_DIR: v.pipe(v.optional(v.string(), '.parcelcast'), v.trim(), v.minLength(1, 'PARCELCAST_DATA_DIR must not be empty')),
   PARCELCAST_PG_PORT: int('PARCELCAST_PG_PORT', 54329, 0, 65535),
   DATABASE_POOL_SIZE: int('DATABASE_POOL_SIZE', 10, 1, 200),
-  REDIS_URL: url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+  // Unset: ENGINE=auto probes the default address (engine/select.ts).
+  REDIS_URL: v.optional(url('REDIS_URL', '', ['redis:', 'rediss:'])),
+  ENGINE: v.optional(v.picklist(['redis', 'memory', 'auto'], 'ENGINE must be redis, memory or auto'), 'auto'),
   REDIS_PREFIX: v.pipe(v.optional(v.string(), ''), v.regex(/^[\w:.-]*$/, 'REDIS_PREFIX may hold letters, digits and _ : . - only')),
   API_KEYS: v.pipe(list, v.minLength(1, 'API_KEYS must list at least one key (comma-separated)'),
     v.check((keys) => keys.every((k) => k.length >= 8), 'API_KEYS: every key must be at least 8 characters')),

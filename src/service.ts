@@ -26,6 +26,7 @@ import { createProcessor } from './pipeline/processor.ts'
 import { MAX_EVENTS_PER_REQUEST } from './http/routes/events.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
 import { closeRedis, createRedis } from './redis.ts'
+import { DEFAULT_REDIS_URL } from './engine/select.ts'
 
 export function createService(config: Config, opts: { log?: Logger; defaultMetrics?: boolean; database?: DatabaseKind } = {}) {
   const log = opts.log ?? createLogger(config.LOG_LEVEL)
@@ -34,7 +35,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   // Ingest has connections of its own, one per transaction slot: a burst of reads (thousands of
   // sockets resubscribing at once, each reading a snapshot) queues in `sql`, never in front of a commit.
   const ingestSql = createSql(config.DATABASE_URL, { max: config.INGEST_CONCURRENCY })
-  const redis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
+  const redis = createRedis(config.REDIS_URL ?? DEFAULT_REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
   const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
   const acks = createPublishAcks({ sql, log, metrics })
   // The hub is made below; its sockets get this process's commits straight away.
@@ -51,8 +52,8 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
   }
   const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
   // Dedicated connections: a blocking XREADGROUP and a pub/sub subscription each hold theirs.
-  const broadcasterRedis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS + 5000)
-  const subscriberRedis = createRedis(config.REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
+  const broadcasterRedis = createRedis(config.REDIS_URL ?? DEFAULT_REDIS_URL, log, config.PUBLISH_TIMEOUT_MS + 5000)
+  const subscriberRedis = createRedis(config.REDIS_URL ?? DEFAULT_REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
   const broadcaster = createBroadcaster({
     redis: broadcasterRedis, publisher: redis, prefix: config.REDIS_PREFIX, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics,
     consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`

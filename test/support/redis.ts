@@ -28,6 +28,9 @@ export interface PrivateRedis {
   port: number
   start(): Promise<void>
   stop(): Promise<void>
+  /** SIGSTOP: the server keeps its connections but answers nothing (a hung host); `resume` undoes it. */
+  pause(): void
+  resume(): void
 }
 
 export async function privateRedis(): Promise<PrivateRedis> {
@@ -49,8 +52,15 @@ export async function privateRedis(): Promise<PrivateRedis> {
       }
       throw new Error(`private redis-server on port ${port} did not start`)
     },
+    pause() {
+      proc?.kill('SIGSTOP')
+    },
+    resume() {
+      proc?.kill('SIGCONT')
+    },
     async stop() {
       if (!proc) return
+      proc.kill('SIGCONT')
       proc.kill('SIGKILL')
       await proc.exited
       proc = null

@@ -7,7 +7,7 @@ const base = { API_KEYS: 'a-key-of-length' }
 describe('config', () => {
   test('defaults are the contract’s', () => {
     const c = loadConfig(base)
-    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: 'redis://127.0.0.1:6379', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: undefined, API_KEYS: ['a-key-of-length'] })
+    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: undefined, ENGINE: 'auto', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: undefined, API_KEYS: ['a-key-of-length'] })
     expect(Object.isFrozen(c)).toBe(true)
   })
 
@@ -17,6 +17,7 @@ describe('config', () => {
       [{ PORT: '70000' }, /PORT must be at most 65535/],
       [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must be a URL starting with postgres:/],
       [{ REDIS_URL: 'nonsense' }, /REDIS_URL/],
+      [{ ENGINE: 'etcd' }, /ENGINE must be redis, memory or auto/],
       [{ API_KEYS: '' }, /API_KEYS must list at least one key/],
       [{ API_KEYS: 'short' }, /API_KEYS: every key must be at least 8 characters/],
       [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],

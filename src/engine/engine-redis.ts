@@ -1,0 +1,413 @@
+/**
+ * The Redis engine: streams with consumer groups, pub/sub across processes, presence, schedules
+ * and leases in one Redis shared by every parcelcast process. Redis is the disposable delivery
+ * layer, so it never makes a caller wait for it:
+ *
+ *  - no offline queue: a command while disconnected fails at once (`append` reports 0);
+ *  - every command is given up after `commandTimeoutMs` (PUBLISH_TIMEOUT_MS), also when Redis
+ *    keeps the connection open and does not answer (node-redis's own timeout stops counting
+ *    once a command is written). The engine then counts as not ready, so that nothing more piles
+ *    up behind the silent connection, until a PING is answered again;
+ *  - endless background reconnects with capped backoff; `onReady` listeners run on each return.
+ *
+ * Connections: one for commands, one per blocking reader (XREADGROUP BLOCK holds its connection;
+ * made on the first read, per stream and consumer), one for subscriptions (made on the first
+ * subscribe, re-subscribing by itself after reconnects). Lua scripts are files beside this one,
+ * sent with EVAL (Redis caches them either way, and a Redis that restarted empty needs no
+ * NOSCRIPT dance).
+ */
+import { createClient, type RedisClientType } from 'redis'
+import type { Logger } from '../log.ts'
+import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
+
+type Client = RedisClientType<any, any, any, any, any>
+
+const lua = (name: string) => Bun.file(new URL(`./${name}.lua`, import.meta.url)).text()
+// One script call per batch: a pipeline of XADDs costs node-redis about 3× more CPU per entry.
+const STREAM_APPEND = await lua('stream-append')
+const PUBLISH_ACK = await lua('publish-ack')
+const GROUP_CREATE = await lua('group-create')
+const PRESENCE_TOUCH = await lua('presence-touch')
+const PRESENCE_LEAVE = await lua('presence-leave')
+const PRESENCE_GET = await lua('presence-get')
+const SCHEDULE_CLAIM = await lua('schedule-claim')
+const LEASE_ACQUIRE = await lua('lease-acquire')
+
+/** How often a silent Redis is asked whether it answers again. */
+const STALL_PROBE_MS = 250
+
+export interface RedisEngineOptions {
+  url: string
+  /** Put before every key and channel name (REDIS_PREFIX). */
+  prefix: string
+  log: Logger
+  /** PUBLISH_TIMEOUT_MS: the longest any command may take (a blocking read: its block time more). */
+  commandTimeoutMs: number
+  /** The clock of presence, schedules and leases. */
+  now?: () => number
+}
+
+export function createRedisEngine(opts: RedisEngineOptions): Engine {
+  const { url, prefix, log, commandTimeoutMs, now = Date.now } = opts
+  const k = (name: string) => prefix + name
+  const readyListeners = new Set<() => void>()
+  const blockers = new Map<string, Client>()
+  const createdGroups = new Set<string>()
+  let subscriber: Client | null = null
+  let closed = false
+  let stalled = false
+  let appendFailing = false
+
+  const main = connect('commands', true)
+  main.on('ready', () => {
+    stalled = false
+    for (const listener of readyListeners) listener()
+  })
+
+  function connect(role: string, loud: boolean): Client {
+    const client = createClient({
+      url,
+      disableOfflineQueue: true,
+      commandOptions: { timeout: commandTimeoutMs },
+      socket: { connectTimeout: 2000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000) }
+    }) as unknown as Client
+    let down = false
+    client.on('error', (err: Error) => {
+      if (!down && loud) log.warn({ component: 'engine', engine: 'redis', role, err: err.message }, 'redis unavailable; events stay in the outbox until it is back')
+      down = true
+    })
+    client.on('ready', () => {
+      if (down && loud) log.info({ component: 'engine', engine: 'redis', role }, 'redis is back')
+      down = false
+    })
+    // Not awaited: the service starts and ingests with Redis down.
+    client.connect().catch(() => {})
+    return client
+  }
+
+  /** `p`, or a rejection once `ms` have passed; a command that outlives it marks Redis as silent. */
+  function timed<T>(p: Promise<T>, ms = commandTimeoutMs): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        stall()
+        reject(new Error(`redis did not answer within ${ms} ms`))
+      }, ms)
+    })
+    return Promise.race([p, expired]).finally(() => clearTimeout(timer))
+  }
+
+  // Redis holds the connection open but does not answer (paused, partitioned): stop sending
+  // until it does, or the connection breaks and node-redis reconnects.
+  function stall() {
+    if (stalled || closed) return
+    stalled = true
+    log.warn({ component: 'engine', engine: 'redis', timeoutMs: commandTimeoutMs }, 'redis does not answer; treating it as down until it does')
+    const probe = async () => {
+      if (!stalled || closed) return
+      const ok = await Promise.race([main.ping().then(() => true, () => false), Bun.sleep(commandTimeoutMs).then(() => false)])
+      if (ok && stalled && !closed) {
+        stalled = false
+        log.info({ component: 'engine', engine: 'redis' }, 'redis answers again')
+        for (const listener of readyListeners) listener()
+      } else setTimeout(probe, STALL_PROBE_MS).unref?.()
+    }
+    setTimeout(probe, STALL_PROBE_MS).unref?.()
+  }
+
+  const ready = () => !closed && !stalled && main.isReady
+
+  const groupGone = (err: unknown, stream: string, group: string) =>
+    String((err as Error)?.message).includes('NOGROUP') ? new GroupGoneError(stream, group, err) : err
+
+  /** The connection of one blocking reader; waits for it to connect at most `ms`. */
+  async function blocker(key: string, ms: number): Promise<Client | null> {
+    let c = blockers.get(key)
+    if (!c) {
+      c = connect(`reader ${key.replace('\u0000', ' ')}`, false)
+      blockers.set(key, c)
+    }
+    if (c.isReady) return c
+    const client = c
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        client.off('ready', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      client.on('ready', done)
+    })
+    return client.isReady ? client : null
+  }
+
+  // Pub/sub: per channel its handlers and whether Redis has confirmed the subscription. A
+  // subscribe that fails (Redis down) is tried again on the connection's next 'ready'; after
+  // that node-redis re-subscribes by itself on every reconnect.
+  const channels = new Map<string, { handlers: Set<(message: string) => void>; state: 'none' | 'pending' | 'done' }>()
+  const subscriptions = {
+    add(channel: string, handler: (message: string) => void): () => void {
+      let c = channels.get(channel)
+      if (!c) {
+        c = { handlers: new Set(), state: 'none' }
+        channels.set(channel, c)
+      }
+      c.handlers.add(handler)
+      if (!subscriber) {
+        subscriber = connect('subscriber', false)
+        subscriber.on('ready', () => {
+          for (const name of channels.keys()) subscriptions.ensure(name)
+        })
+      }
+      subscriptions.ensure(channel)
+      return () => {
+        const current = channels.get(channel)
+        if (!current?.handlers.delete(handler) || current.handlers.size > 0) return
+        channels.delete(channel)
+        if (current.state !== 'none' && subscriber?.isReady) subscriber.unsubscribe(k(channel)).catch(() => {})
+      }
+    },
+    ensure(channel: string) {
+      const c = channels.get(channel)
+      if (!c || c.state !== 'none' || closed || !subscriber?.isReady) return
+      c.state = 'pending'
+      subscriber
+        .subscribe(k(channel), (message: string) => {
+          for (const handler of channels.get(channel)?.handlers ?? []) {
+            try {
+              handler(message)
+            } catch (err) {
+              log.warn({ component: 'engine', channel, err: (err as Error).message }, 'a subscriber of the channel failed on a message')
+            }
+          }
+        })
+        .then(
+          () => {
+            c.state = 'done'
+            // Everyone left while the subscribe was on its way.
+            if (channels.get(channel) !== c) subscriber?.unsubscribe(k(channel)).catch(() => {})
+          },
+          () => {
+            c.state = 'none'
+          }
+        )
+    }
+  }
+
+  const entries = (res: unknown): StreamEntry[] => ((res as { messages: StreamEntry[] }[] | null)?.[0]?.messages ?? [])
+  const ageOf = (id: string) => Date.now() - Number(id.slice(0, id.indexOf('-')))
+  const seenTtl = String(LAST_SEEN_TTL_MS)
+  const presenceKeys = (userId: string) => [k(`presence:conns:${userId}`), k(`presence:seen:${userId}`)]
+
+  return {
+    kind: 'redis',
+    get isReady() {
+      return ready()
+    },
+    onReady(listener) {
+      readyListeners.add(listener)
+      return () => void readyListeners.delete(listener)
+    },
+    async ping() {
+      await timed(main.ping())
+    },
+
+    async append(stream, list, { maxLen }) {
+      if (list.length === 0 || !ready()) return 0
+      const args = [String(maxLen)]
+      for (const e of list) {
+        const at = args.length
+        args.push('')
+        let n = 0
+        for (const field in e) {
+          args.push(field, e[field]!)
+          n++
+        }
+        args[at] = String(n)
+      }
+      try {
+        const ids = (await timed(main.eval(STREAM_APPEND, { keys: [k(stream)], arguments: args }))) as string[]
+        appendFailing = false
+        return ids.length
+      } catch (err) {
+        if (!appendFailing) log.warn({ component: 'engine', engine: 'redis', stream, err: (err as Error).message, count: list.length }, 'stream append failed; events stay in the outbox')
+        appendFailing = true
+        return 0
+      }
+    },
+
+    async ensureGroup(stream, group) {
+      const key = `${stream}\u0000${group}`
+      // If the group has to be made again, the stream is new: read it from its start.
+      const from = createdGroups.has(key) ? '0' : '$'
+      try {
+        await timed(main.eval(GROUP_CREATE, { keys: [k(stream)], arguments: [group, from] }))
+        createdGroups.add(key)
+        return { created: true, from }
+      } catch (err) {
+        if (!String((err as Error).message).includes('BUSYGROUP')) throw err
+        createdGroups.add(key)
+        return { created: false }
+      }
+    },
+
+    async readGroup(stream, group, consumer, { count, blockMs, signal }) {
+      if (blockMs <= 0) {
+        try {
+          return entries(await timed(main.xReadGroup(group, consumer, { key: k(stream), id: '>' }, { COUNT: count })))
+        } catch (err) {
+          throw groupGone(err, stream, group)
+        }
+      }
+      const key = `${stream}\u0000${consumer}`
+      const c = await blocker(key, blockMs)
+      if (!c || signal?.aborted) return []
+      // Aborting drops the connection: the read ends now, not when its block time is up.
+      const drop = () => {
+        if (blockers.get(key) === c) blockers.delete(key)
+        c.destroy()
+      }
+      signal?.addEventListener('abort', drop, { once: true })
+      try {
+        return entries(await timed(c.xReadGroup(group, consumer, { key: k(stream), id: '>' }, { COUNT: count, BLOCK: blockMs }), blockMs + commandTimeoutMs))
+      } catch (err) {
+        if (signal?.aborted || closed) return []
+        // A read that timed out still holds the connection: start the next one on a fresh one.
+        if (String((err as Error).message).startsWith('redis did not answer')) drop()
+        throw groupGone(err, stream, group)
+      } finally {
+        signal?.removeEventListener('abort', drop)
+      }
+    },
+
+    async claimIdle(stream, group, consumer, { idleMs, count }) {
+      try {
+        const res = (await timed(main.xAutoClaim(k(stream), group, consumer, idleMs, '0-0', { COUNT: count }))) as unknown as { messages: (StreamEntry | null)[] }
+        return res.messages.filter((m): m is StreamEntry => m !== null)
+      } catch (err) {
+        throw groupGone(err, stream, group)
+      }
+    },
+
+    async publishAndAck(stream, group, ids, channel, message) {
+      return (await timed(main.eval(PUBLISH_ACK, { keys: [k(stream)], arguments: [group, k(channel), message === null ? '0' : '1', message ?? '', ...ids] }))) as number
+    },
+
+    async groupLag(stream, group): Promise<GroupLag> {
+      const key = k(stream)
+      const groups = (await timed(main.xInfoGroups(key)).catch(() => [])) as unknown as Record<string, unknown>[]
+      const g = groups.find((x) => x.name === group)
+      if (!g) return { pending: 0, oldestMs: null, unread: 0, unreadAgeMs: null }
+      const pending = Number(g.pending ?? 0)
+      // Redis reports the lag as nil when it cannot tell (entries deleted around the group's
+      // position): then at least the next entry, if there is one, is unread.
+      const lag = g.lag === null || g.lag === undefined ? null : Number(g.lag)
+      let unread = lag ?? 0
+      let oldestMs: number | null = null
+      let unreadAgeMs: number | null = null
+      if (pending > 0) {
+        const info = (await timed(main.xPending(key, group))) as unknown as { firstId: string | null }
+        if (info.firstId) oldestMs = ageOf(info.firstId)
+      }
+      if (lag === null || lag > 0) {
+        const next = (await timed(main.xRange(key, `(${String(g['last-delivered-id'])}`, '+', { COUNT: 1 }))) as unknown as StreamEntry[]
+        if (next[0]) {
+          unreadAgeMs = ageOf(next[0].id)
+          unread = Math.max(unread, 1)
+        }
+      }
+      return { pending, oldestMs, unread, unreadAgeMs }
+    },
+
+    async streamRange(stream, count) {
+      return (await timed(main.xRange(k(stream), '-', '+', { COUNT: count }))) as unknown as StreamEntry[]
+    },
+
+    async publish(channel, message) {
+      await timed(main.publish(k(channel), message))
+    },
+
+    subscribe(channel, handler) {
+      return subscriptions.add(channel, handler)
+    },
+
+    async presenceTouch(userId, connId, ttlMs) {
+      await timed(main.eval(PRESENCE_TOUCH, { keys: presenceKeys(userId), arguments: [connId, String(now()), String(ttlMs), seenTtl] }))
+    },
+
+    async presenceLeave(userId, connId) {
+      await timed(main.eval(PRESENCE_LEAVE, { keys: presenceKeys(userId), arguments: [connId, String(now()), seenTtl] }))
+    },
+
+    async presenceGet(userIds) {
+      const out = new Map<string, Presence>()
+      if (userIds.length === 0) return out
+      const keys = userIds.flatMap(presenceKeys)
+      const res = (await timed(main.eval(PRESENCE_GET, { keys, arguments: [String(now())] }))) as (number | string)[]
+      userIds.forEach((userId, i) => {
+        const seen = res[2 * i + 1]
+        out.set(userId, { connections: Number(res[2 * i]), lastSeenAt: seen === '' || seen === undefined ? null : Number(seen) })
+      })
+      return out
+    },
+
+    async scheduleAdd(key, items) {
+      if (items.length === 0) return
+      await timed(main.zAdd(k(`schedule:${key}`), items.map((i) => ({ score: i.dueAt, value: i.member }))))
+    },
+
+    async scheduleClaim(key, { now: at, leaseMs, count }) {
+      const res = (await timed(main.eval(SCHEDULE_CLAIM, { keys: [k(`schedule:${key}`)], arguments: [String(at), String(leaseMs), String(count)] }))) as string[]
+      const out: ScheduledMember[] = []
+      for (let i = 0; i < res.length; i += 2) out.push({ member: res[i]!, dueAt: Number(res[i + 1]) })
+      return out
+    },
+
+    async scheduleRemove(key, members) {
+      if (members.length === 0) return 0
+      return Number(await timed(main.zRem(k(`schedule:${key}`), [...members])))
+    },
+
+    async scheduleSize(key) {
+      return Number(await timed(main.zCard(k(`schedule:${key}`))))
+    },
+
+    async scheduleRange(key, limit) {
+      if (limit <= 0) return []
+      const res = (await timed(main.zRangeWithScores(k(`schedule:${key}`), 0, limit - 1))) as { value: string; score: number }[]
+      return res.map((r) => ({ member: r.value, dueAt: Number(r.score) }))
+    },
+
+    async leaseAcquire(key, holder, { limit, leaseMs }) {
+      const res = await timed(main.eval(LEASE_ACQUIRE, { keys: [k(`lease:${key}`)], arguments: [holder, String(limit), String(now()), String(leaseMs)] }))
+      return Number(res) === 1
+    },
+
+    async leaseRelease(key, holder) {
+      await timed(main.zRem(k(`lease:${key}`), holder))
+    },
+
+    async leaseCount(key) {
+      return Number(await timed(main.zCount(k(`lease:${key}`), `(${now()}`, '+inf')))
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      readyListeners.clear()
+      channels.clear()
+      // Blocking readers hold nothing worth waiting for; the others finish what they sent, briefly.
+      for (const c of blockers.values()) c.destroy()
+      blockers.clear()
+      await Promise.all([main, ...(subscriber ? [subscriber] : [])].map((c) => quit(c, commandTimeoutMs)))
+    }
+  }
+}
+
+async function quit(client: Client, ms: number) {
+  try {
+    if (client.isOpen) await Promise.race([client.close(), Bun.sleep(ms).then(() => Promise.reject(new Error('close timed out')))])
+  } catch {
+    client.destroy()
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The Engine interface's contract (src/engine/engine.ts), one table of cases run against both
+ * implementations: the memory engine always, the Redis engine whenever the run has a Redis
+ * (each case with its own key prefix). Then what only the Redis engine can be put through: a
+ * stream that vanished, and a Redis that stops answering.
+ */
+import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test'
+import { createClient } from 'redis'
+import { GroupGoneError, type Engine } from '../../src/engine/engine.ts'
+import { createMemoryEngine } from '../../src/engine/engine-memory.ts'
+import { createRedisEngine } from '../../src/engine/engine-redis.ts'
+import { silentLog } from '../support/db.ts'
+import { hasRedisServer, testRedisUrl } from '../support/engine.ts'
+import { privateRedis, uniquePrefix } from '../support/redis.ts'
+import { waitFor } from '../support/service.ts'
+
+setDefaultTimeout(20_000)
+
+let clock = 1_800_000_000_000
+const now = () => clock
+const opened: Engine[] = []
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((e) => e.close()))
+})
+
+type Make = () => Promise<Engine>
+const implementations: [string, Make | null][] = [
+  ['memory', async () => createMemoryEngine({ now })],
+  [
+    'redis',
+    testRedisUrl === null
+      ? null
+      : async () => {
+          const e = createRedisEngine({ url: testRedisUrl!, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 2000, now })
+          await waitFor('redis engine ready', () => e.isReady)
+          return e
+        }
+  ]
+]
+
+const S = 'contract:stream'
+const G = 'contract-group'
+const row = (i: number) => ({ topic: `shipment:dhl:T${i}`, seq: String(i), data: `{"i":${i}}` })
+const rows = (from: number, n: number) => Array.from({ length: n }, (_, i) => row(from + i))
+const seqs = (entries: { message: Readonly<Record<string, string>> }[]) => entries.map((e) => Number(e.message.seq))
+
+for (const [name, make] of implementations) {
+  const engine = async () => {
+    const e = await make!()
+    opened.push(e)
+    return e
+  }
+  const cases = make === null ? describe.skip : describe
+  cases(`${name} engine${make === null ? ' — skipped: this run has no Redis (TEST_ENGINE=memory)' : ''}`, () => {
+    test('append keeps order, gives increasing ids, and reports how many it appended', async () => {
+      const e = await engine()
+      expect(await e.append(S, [], { maxLen: 1000 })).toBe(0)
+      expect(await e.append(S, rows(1, 3), { maxLen: 1000 })).toBe(3)
+      expect(await e.append(S, [{ only: 'one field' }, row(4)], { maxLen: 1000 })).toBe(2)
+      const all = await e.streamRange(S, 100)
+      expect(all.map((x) => x.message)).toEqual([row(1), row(2), row(3), { only: 'one field' }, row(4)])
+      const ids = all.map((x) => x.id.split('-').map(Number) as [number, number])
+      for (let i = 1; i < ids.length; i++) expect(ids[i]![0] > ids[i - 1]![0] || (ids[i]![0] === ids[i - 1]![0] && ids[i]![1] > ids[i - 1]![1])).toBe(true)
+      expect((await e.streamRange(S, 2)).length).toBe(2)
+    })
+
+    test('a stream stays near maxLen, keeping the newest entries', async () => {
+      const e = await engine()
+      for (let b = 0; b < 100; b++) await e.append(S, rows(b * 10 + 1, 10), { maxLen: 100 })
+      const kept = seqs(await e.streamRange(S, 10_000))
+      expect(kept.length).toBeGreaterThanOrEqual(100)
+      // Approximate: Redis trims whole nodes (100 entries by default), so up to about twice.
+      expect(kept.length).toBeLessThanOrEqual(300)
+      expect(kept.at(-1)).toBe(1000)
+      expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 1001 - kept.length + i))
+    })
+
+    test('a new group reads from the end; each entry goes to one consumer and stays pending until acknowledged', async () => {
+      const e = await engine()
+      await e.append(S, rows(1, 2), { maxLen: 1000 })
+      expect(await e.ensureGroup(S, G)).toEqual({ created: true, from: '$' })
+      expect(await e.ensureGroup(S, G)).toEqual({ created: false })
+      expect(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).toEqual([])
+      await e.append(S, rows(3, 5), { maxLen: 1000 })
+      expect(await e.groupLag(S, G)).toMatchObject({ pending: 0, unread: 5, oldestMs: null })
+      const a = await e.readGroup(S, G, 'a', { count: 2, blockMs: 0 })
+      const b = await e.readGroup(S, G, 'b', { count: 10, blockMs: 0 })
+      expect([seqs(a), seqs(b)]).toEqual([[3, 4], [5, 6, 7]])
+      const lag = await e.groupLag(S, G)
+      expect(lag).toMatchObject({ pending: 5, unread: 0, unreadAgeMs: null })
+      expect(lag.oldestMs).toBeGreaterThanOrEqual(0)
+      expect(await e.publishAndAck(S, G, a.map((x) => x.id), 'contract:none', null)).toBe(2)
+      expect(await e.publishAndAck(S, G, a.map((x) => x.id), 'contract:none', null)).toBe(0)
+      expect((await e.groupLag(S, G)).pending).toBe(3)
+      expect(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).toEqual([])
+    })
+
+    test('a group or stream that does not exist is a GroupGoneError', async () => {
+      const e = await engine()
+      await expect(e.readGroup('contract:nothing', G, 'a', { count: 1, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)
+      await e.append(S, rows(1, 1), { maxLen: 100 })
+      await expect(e.readGroup(S, 'no-such-group', 'a', { count: 1, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)
+      await expect(e.claimIdle(S, 'no-such-group', 'a', { idleMs: 0, count: 1 })).rejects.toBeInstanceOf(GroupGoneError)
+      expect(await e.groupLag(S, 'no-such-group')).toEqual({ pending: 0, oldestMs: null, unread: 0, unreadAgeMs: null })
+    })
+
+    test('a blocking read returns as soon as something is appended, or empty when its time is up, aborted or closed', async () => {
+      const e = await engine()
+      await e.ensureGroup(S, G)
+      const t0 = performance.now()
+      const reading = e.readGroup(S, G, 'a', { count: 10, blockMs: 15_000 })
+      await Bun.sleep(50)
+      await e.append(S, rows(1, 2), { maxLen: 100 })
+      expect(seqs(await reading)).toEqual([1, 2])
+      expect(performance.now() - t0).toBeLessThan(15_000)
+      expect(await e.readGroup(S, G, 'a', { count: 10, blockMs: 100 })).toEqual([])
+      const abort = new AbortController()
+      const aborted = e.readGroup(S, G, 'a', { count: 10, blockMs: 15_000, signal: abort.signal })
+      await Bun.sleep(50)
+      abort.abort()
+      expect(await aborted).toEqual([])
+      const closing = e.readGroup(S, G, 'b', { count: 10, blockMs: 15_000 })
+      await Bun.sleep(50)
+      await e.close()
+      await e.close()
+      expect(await closing.catch(() => [])).toEqual([])
+      expect(performance.now() - t0).toBeLessThan(15_000)
+    })
+
+    test('entries pending longer than idleMs are claimed by another consumer', async () => {
+      const e = await engine()
+      await e.ensureGroup(S, G)
+      await e.append(S, rows(1, 3), { maxLen: 100 })
+      expect(seqs(await e.readGroup(S, G, 'dead', { count: 10, blockMs: 0 }))).toEqual([1, 2, 3])
+      expect(await e.claimIdle(S, G, 'alive', { idleMs: 60_000, count: 10 })).toEqual([])
+      await Bun.sleep(30)
+      const claimed = await e.claimIdle(S, G, 'alive', { idleMs: 20, count: 2 })
+      expect(seqs(claimed)).toEqual([1, 2])
+      expect(seqs(await e.claimIdle(S, G, 'alive', { idleMs: 20, count: 10 }))).toEqual([3])
+      // Claimed again just now: not idle any more.
+      expect(await e.claimIdle(S, G, 'other', { idleMs: 20, count: 10 })).toEqual([])
+      expect(await e.publishAndAck(S, G, claimed.map((x) => x.id), 'contract:none', null)).toBe(2)
+      expect((await e.groupLag(S, G)).pending).toBe(1)
+    })
+
+    test('publishAndAck hands the message to every subscriber, then acknowledges', async () => {
+      const e = await engine()
+      await e.ensureGroup(S, G)
+      await e.append(S, rows(1, 2), { maxLen: 100 })
+      const read = await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })
+      const got: string[][] = [[], []]
+      const offs = got.map((list) => e.subscribe('contract:fanout', (m) => void list.push(m)))
+      await waitFor('subscribed', async () => {
+        await e.publish('contract:fanout', 'hello')
+        return got[0]!.length > 0 && got[1]!.length > 0
+      })
+      expect(await e.publishAndAck(S, G, read.map((x) => x.id), 'contract:fanout', 'batch-1')).toBe(2)
+      await waitFor('the batch', () => got.every((list) => list.includes('batch-1')))
+      expect((await e.groupLag(S, G)).pending).toBe(0)
+      for (const off of offs) off()
+    })
+
+    test('pub/sub: handlers run after publish returns, each subscriber gets each message, unsubscribing stops them', async () => {
+      const e = await engine()
+      const a: string[] = [], b: string[] = []
+      const offA = e.subscribe('contract:ch', (m) => void a.push(m))
+      const offB = e.subscribe('contract:ch', (m) => void b.push(m))
+      e.subscribe('contract:other', () => {
+        throw new Error('a failing handler does not stop the others')
+      })
+      await waitFor('subscribed', async () => {
+        await e.publish('contract:ch', 'warm-up')
+        return a.length > 0 && b.length > 0
+      })
+      // Messages of one publisher arrive in order: once this one is in, no warm-up is on its way.
+      await e.publish('contract:ch', 'sync')
+      await waitFor('the sync message', () => a.includes('sync') && b.includes('sync'))
+      a.length = 0
+      b.length = 0
+      const sent = e.publish('contract:ch', 'one')
+      expect(a).toEqual([])
+      await sent
+      await e.publish('contract:other', 'x')
+      await e.publish('contract:ch', 'two')
+      await waitFor('both messages', () => a.length === 2 && b.length === 2)
+      expect([a, b]).toEqual([['one', 'two'], ['one', 'two']])
+      offA()
+      await e.publish('contract:ch', 'three')
+      await waitFor('the third', () => b.length === 3)
+      await e.publish('contract:ch', 'four')
+      await waitFor('the fourth', () => b.length === 4)
+      expect(a).toEqual(['one', 'two'])
+      offB()
+    })
+
+    test('presence counts unexpired connections, and remembers when a user was last seen', async () => {
+      const e = await engine()
+      const t0 = clock
+      await e.presenceTouch('ann', 'c1', 100_000)
+      clock += 10
+      await e.presenceTouch('ann', 'c2', 300_000)
+      await e.presenceTouch('bob', 'c3', 100_000)
+      expect(await e.presenceGet(['ann', 'bob', 'nobody'])).toEqual(new Map([
+        ['ann', { connections: 2, lastSeenAt: t0 + 10 }],
+        ['bob', { connections: 1, lastSeenAt: t0 + 10 }],
+        ['nobody', { connections: 0, lastSeenAt: null }]
+      ]))
+      // c1 and c3 stop heartbeating (a process killed): gone once their TTL is up.
+      clock += 150_000
+      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 1, lastSeenAt: t0 + 10 }], ['bob', { connections: 0, lastSeenAt: t0 + 10 }]]))
+      await e.presenceTouch('ann', 'c2', 300_000)
+      clock += 250_000
+      expect((await e.presenceGet(['ann']))!.get('ann')!.connections).toBe(1)
+      clock += 5
+      await e.presenceLeave('ann', 'c2')
+      expect(await e.presenceGet(['ann'])).toEqual(new Map([['ann', { connections: 0, lastSeenAt: clock }]]))
+      const many = Array.from({ length: 1000 }, (_, i) => `user-${i}`)
+      await Promise.all(many.slice(0, 10).map((u) => e.presenceTouch(u, 'c', 100_000)))
+      const all = await e.presenceGet(many)
+      expect(all.size).toBe(1000)
+      expect([...all.values()].filter((p) => p.connections === 1).length).toBe(10)
+    })
+
+    test('a schedule orders by due time, and a claim takes what is due for a lease', async () => {
+      const e = await engine()
+      const t = clock
+      await e.scheduleAdd('retries', [{ member: 'a', dueAt: t + 100 }, { member: 'b', dueAt: t + 50 }, { member: 'c', dueAt: t + 200 }])
+      expect(await e.scheduleRange('retries', 10)).toEqual([{ member: 'b', dueAt: t + 50 }, { member: 'a', dueAt: t + 100 }, { member: 'c', dueAt: t + 200 }])
+      expect(await e.scheduleClaim('retries', { now: t + 10, leaseMs: 1000, count: 10 })).toEqual([])
+      expect(await e.scheduleClaim('retries', { now: t + 150, leaseMs: 1000, count: 10 })).toEqual([{ member: 'b', dueAt: t + 50 }, { member: 'a', dueAt: t + 100 }])
+      // Leased: not due again until the lease ends.
+      expect(await e.scheduleClaim('retries', { now: t + 150, leaseMs: 1000, count: 10 })).toEqual([])
+      expect(await e.scheduleClaim('retries', { now: t + 1200, leaseMs: 1000, count: 2 })).toEqual([{ member: 'c', dueAt: t + 200 }, { member: 'a', dueAt: t + 1150 }])
+      // Adding an existing member moves it.
+      await e.scheduleAdd('retries', [{ member: 'b', dueAt: t + 5 }])
+      expect((await e.scheduleRange('retries', 1))[0]).toEqual({ member: 'b', dueAt: t + 5 })
+      expect(await e.scheduleSize('retries')).toBe(3)
+      expect(await e.scheduleRemove('retries', ['b', 'zzz'])).toBe(1)
+      expect(await e.scheduleSize('retries')).toBe(2)
+      expect(await e.scheduleRange('nothing', 10)).toEqual([])
+      expect(await e.scheduleClaim('nothing', { now: t, leaseMs: 1, count: 1 })).toEqual([])
+    })
+
+    test('claims running at once never take one member twice', async () => {
+      const e = await engine()
+      const t = clock
+      await e.scheduleAdd('many', Array.from({ length: 100 }, (_, i) => ({ member: `m${String(i).padStart(3, '0')}`, dueAt: t - i })))
+      const claims = await Promise.all(Array.from({ length: 4 }, () => e.scheduleClaim('many', { now: t, leaseMs: 60_000, count: 30 })))
+      const members = claims.flat().map((m) => m.member)
+      expect(members.length).toBe(100)
+      expect(new Set(members).size).toBe(100)
+      // Earliest first within each claim.
+      for (const c of claims) expect(c.map((m) => m.dueAt)).toEqual([...c.map((m) => m.dueAt)].sort((x, y) => x - y))
+    })
+
+    test('leases: at most `limit` live holders; a holder renews; a release or an expiry frees a slot', async () => {
+      const e = await engine()
+      const opts = { limit: 2, leaseMs: 100_000 }
+      expect(await e.leaseAcquire('endpoint-1', 'h1', opts)).toBe(true)
+      expect(await e.leaseAcquire('endpoint-1', 'h2', opts)).toBe(true)
+      expect(await e.leaseAcquire('endpoint-1', 'h3', opts)).toBe(false)
+      expect(await e.leaseAcquire('endpoint-1', 'h1', opts)).toBe(true)
+      expect(await e.leaseCount('endpoint-1')).toBe(2)
+      await e.leaseRelease('endpoint-1', 'h1')
+      expect(await e.leaseAcquire('endpoint-1', 'h3', opts)).toBe(true)
+      expect(await e.leaseAcquire('endpoint-2', 'h1', opts)).toBe(true)
+      clock += 100_001
+      expect(await e.leaseCount('endpoint-1')).toBe(0)
+      const racing = await Promise.all(Array.from({ length: 10 }, (_, i) => e.leaseAcquire('endpoint-3', `r${i}`, { limit: 3, leaseMs: 100_000 })))
+      expect(racing.filter(Boolean).length).toBe(3)
+    })
+  })
+}
+
+describe('redis engine only', () => {
+  const run = testRedisUrl === null ? test.skip : test
+  run(`a group re-created after its stream vanished reads the new stream from its start${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`, async () => {
+    const prefix = uniquePrefix()
+    const e = createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 2000 })
+    opened.push(e)
+    await waitFor('ready', () => e.isReady)
+    await e.ensureGroup(S, G)
+    const raw = createClient({ url: testRedisUrl! })
+    await raw.connect()
+    await raw.del(`${prefix}${S}`)
+    await raw.close()
+    await e.append(S, rows(1, 2), { maxLen: 100 })
+    await expect(e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)
+    expect(await e.ensureGroup(S, G)).toEqual({ created: true, from: '0' })
+    expect(seqs(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 }))).toEqual([1, 2])
+  })
+
+  const stoppable = testRedisUrl === null || !hasRedisServer ? test.skip : test
+  stoppable(`a Redis that keeps the connection but stops answering: commands give up after the timeout, and it is ready again once it answers${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`, async () => {
+    const server = await privateRedis()
+    await server.start()
+    const e = createRedisEngine({ url: server.url, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 200 })
+    try {
+      await waitFor('ready', () => e.isReady)
+      expect(await e.append(S, rows(1, 1), { maxLen: 100 })).toBe(1)
+      server.pause()
+      expect(await e.append(S, rows(2, 1), { maxLen: 100 })).toBe(0)
+      expect(e.isReady).toBe(false)
+      // Not ready: nothing more is sent to pile up behind the silent connection.
+      expect(await e.append(S, rows(3, 1), { maxLen: 100 })).toBe(0)
+      await expect(e.ping()).rejects.toThrow('did not answer')
+      server.resume()
+      await waitFor('answering again', () => e.isReady, 10_000)
+      expect(await e.append(S, rows(4, 1), { maxLen: 100 })).toBe(1)
+    } finally {
+      server.resume()
+      await e.close()
+      await server.stop()
+    }
+  })
+})
