@@ -110,7 +110,7 @@ if (part('processor')) {
   const db = await fresh()
   const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
   const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
-  for (let i = 0; i < 100 && !service.redis.isReady; i++) await Bun.sleep(20)
+  for (let i = 0; i < 100 && !service.engine.isReady; i++) await Bun.sleep(20)
   const send = async (events: Batch) => {
     const r = await service.processor.ingest(events.map((e) => toNormalizedEvent(e)))
     return r.filter((x) => x.outcome === 'inserted' && x.published).length
@@ -142,7 +142,7 @@ if (part('latency')) {
   const db = await fresh()
   const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
   const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
-  for (let i = 0; i < 100 && !service.redis.isReady; i++) await Bun.sleep(20)
+  for (let i = 0; i < 100 && !service.engine.isReady; i++) await Bun.sleep(20)
   for (const [label, size, gapMs, calls] of [['one event, every 200 ms', 1, 200, 100], ['ten events of ten shipments, every 5 ms', 10, 5, 1000]] as const) {
     const h = histogram()
     // The first calls of each pooled connection prepare its statements: not measured.

@@ -1,11 +1,13 @@
 /**
- * `bun run start`: pick the database (src/db/select.ts; it may start the embedded one), serve
+ * `bun run start`: pick the database (src/db/select.ts; it may start the embedded one) and the
+ * delivery engine (src/engine/select.ts), serve
  * HTTP and run the background workers until SIGTERM/SIGINT/SIGHUP; then stop the service, and the
  * database last. A signal during start-up waits for start-up to settle, then stops the same way.
  */
 import { loadConfig } from './config.ts'
 import { openDatabase, type Database } from './db/select.ts'
 import { ConfigError } from './errors.ts'
+import { chooseEngine } from './engine/select.ts'
 import { createLogger } from './log.ts'
 import { createService, type Service } from './service.ts'
 
@@ -25,9 +27,11 @@ let database: Database | null = null
 let service: Service | null = null
 let stopping: Promise<never> | null = null
 const starting = (async () => {
-  database = await openDatabase(config, log)
+  // The delivery engine's probe (ENGINE=auto, REDIS_URL unset) runs while the database is found.
+  const [db, engineChoice] = await Promise.all([openDatabase(config, log), chooseEngine(config)])
+  database = db
   if (stopping) return
-  service = createService({ ...config, DATABASE_URL: database.url }, { log, database: database.kind })
+  service = createService({ ...config, DATABASE_URL: database.url }, { log, database: database.kind, engineChoice })
   await service.start()
 })()
 

@@ -25,18 +25,33 @@ import { createOutboxRelay } from './pipeline/outbox.ts'
 import { createProcessor } from './pipeline/processor.ts'
 import { MAX_EVENTS_PER_REQUEST } from './http/routes/events.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
-import { closeRedis, createRedis } from './redis.ts'
-import { DEFAULT_REDIS_URL } from './engine/select.ts'
+import type { Engine } from './engine/engine.ts'
+import { configuredEngine, createEngine, DEFAULT_REDIS_URL, type EngineChoice } from './engine/select.ts'
 
-export function createService(config: Config, opts: { log?: Logger; defaultMetrics?: boolean; database?: DatabaseKind } = {}) {
+export interface ServiceOptions {
+  log?: Logger
+  defaultMetrics?: boolean
+  /** Which database main.ts opened (`/readyz` shows it). */
+  database?: DatabaseKind
+  /** Which engine to run (engine/select.ts's chooseEngine, which probes for ENGINE=auto). */
+  engineChoice?: EngineChoice
+  /** An engine made elsewhere and shared (tests: two services of one process on one memory engine); not closed by stop(). */
+  engine?: Engine
+}
+
+export function createService(config: Config, opts: ServiceOptions = {}) {
   const log = opts.log ?? createLogger(config.LOG_LEVEL)
   const metrics = createMetrics({ defaults: opts.defaultMetrics ?? true })
   const sql = createSql(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
   // Ingest has connections of its own, one per transaction slot: a burst of reads (thousands of
   // sockets resubscribing at once, each reading a snapshot) queues in `sql`, never in front of a commit.
   const ingestSql = createSql(config.DATABASE_URL, { max: config.INGEST_CONCURRENCY })
-  const redis = createRedis(config.REDIS_URL ?? DEFAULT_REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
-  const stream = createStreamWriter({ redis, prefix: config.REDIS_PREFIX, maxLen: config.STREAM_MAXLEN, log })
+  // ENGINE=auto with REDIS_URL unset needs a probe (chooseEngine, as main.ts does); unprobed, the default Redis.
+  const engineChoice: EngineChoice = opts.engine
+    ? { kind: opts.engine.kind, url: '', reason: 'given by the caller' } as EngineChoice
+    : (opts.engineChoice ?? configuredEngine(config) ?? { kind: 'redis', url: DEFAULT_REDIS_URL, reason: 'ENGINE=auto, REDIS_URL unset, not probed' })
+  const engine = opts.engine ?? createEngine(engineChoice, { prefix: config.REDIS_PREFIX, log, commandTimeoutMs: config.PUBLISH_TIMEOUT_MS })
+  const stream = createStreamWriter({ engine, maxLen: config.STREAM_MAXLEN })
   const acks = createPublishAcks({ sql, log, metrics })
   // The hub is made below; its sockets get this process's commits straight away.
   const processor = createProcessor({
@@ -44,37 +59,36 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
     limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
   })
   const relay = createOutboxRelay({
-    sql, redis, stream, log, metrics,
+    sql, engine, stream, log, metrics,
     intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE
   })
   if (!config.TOKEN_SECRET) {
     log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
   }
   const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
-  // Dedicated connections: a blocking XREADGROUP and a pub/sub subscription each hold theirs.
-  const broadcasterRedis = createRedis(config.REDIS_URL ?? DEFAULT_REDIS_URL, log, config.PUBLISH_TIMEOUT_MS + 5000)
-  const subscriberRedis = createRedis(config.REDIS_URL ?? DEFAULT_REDIS_URL, log, config.PUBLISH_TIMEOUT_MS)
   const broadcaster = createBroadcaster({
-    redis: broadcasterRedis, publisher: redis, prefix: config.REDIS_PREFIX, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics,
-    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+    engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics,
+    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    check: (topic, seq, data) => topic.startsWith('shipment:') && (data as { event?: { seq?: unknown } }).event?.seq === seq && typeof (data as { shipment?: unknown }).shipment === 'object'
   })
-  const hub = createHub({ sql, subscriber: subscriberRedis, prefix: config.REDIS_PREFIX, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
+  const hub = createHub({ sql, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
   // Carrier setups (environment over stored configs) read once; health from this process's pollers.
   const carrierHealth = createCarrierHealth()
   const pollers: Poller[] = []
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const app = createApp({
-    sql, redis, processor, tokens, broadcaster, carriers, log, metrics,
+    sql, engine, processor, tokens, broadcaster, carriers, log, metrics,
     apiKeys: config.API_KEYS, database: opts.database
   })
   let server: ReturnType<typeof listen> | null = null
 
   return {
-    config, log, metrics, sql, redis, stream, acks, processor, relay, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
+    config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
     get port() {
       return server?.port ?? 0
     },
     async start() {
+      log.info({ component: 'service', engine: engine.kind, reason: engineChoice.reason }, `delivery engine: ${engine.kind}`)
       if (config.MIGRATE_ON_BOOT) await migrate(sql, log)
       if (config.POLL_ENABLED) {
         for (const setup of await carriers.setups()) {
@@ -100,7 +114,7 @@ export function createService(config: Config, opts: { log?: Logger; defaultMetri
       await broadcaster.stop()
       await hub.stop()
       await acks.stop()
-      await Promise.all([closeRedis(redis), closeRedis(broadcasterRedis), closeRedis(subscriberRedis)])
+      if (!opts.engine) await engine.close()
       await Promise.all([sql.end({ timeout: 5 }), ingestSql.end({ timeout: 5 })])
       log.info({ component: 'service' }, 'parcelcast stopped')
     }

@@ -1,88 +1,81 @@
 /**
  * The broadcaster: reads `tracking:events` as consumer group `ws-broadcaster` and fans every
- * entry out to all service processes over Redis pub/sub (one message per batch read), then
- * acknowledges it.
+ * entry out to all service processes over the engine's pub/sub (one message per batch read),
+ * then acknowledges it.
  *
  * Guarantees: an entry is acknowledged only after it was handed to pub/sub (or found
  * malformed: logged, counted and acknowledged at once, so it never blocks the group);
- * entries left pending by a consumer that died are reclaimed with XAUTOCLAIM after
- * `claimIdleMs`; the group is created if missing and re-created if the stream vanished
- * (Redis restarted empty). Pub/sub may still lose a message; the per-topic sequencer
- * (gap repair and reconcile from PostgreSQL) is what makes delivery exact.
+ * entries left pending by a consumer that died are reclaimed after `claimIdleMs`; the group is
+ * created if missing and re-created if the stream vanished (Redis restarted empty). Pub/sub may
+ * still lose a message; the per-topic sequencer (gap repair and reconcile from PostgreSQL) is
+ * what makes delivery exact.
  *
- * Bounded: at most `count` entries per read, one read at a time; `stop()` ends the loop after
- * the current read (a blocking read lasts at most `blockMs`).
+ * Bounded: at most `count` entries per read, one read at a time; `stop()` ends the loop at once
+ * (it aborts the blocking read).
  */
+import type { Engine, StreamEntry } from '../engine/engine.ts'
+import { GroupGoneError } from '../engine/engine.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { streamKey, type Redis } from '../pipeline/stream.ts'
+import { STREAM } from '../pipeline/stream.ts'
 
 export const GROUP = 'ws-broadcaster'
 /** The pub/sub channel every process listens on; each message is a JSON array of FanoutMessage. */
-export const fanoutChannel = (prefix: string) => `${prefix}tracking:fanout`
+export const FANOUT_CHANNEL = 'tracking:fanout'
 
-const FANOUT_ACK = await Bun.file(new URL('./fanout-ack.lua', import.meta.url)).text()
-
+/** What travels to every process, whatever the topic's kind: `data` is the frame's body as JSON. */
 export interface FanoutMessage {
   topic: string
-  shipmentId: string
   seq: number
   data: string
 }
 
-type Entry = { id: string; message: Record<string, string> }
+const TOPIC_RE = /^[a-z]+:[^\s]{1,300}$/
 
-export function parseEntry(message: Record<string, string> | undefined): FanoutMessage | null {
+/** A stream entry as a fan-out message, or null when it is malformed. `check` is the kind's test of `data`. */
+export function parseEntry(message: Readonly<Record<string, string>> | undefined, check: (topic: string, seq: number, data: unknown) => boolean): FanoutMessage | null {
   if (!message) return null
-  const { topic, shipmentId, seq, data } = message
+  const { topic, seq, data } = message
   const n = Number(seq)
-  if (!topic || !/^shipment:[a-z][a-z0-9_-]{1,31}:[A-Z0-9._-]{1,64}$/.test(topic) || !shipmentId || !Number.isInteger(n) || n < 1 || !data) return null
+  if (!topic || !TOPIC_RE.test(topic) || !Number.isInteger(n) || n < 1 || !data) return null
   try {
     const parsed = JSON.parse(data)
-    if (parsed?.event?.seq !== n || typeof parsed.shipment !== 'object') return null
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || !check(topic, n, parsed)) return null
   } catch {
     return null
   }
-  return { topic, shipmentId, seq: n, data }
+  return { topic, seq: n, data }
 }
 
 export function createBroadcaster(deps: {
-  redis: Redis // a connection of its own: XREADGROUP BLOCK holds it
-  publisher: Redis
-  prefix: string
+  engine: Engine
   consumer: string
   claimIdleMs: number
   log: Logger
   metrics: Metrics
+  /** Whether an entry's parsed `data` fits its topic's kind (topic-kinds.ts). */
+  check: (topic: string, seq: number, data: unknown) => boolean
   blockMs?: number
   count?: number
 }) {
-  const { redis, publisher, prefix, consumer, claimIdleMs, log, metrics, blockMs = 1000, count = 200 } = deps
-  const key = streamKey(prefix)
-  const channel = fanoutChannel(prefix)
+  const { engine, consumer, claimIdleMs, log, metrics, check, blockMs = 1000, count = 200 } = deps
   let stopped = true
   let loop: Promise<void> | null = null
+  let abort = new AbortController()
   let groupReady = false
   let lastClaim = 0
-  let startId = '$'
 
   async function ensureGroup() {
-    try {
-      await redis.xGroupCreate(key, GROUP, startId, { MKSTREAM: true })
-      log.info({ component: 'broadcaster', stream: key, from: startId }, 'consumer group created')
-    } catch (err) {
-      if (!String((err as Error).message).includes('BUSYGROUP')) throw err
-    }
+    const made = await engine.ensureGroup(STREAM, GROUP)
+    if (made.created) log.info({ component: 'broadcaster', stream: STREAM, from: made.from }, 'consumer group created')
     groupReady = true
-    // If the group has to be made again, the stream is new: read it from its start.
-    startId = '0'
   }
 
-  async function handle(entries: Entry[]) {
+  async function handle(entries: readonly StreamEntry[]) {
     const ack: string[] = []
     const out: FanoutMessage[] = []
     for (const e of entries) {
-      const m = parseEntry(e.message)
+      const m = parseEntry(e.message, check)
       if (!m) {
         metrics.streamMalformed.inc()
         log.warn({ component: 'broadcaster', id: e.id, fields: e.message ? Object.keys(e.message) : null }, 'malformed stream entry acknowledged and skipped')
@@ -91,8 +84,8 @@ export function createBroadcaster(deps: {
     }
     if (ack.length === 0) return
     // One command for the batch: one pub/sub message carrying every entry, then the
-    // acknowledgement (the group's state lives in Redis, so any connection may acknowledge).
-    await publisher.eval(FANOUT_ACK, { keys: [key], arguments: [GROUP, channel, out.length > 0 ? JSON.stringify(out) : '', ...ack] })
+    // acknowledgement (the group's state lives in the engine, so any connection may acknowledge).
+    await engine.publishAndAck(STREAM, GROUP, ack, FANOUT_CHANNEL, out.length > 0 ? JSON.stringify(out) : null)
     metrics.streamDelivered.inc(out.length)
   }
 
@@ -100,22 +93,21 @@ export function createBroadcaster(deps: {
     if (!groupReady) await ensureGroup()
     if (Date.now() - lastClaim >= claimIdleMs / 2) {
       lastClaim = Date.now()
-      const claimed = (await redis.xAutoClaim(key, GROUP, consumer, claimIdleMs, '0-0', { COUNT: count })) as unknown as { messages: (Entry | null)[] }
-      const live = claimed.messages.filter((m): m is Entry => m !== null)
-      if (live.length > 0) {
-        log.info({ component: 'broadcaster', entries: live.length }, 'reclaimed entries left pending by another consumer')
-        metrics.streamReclaimed.inc(live.length)
-        await handle(live)
+      const claimed = await engine.claimIdle(STREAM, GROUP, consumer, { idleMs: claimIdleMs, count })
+      if (claimed.length > 0) {
+        log.info({ component: 'broadcaster', entries: claimed.length }, 'reclaimed entries left pending by another consumer')
+        metrics.streamReclaimed.inc(claimed.length)
+        await handle(claimed)
       }
     }
-    const res = (await redis.xReadGroup(GROUP, consumer, { key, id: '>' }, { COUNT: count, BLOCK: blockMs })) as unknown as { messages: Entry[] }[] | null
-    if (res) for (const s of res) await handle(s.messages)
+    const read = await engine.readGroup(STREAM, GROUP, consumer, { count, blockMs, signal: abort.signal })
+    if (read.length > 0) await handle(read)
   }
 
   async function run() {
     let failures = 0
     while (!stopped) {
-      if (!redis.isReady) {
+      if (!engine.isReady) {
         await Bun.sleep(100)
         continue
       }
@@ -123,14 +115,14 @@ export function createBroadcaster(deps: {
         await once()
         failures = 0
       } catch (err) {
-        const message = (err as Error).message ?? String(err)
-        if (message.includes('NOGROUP')) {
+        if (stopped) break
+        if (err instanceof GroupGoneError) {
           groupReady = false
           log.warn({ component: 'broadcaster' }, 'stream or consumer group gone (Redis restarted empty?); re-creating it')
           continue
         }
         failures++
-        if (failures === 1) log.warn({ component: 'broadcaster', err: message }, 'broadcaster read failed; retrying')
+        if (failures === 1) log.warn({ component: 'broadcaster', err: (err as Error).message ?? String(err) }, 'broadcaster read failed; retrying')
         await Bun.sleep(Math.min(50 * 2 ** failures, 2000))
       }
     }
@@ -140,37 +132,21 @@ export function createBroadcaster(deps: {
     start() {
       if (!stopped) return
       stopped = false
+      abort = new AbortController()
       loop = run()
       log.info({ component: 'broadcaster', consumer, group: GROUP }, 'broadcaster started')
     },
     async stop() {
       stopped = true
+      abort.abort()
       await loop
     },
-    /**
-     * How far behind the group is: entries delivered but not acknowledged (`pending`, and the
-     * age of the oldest), and entries not read yet (`unread`, and the age of the first).
-     */
-    async lag(): Promise<{ pending: number; oldestMs: number | null; unread: number; unreadAgeMs: number | null }> {
-      const ageOf = (id: string) => Date.now() - Number(id.split('-')[0])
-      const groups = (await publisher.xInfoGroups(key).catch(() => [])) as unknown as Record<string, unknown>[]
-      const g = groups.find((x) => x.name === GROUP)
-      if (!g) return { pending: 0, oldestMs: null, unread: 0, unreadAgeMs: null }
-      const pending = Number(g.pending ?? 0)
-      const unread = Number(g.lag ?? 0)
-      let oldestMs: number | null = null
-      let unreadAgeMs: number | null = null
-      if (pending > 0) {
-        const info = (await publisher.xPending(key, GROUP)) as unknown as { firstId: string | null }
-        if (info.firstId) oldestMs = ageOf(info.firstId)
-      }
-      if (unread > 0) {
-        const next = (await publisher.xRange(key, `(${String(g['last-delivered-id'])}`, '+', { COUNT: 1 })) as unknown as { id: string }[]
-        if (next[0]) unreadAgeMs = ageOf(next[0].id)
-      }
-      metrics.broadcasterLag.set({ kind: 'pending' }, pending)
-      metrics.broadcasterLag.set({ kind: 'unread' }, unread)
-      return { pending, oldestMs, unread, unreadAgeMs }
+    /** How far behind the group is (engine.ts's GroupLag), also set as gauges. */
+    async lag() {
+      const lag = await engine.groupLag(STREAM, GROUP)
+      metrics.broadcasterLag.set({ kind: 'pending' }, lag.pending)
+      metrics.broadcasterLag.set({ kind: 'unread' }, lag.unread)
+      return lag
     }
   }
 }

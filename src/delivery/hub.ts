@@ -17,8 +17,9 @@ import { BusyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { IdentityError } from '../pipeline/identity.ts'
-import type { Redis, StreamMessage } from '../pipeline/stream.ts'
-import { fanoutChannel, type FanoutMessage } from './broadcaster.ts'
+import type { Engine } from '../engine/engine.ts'
+import type { StreamMessage } from '../pipeline/stream.ts'
+import { FANOUT_CHANNEL, type FanoutMessage } from './broadcaster.ts'
 import { createDeliveryQueries } from './queries.ts'
 import { createSequencer } from './sequencer.ts'
 import { createSlices } from './slices.ts'
@@ -56,8 +57,7 @@ interface Conn {
 
 export function createHub(deps: {
   sql: Sql
-  subscriber: Redis
-  prefix: string
+  engine: Engine
   tokens: Tokens
   log: Logger
   metrics: Metrics
@@ -65,13 +65,14 @@ export function createHub(deps: {
   /** Token checks and frames that may wait for a slice (tests make it small). */
   maxQueuedSocketTasks?: number
 }) {
-  const { sql, subscriber, prefix, tokens, log, metrics, reconcileMs, maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS } = deps
+  const { sql, engine, tokens, log, metrics, reconcileMs, maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS } = deps
   const queries = createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })
   const slices = createSlices({ budgetMs: SLICE_BUDGET_MS, maxQueued: maxQueuedSocketTasks, onDrain: (n) => metrics.wsTasksQueued.set(n) })
   const conns = new WeakMap<object, Conn>()
   const shipmentIds = new Map<string, string>()
   let server: Publisher | null = null
   let timer: ReturnType<typeof setTimeout> | null = null
+  let unsubscribeFanout: (() => void) | null = null
   let stopped = true
 
   const sequencer = createSequencer<Frame, Conn>({
@@ -111,12 +112,11 @@ export function createHub(deps: {
   function onFanout(raw: string) {
     let batch: FanoutMessage[]
     try {
-      const parsed = JSON.parse(raw)
-      // One entry per message is what a process of an earlier version sends.
-      batch = Array.isArray(parsed) ? parsed : [parsed]
+      batch = JSON.parse(raw)
     } catch {
       return
     }
+    if (!Array.isArray(batch)) return
     for (const m of batch) {
       if (typeof m?.topic !== 'string' || !Number.isInteger(m.seq) || typeof m.data !== 'string' || !sequencer.has(m.topic)) continue
       metrics.hubOffers.inc({ source: 'fanout' })
@@ -260,20 +260,15 @@ export function createHub(deps: {
     start(s: Publisher) {
       server = s
       stopped = false
-      // node-redis re-subscribes by itself after a reconnect; the first subscribe may have to
-      // wait for Redis. What pub/sub misses meanwhile, reconcile reads back.
-      let subscribed = false
-      const trySubscribe = () => {
-        if (subscribed || stopped) return
-        subscriber.subscribe(fanoutChannel(prefix), onFanout).then(() => (subscribed = true), () => {})
-      }
-      subscriber.on('ready', trySubscribe)
-      if (subscriber.isReady) trySubscribe()
+      // The engine re-subscribes by itself after reconnects; what pub/sub misses, reconcile reads back.
+      unsubscribeFanout = engine.subscribe(FANOUT_CHANNEL, onFanout)
       schedule()
     },
     async stop() {
       stopped = true
       if (timer) clearTimeout(timer)
+      unsubscribeFanout?.()
+      unsubscribeFanout = null
       await sequencer.idle()
     },
     reconcile,

@@ -11,7 +11,7 @@ import type { DatabaseKind } from '../db/select.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { Processor } from '../pipeline/processor.ts'
-import type { Redis } from '../pipeline/stream.ts'
+import type { Engine } from '../engine/engine.ts'
 import { createShipmentStore } from '../shipments/store.ts'
 import { createApiKeyCheck } from './auth.ts'
 import { toErrorResponse } from './errors.ts'
@@ -28,7 +28,7 @@ import { carrierRoutes } from './routes/carriers.ts'
 
 export interface AppDeps {
   sql: Sql
-  redis: Redis
+  engine: Engine
   processor: Processor
   log: Logger
   metrics: Metrics
@@ -54,7 +54,7 @@ const started = new WeakMap<Request, number>()
  * place). server.ts has checked the Host and the target (edge.ts) before this runs.
  */
 export function createApp(deps: AppDeps) {
-  const { sql, redis, processor, tokens, broadcaster, carriers, log, metrics, apiKeys } = deps
+  const { sql, engine, processor, tokens, broadcaster, carriers, log, metrics, apiKeys } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
   return new Elysia({ handler: { standardHostname: false } })
@@ -70,7 +70,7 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, redis, metrics, broadcaster, carriers: carriers.health, database: deps.database ?? 'external' }))
+    .use(healthRoutes({ sql, engine, metrics, broadcaster, carriers: carriers.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))

@@ -15,7 +15,8 @@ import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
-import { shipmentTopic, type Redis, type StreamMessage, type StreamWriter } from './stream.ts'
+import type { Engine } from '../engine/engine.ts'
+import { shipmentTopic, type StreamMessage, type StreamWriter } from './stream.ts'
 
 const LOCK_KEY = '7284911003771515'
 
@@ -50,7 +51,7 @@ interface OutboxRow {
 
 export function createOutboxRelay(deps: {
   sql: Sql
-  redis: Redis
+  engine: Engine
   stream: StreamWriter
   log: Logger
   metrics: Metrics
@@ -59,7 +60,7 @@ export function createOutboxRelay(deps: {
   batchSize: number
   maxBatches?: number
 }): OutboxRelay {
-  const { sql, redis, stream, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
+  const { sql, engine, stream, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
 
   async function backlog(): Promise<number> {
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
@@ -116,7 +117,7 @@ export function createOutboxRelay(deps: {
 
   async function cycle(): Promise<CycleResult> {
     try {
-      if (!redis.isReady) return { status: 'skipped', reason: 'redis_unavailable', backlog: await backlog() }
+      if (!engine.isReady) return { status: 'skipped', reason: 'redis_unavailable', backlog: await backlog() }
       let published = 0
       for (let i = 0; i < maxBatches; i++) {
         const n = await batch()

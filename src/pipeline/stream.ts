@@ -1,17 +1,18 @@
 /**
- * The Redis side of the outbox: one stream entry per committed event.
+ * The stream side of the outbox: one entry per committed event on `tracking:events`, through the
+ * delivery engine (one EVAL per batch with Redis).
  *
- * Guarantees: `append` resolves with the events Redis acknowledged, in the order given; it
- * never throws and never waits longer than the client's command timeout, so a Redis outage
- * costs an ingest request at most that long. Entries may reach the stream more than once
- * (inline publish racing the relay); consumers dedupe by (shipmentId, seq).
+ * Guarantees: `append` resolves with the events the engine took, a prefix of those given, in
+ * order; it never throws and never waits longer than the engine's command timeout, so a Redis
+ * outage costs an ingest request at most that long. Entries may reach the stream more than once
+ * (inline publish racing the relay); consumers dedupe by (topic, seq).
+ *
+ * An entry's fields: `topic`, `seq`, `data` (JSON `{event, shipment}`: the frame body) — what
+ * every kind of topic's entries carry — and `shipmentId`.
  */
-import type { RedisClientType } from 'redis'
-import type { Logger } from '../log.ts'
+import type { Engine } from '../engine/engine.ts'
 
-export type Redis = RedisClientType<any, any, any, any, any>
-
-export const streamKey = (prefix: string) => `${prefix}tracking:events`
+export const STREAM = 'tracking:events'
 
 export interface StreamMessage {
   topic: string
@@ -40,25 +41,14 @@ export interface StreamWriter {
   append(messages: StreamMessage[]): Promise<StreamMessage[]>
 }
 
-// One script call per batch: a pipeline of XADDs costs node-redis about 3× more CPU per entry.
-const XADD_BATCH = await Bun.file(new URL('./xadd-batch.lua', import.meta.url)).text()
-
-export function createStreamWriter({ redis, prefix, maxLen, log }: { redis: Redis; prefix: string; maxLen: number; log: Logger }): StreamWriter {
-  const key = streamKey(prefix)
+export function createStreamWriter({ engine, maxLen }: { engine: Engine; maxLen: number }): StreamWriter {
   return {
     async append(messages) {
-      if (messages.length === 0 || !redis.isReady) return []
-      const args = [String(maxLen)]
-      for (const m of messages) args.push(m.topic, m.shipmentId, String(m.seq), JSON.stringify({ event: m.event, shipment: m.shipment }))
-      try {
-        // EVAL, not EVALSHA: Redis caches the script either way, and a Redis that restarted
-        // empty needs no NOSCRIPT dance.
-        const ids = (await redis.eval(XADD_BATCH, { keys: [key], arguments: args })) as string[]
-        return messages.slice(0, ids.length)
-      } catch (err) {
-        log.warn({ component: 'stream', err: (err as Error).message, count: messages.length }, 'stream append failed; events stay in the outbox')
-        return []
-      }
+      // Down: nothing to encode (the events stay in the outbox).
+      if (messages.length === 0 || !engine.isReady) return []
+      const entries = messages.map((m) => ({ topic: m.topic, shipmentId: m.shipmentId, seq: String(m.seq), data: JSON.stringify({ event: m.event, shipment: m.shipment }) }))
+      const n = await engine.append(STREAM, entries, { maxLen })
+      return n === messages.length ? messages : messages.slice(0, n)
     }
   }
 }

@@ -4,8 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { connectRedis, freePort, privateRedis, uniquePrefix } from '../support/redis.ts'
-import { API_KEY, api, testService, TOKEN_SECRET, waitFor } from '../support/service.ts'
+import { outageTest, redisTest, testRedisUrl } from '../support/engine.ts'
+import { freePort, privateRedis, uniquePrefix } from '../support/redis.ts'
+import { API_KEY, api, dropKeys, testService, TOKEN_SECRET, waitFor } from '../support/service.ts'
 import { connect, type Client } from '../support/ws.ts'
 
 // Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
@@ -34,14 +35,14 @@ async function subscriber(service: ReturnType<typeof testService>, topic: string
 }
 
 describe('delivery', () => {
-  test('Redis stopped under ingest and restarted empty: every socket gets every event, in order', async () => {
+  outageTest('Redis stopped under ingest and restarted empty: every socket gets every event, in order', async () => {
     const redis = await privateRedis()
     await redis.start()
     const service = testService({ DATABASE_URL: db.url, REDIS_URL: redis.url, OUTBOX_GRACE_MS: '0', OUTBOX_INTERVAL_MS: '100', RECONCILE_MS: '200' })
     const call = api(service)
     try {
       await service.start()
-      await waitFor('redis', () => service.redis.isReady)
+      await waitFor('redis', () => service.engine.isReady)
       await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'OUTAGE1' })
       const clients = await Promise.all([1, 2, 3].map(() => subscriber(service, 'shipment:dhl:OUTAGE1')))
       for (let i = 0; i < 5; i++) await call('POST', '/v1/events', { events: [ev('OUTAGE1')] })
@@ -53,7 +54,7 @@ describe('delivery', () => {
       // Delivery goes on from PostgreSQL while Redis is gone.
       for (const c of clients) await waitFor('events during the outage', () => seqs(c).length >= 15, 10_000)
       await redis.start()
-      await waitFor('redis back', () => service.redis.isReady, 15_000)
+      await waitFor('redis back', () => service.engine.isReady, 15_000)
       for (let i = 0; i < 5; i++) await call('POST', '/v1/events', { events: [ev('OUTAGE1')] })
       for (const c of clients) {
         await waitFor('all 20', () => seqs(c).length >= 20, 10_000)
@@ -66,7 +67,7 @@ describe('delivery', () => {
     }
   })
 
-  test('the ingesting process serves its own sockets straight after the commit, without Redis', async () => {
+  outageTest('the ingesting process serves its own sockets straight after the commit, without Redis', async () => {
     const redis = await privateRedis()
     await redis.start()
     // Reconcile off: with Redis gone, only the local hand-off can bring these events.
@@ -74,7 +75,7 @@ describe('delivery', () => {
     const call = api(service)
     try {
       await service.start()
-      await waitFor('redis', () => service.redis.isReady)
+      await waitFor('redis', () => service.engine.isReady)
       await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'LOCAL1' })
       const c = await subscriber(service, 'shipment:dhl:LOCAL1')
       await redis.stop()
@@ -95,10 +96,10 @@ describe('delivery', () => {
     }
   })
 
-  test('two OS processes: each delivers to its own sockets every event, whichever one ingested it', async () => {
+  redisTest('two processes share nothing but Redis', 'two OS processes: each delivers to its own sockets every event, whichever one ingested it', async () => {
     const prefix = uniquePrefix()
     // Reconcile off: what reaches the other process here came through the fan-out.
-    const env = { ...process.env, DATABASE_URL: db.url, REDIS_PREFIX: prefix, API_KEYS: API_KEY, TOKEN_SECRET, LOG_LEVEL: 'warn', MIGRATE_ON_BOOT: 'false', RECONCILE_MS: '3600000' }
+    const env = { ...process.env, DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: testRedisUrl!, REDIS_PREFIX: prefix, API_KEYS: API_KEY, TOKEN_SECRET, LOG_LEVEL: 'warn', MIGRATE_ON_BOOT: 'false', RECONCILE_MS: '3600000' }
     const ports = [await freePort(), await freePort()]
     const procs = ports.map((port) => Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], { env: { ...env, PORT: String(port) }, stdout: 'inherit', stderr: 'inherit' }))
     try {
@@ -127,9 +128,7 @@ describe('delivery', () => {
     } finally {
       for (const p of procs) p.kill('SIGTERM')
       await Promise.all(procs.map((p) => p.exited))
-      const redis = await connectRedis()
-      for await (const keys of redis.scanIterator({ MATCH: `${prefix}*` })) if (keys.length) await redis.del(keys)
-      await redis.close()
+      await dropKeys(testRedisUrl!, prefix)
     }
   })
 })

@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from 'bun:test'
 import { createDeliveryQueries } from '../../src/delivery/queries.ts'
 import { toNormalizedEvent } from '../../src/pipeline/event.ts'
-import { streamKey } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { readStream } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
@@ -18,7 +17,7 @@ let service: ReturnType<typeof testService>
 beforeAll(async () => {
   db = await createTestDb()
   service = testService({ DATABASE_URL: db.url })
-  await waitFor('redis', () => service.redis.isReady)
+  await waitFor('the engine', () => service.engine.isReady)
 })
 afterAll(async () => {
   await service.stop()
@@ -41,7 +40,7 @@ test('events read back by seq range carry the projection the stream carried, for
     expect(results.every((r) => r.outcome === 'inserted' && r.published)).toBe(true)
   }
   const streamed = new Map(
-    (await readStream(service.redis, streamKey(service.config.REDIS_PREFIX))).filter((e) => e.shipmentId === shipmentId).map((e) => [e.seq, e.data.shipment])
+    (await readStream(service.engine)).filter((e) => e.shipmentId === shipmentId).map((e) => [e.seq, e.data.shipment])
   )
   expect(streamed.size).toBe(3000)
   const queries = createDeliveryQueries(service.sql)

@@ -4,13 +4,12 @@
  * handoff race, many sockets at once, and the bound of waiting socket work.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
-import { GROUP, fanoutChannel } from '../../src/delivery/broadcaster.ts'
+import { FANOUT_CHANNEL, GROUP } from '../../src/delivery/broadcaster.ts'
 import { createHub, type Socket } from '../../src/delivery/hub.ts'
 import { toNormalizedEvent } from '../../src/pipeline/event.ts'
 import { createProcessor } from '../../src/pipeline/processor.ts'
-import { streamKey } from '../../src/pipeline/stream.ts'
+import { STREAM } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { connectRedis } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
 import { connect, type Client } from '../support/ws.ts'
 
@@ -28,7 +27,7 @@ beforeAll(async () => {
   await service.start()
   call = api(service)
   url = `ws://127.0.0.1:${service.port}/v1/ws`
-  await waitFor('redis', () => service.redis.isReady)
+  await waitFor('the engine', () => service.engine.isReady)
 })
 afterAll(async () => {
   await service.stop()
@@ -218,15 +217,12 @@ async function subscribedToNewShipment() {
 describe('the stream', () => {
   test('a malformed entry is acknowledged at once and does not block the group', async () => {
     const { s, c } = await subscribedToNewShipment()
-    const redis = await connectRedis()
-    const key = streamKey(service.config.REDIS_PREFIX)
-    await redis.xAdd(key, '*', { topic: s.topic, junk: 'yes' })
-    await redis.xAdd(key, '*', { topic: s.topic, shipmentId: 'x', seq: '1', data: '{not json' })
+    const engine = service.engine
+    await engine.append(STREAM, [{ topic: s.topic, junk: 'yes' }, { topic: s.topic, shipmentId: 'x', seq: '1', data: '{not json' }, { topic: s.topic, seq: '1', data: '{"event":{"seq":2},"shipment":{}}' }], { maxLen: 1000 })
     await ingestElsewhere([ev(s.tn)])
     expect((await c.next()).seq).toBe(1)
-    await waitFor('malformed entries acknowledged', async () => Number((await redis.xPending(key, GROUP) as any).pending) === 0)
-    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total 2')
-    await redis.close()
+    await waitFor('malformed entries acknowledged', async () => (await engine.groupLag(STREAM, GROUP)).pending === 0)
+    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total 3')
     c.close()
   })
 
@@ -238,39 +234,33 @@ describe('the stream', () => {
     const ready = await call('GET', '/readyz')
     expect(ready.body.broadcaster.unread).toBeGreaterThanOrEqual(1)
     expect(ready.body.broadcaster.unreadAgeMs).toBeGreaterThanOrEqual(0)
-    const redis = await connectRedis()
-    const key = streamKey(service.config.REDIS_PREFIX)
     // A consumer reads the entry and dies before acknowledging it.
-    const read = (await redis.xReadGroup(GROUP, 'dead-consumer', { key, id: '>' }, { COUNT: 100 })) as any
-    expect(read[0].messages.length).toBeGreaterThan(0)
-    expect((await call('GET', '/readyz')).body.broadcaster).toMatchObject({ unread: 0, pending: read[0].messages.length })
+    const read = await service.engine.readGroup(STREAM, GROUP, 'dead-consumer', { count: 100, blockMs: 0 })
+    expect(read.length).toBeGreaterThan(0)
+    expect((await call('GET', '/readyz')).body.broadcaster).toMatchObject({ unread: 0, pending: read.length })
     service.broadcaster.start()
     const got = await c.next(5000)
     expect(got.seq).toBe(1)
-    await waitFor('nothing pending', async () => Number((await redis.xPending(key, GROUP) as any).pending) === 0)
-    await redis.close()
+    await waitFor('nothing pending', async () => (await service.engine.groupLag(STREAM, GROUP)).pending === 0)
     c.close()
   })
 
-  test('a fan-out message of one entry, as an earlier version publishes it, is still delivered', async () => {
+  test('fan-out messages are {topic, seq, data}, whatever the kind, and any process may send them', async () => {
     const { s, c } = await subscribedToNewShipment()
-    // Read the broadcaster's batch for an event ingested elsewhere, then re-send its entry alone.
-    const redis = await connectRedis()
-    const sub = redis.duplicate()
-    await sub.connect()
+    // Read the broadcaster's batch for an event ingested elsewhere, then send a batch as another process would.
     const batches: string[] = []
-    await sub.subscribe(fanoutChannel(service.config.REDIS_PREFIX), (m) => void batches.push(m))
+    const off = service.engine.subscribe(FANOUT_CHANNEL, (m) => void batches.push(m))
     await ingestElsewhere([ev(s.tn)])
     await waitFor('the fan-out batch', () => batches.length > 0)
     const [entry] = JSON.parse(batches[0]!)
+    expect(Object.keys(entry).sort()).toEqual(['data', 'seq', 'topic'])
     expect(entry).toMatchObject({ topic: s.topic, seq: 1 })
     expect((await c.next()).seq).toBe(1)
     const data = JSON.parse(entry.data)
     const second = { ...entry, seq: 2, data: JSON.stringify({ ...data, event: { ...data.event, seq: 2 } }) }
-    await redis.publish(fanoutChannel(service.config.REDIS_PREFIX), JSON.stringify(second))
+    await service.engine.publish(FANOUT_CHANNEL, JSON.stringify([second]))
     expect((await c.next()).seq).toBe(2)
-    await sub.close()
-    await redis.close()
+    off()
     c.close()
   })
 })
@@ -326,7 +316,7 @@ function socket() {
 
 describe('past the bound of waiting socket work', () => {
   test('past the bound, a connecting socket is told unavailable and closed with 1013; the ones before it are served', async () => {
-    const hub = createHub({ sql: service.sql, subscriber: service.redis, prefix: service.config.REDIS_PREFIX, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const hub = createHub({ sql: service.sql, engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
     const [s] = await db.sql<{ tracking_number: string }[]>`insert into shipments (carrier, tracking_number) values ('dhl', ${`BUSY${Date.now()}`}) returning tracking_number`
     const topic = `shipment:dhl:${s!.tracking_number}`
     const { token } = await service.tokens.mint({ sub: null, topics: [topic], ttlSeconds: 60 })
@@ -349,7 +339,7 @@ describe('past the bound of waiting socket work', () => {
   })
 
   test('past the bound, a frame is answered unavailable and the socket stays open', async () => {
-    const hub = createHub({ sql: service.sql, subscriber: service.redis, prefix: service.config.REDIS_PREFIX, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const hub = createHub({ sql: service.sql, engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
     const { token } = await service.tokens.mint({ sub: null, topics: ['shipment:*'], ttlSeconds: 60 })
     const k = socket()
     hub.open(k.ws, token)

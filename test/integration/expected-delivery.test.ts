@@ -8,7 +8,6 @@ import { afterAll, beforeAll, expect, test, setDefaultTimeout } from 'bun:test'
 import { createCarrierSimulator } from '../../src/carriers/simulator.ts'
 import { sign } from '../../src/carriers/webhooks.ts'
 import { createDeliveryQueries } from '../../src/delivery/queries.ts'
-import { streamKey } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { readStream } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
@@ -63,7 +62,7 @@ test('DHL’s time frame shows in REST, in the snapshot and in the event frames 
     ws.close()
   }
   await waitFor('the whole journey', async () => (await call('GET', `/v1/shipments/${id}`)).body.lastSeq === 3)
-  const entries = (await readStream(service.redis, streamKey(service.config.REDIS_PREFIX))).filter((e) => e.topic === topic)
+  const entries = (await readStream(service.engine)).filter((e) => e.topic === topic)
   expect(entries.length).toBeGreaterThan(0)
   for (const e of entries) expect((e.data.shipment as any).expectedDelivery).toEqual(frame)
   // Gap fills and resumes read the frames back from PostgreSQL: the same shipment object.
@@ -71,12 +70,11 @@ test('DHL’s time frame shows in REST, in the snapshot and in the event frames 
   expect(filled.map((m) => m.shipment.expectedDelivery)).toEqual([frame, frame, frame])
   expect(filled.map((m) => m.shipment.lastEventAt)).toEqual(['2026-11-22T08:00:00.000Z', '2026-11-22T15:00:00.000Z', '2026-11-23T21:00:00.000Z'])
   // The outbox relay (events committed while Redis was away) sends the same shipment object.
-  const key = streamKey(service.config.REDIS_PREFIX)
-  const before = (await readStream(service.redis, key)).length
+  const before = (await readStream(service.engine)).length
   await db.sql`insert into event_outbox (shipment_id, seq) values (${id}, 3) on conflict do nothing`
   await db.sql`update tracking_events set received_at = received_at - interval '1 hour' where shipment_id = ${id} and seq = 3`
   expect(await service.relay.runOnce()).toMatchObject({ status: 'ok', published: 1 })
-  const relayed = (await readStream(service.redis, key)).slice(before)
+  const relayed = (await readStream(service.engine)).slice(before)
   expect(relayed.map((e) => [e.topic, e.seq, (e.data.shipment as any).expectedDelivery])).toEqual([[topic, 3, frame]])
 })
 

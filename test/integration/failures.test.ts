@@ -4,9 +4,9 @@
  * in seq order once Redis is back.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
-import { streamKey } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { connectRedis, privateRedis, readStream, type PrivateRedis } from '../support/redis.ts'
+import { outageTest } from '../support/engine.ts'
+import { privateRedis, readStream, type PrivateRedis } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
 import { tcpProxy } from '../support/tcp-proxy.ts'
 
@@ -36,7 +36,6 @@ describe('PostgreSQL down', () => {
     url.host = `127.0.0.1:${proxy.port}`
     const service = testService({ DATABASE_URL: url.toString() })
     const call = api(service)
-    const redis = await connectRedis()
     try {
       expect((await call('POST', '/v1/events', { events: [ev('PGDOWN1', 0)] })).body.results[0].outcome).toBe('inserted')
       proxy.cut()
@@ -46,7 +45,7 @@ describe('PostgreSQL down', () => {
       expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'not_ready', db: 'down' })
       const [row] = await db.sql`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'PGDOWN1'`
       expect(row!.n).toBe(1)
-      const entries = await readStream(redis, streamKey(service.config.REDIS_PREFIX))
+      const entries = await readStream(service.engine)
       expect(entries.map((e) => e.seq)).toEqual([1])
       proxy.restore()
       const back = await waitFor('database back', async () => {
@@ -55,8 +54,6 @@ describe('PostgreSQL down', () => {
       })
       expect(back.body.results[0]).toMatchObject({ outcome: 'inserted', seq: 2, published: true })
     } finally {
-      await redis.del(streamKey(service.config.REDIS_PREFIX))
-      await redis.close()
       await service.stop()
       proxy.close()
     }
@@ -79,9 +76,10 @@ describe('PostgreSQL down', () => {
 })
 
 describe('Redis down', () => {
+  // Needs no Redis server, so it runs on a machine without one too.
   test('an unreachable Redis: events accepted with published false, kept in the outbox', async () => {
     await seedShipment('RDDOWN1')
-    const service = testService({ DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:1' })
+    const service = testService({ DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: 'redis://127.0.0.1:1' })
     const call = api(service)
     try {
       const t0 = performance.now()
@@ -89,7 +87,7 @@ describe('Redis down', () => {
       expect(performance.now() - t0).toBeLessThan(1000)
       expect(res.status).toBe(200)
       expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
-      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', broadcaster: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' } })
+      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' } })
       expect((await call('GET', '/readyz')).status).toBe(200)
       const [row] = await db.sql`select count(*)::int as n from event_outbox o join shipments s on s.id = o.shipment_id where s.tracking_number = 'RDDOWN1'`
       expect(row!.n).toBe(2)
@@ -99,7 +97,7 @@ describe('Redis down', () => {
     }
   })
 
-  test('a Redis server stopped under ingest and restarted: the relay puts every event on the stream in seq order', async () => {
+  outageTest('a Redis server stopped under ingest and restarted: the relay puts every event on the stream in seq order', async () => {
     const tns = ['RDSTOP1', 'RDSTOP2', 'RDSTOP3']
     for (const tn of tns) await seedShipment(tn)
     const redisServer: PrivateRedis = await privateRedis()
@@ -107,14 +105,14 @@ describe('Redis down', () => {
     const service = testService({ DATABASE_URL: db.url, REDIS_URL: redisServer.url, OUTBOX_GRACE_MS: '0' })
     const call = api(service)
     try {
-      await waitFor('redis ready', () => service.redis.isReady)
+      await waitFor('redis ready', () => service.engine.isReady)
       // Some events go through while Redis is up.
       const up = await call('POST', '/v1/events', { events: tns.map((tn) => ev(tn, 0)) })
       expect(up.body.results.every((r: any) => r.published)).toBe(true)
       await service.acks.flush()
 
       await redisServer.stop()
-      await waitFor('client to notice', () => !service.redis.isReady)
+      await waitFor('client to notice', () => !service.engine.isReady)
       for (let batch = 1; batch <= 5; batch++) {
         const res = await call('POST', '/v1/events', { events: tns.flatMap((tn) => [ev(tn, batch * 2), ev(tn, batch * 2 + 1)]) })
         expect(res.status).toBe(200)
@@ -126,13 +124,11 @@ describe('Redis down', () => {
       expect(outbox!.n).toBeGreaterThanOrEqual(30)
 
       await redisServer.start()
-      await waitFor('client to reconnect', () => service.redis.isReady, 15_000)
+      await waitFor('client to reconnect', () => service.engine.isReady, 15_000)
       const result = await service.relay.runOnce()
       expect(result).toEqual({ status: 'ok', published: outbox!.n, backlog: 0 })
 
-      const check = await connectRedis(redisServer.url)
-      const entries = await readStream(check, streamKey(service.config.REDIS_PREFIX))
-      await check.close()
+      const entries = await readStream(service.engine)
       // The restarted Redis is empty: what is on it now came from the relay alone.
       for (const tn of tns) {
         const seqs = entries.filter((e) => e.topic === `shipment:dhl:${tn}`).map((e) => e.seq)
@@ -151,25 +147,27 @@ describe('Redis down', () => {
 
   test('two relays at once: one works, the other steps aside', async () => {
     await seedShipment('RDTWO1')
-    const down = testService({ DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:1' })
+    const down = testService({ DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: 'redis://127.0.0.1:1' })
     await api(down)('POST', '/v1/events', { events: Array.from({ length: 50 }, (_, i) => ev('RDTWO1', i)) })
     await down.stop()
+    // With it, whatever earlier tests of this file left in the outbox.
+    const [outbox] = await db.sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
+    expect(outbox!.n).toBeGreaterThanOrEqual(50)
     const a = testService({ DATABASE_URL: db.url, OUTBOX_GRACE_MS: '0', OUTBOX_BATCH_SIZE: '5' })
-    const b = testService({ DATABASE_URL: db.url, OUTBOX_GRACE_MS: '0', REDIS_PREFIX: a.config.REDIS_PREFIX, OUTBOX_BATCH_SIZE: '5' })
-    const redis = await connectRedis()
+    // Two processes' relays on one engine (with Redis: one key prefix).
+    const b = testService({ DATABASE_URL: db.url, OUTBOX_GRACE_MS: '0', OUTBOX_BATCH_SIZE: '5' }, { shareEngineWith: a })
     try {
-      await waitFor('redis ready', () => a.redis.isReady && b.redis.isReady)
+      await waitFor('engine ready', () => a.engine.isReady && b.engine.isReady)
       const results = await Promise.all([a.relay.runOnce(), b.relay.runOnce()])
       const published = results.reduce((n, r) => n + (r.status === 'ok' ? r.published : 0), 0)
       const rest = await a.relay.runOnce()
-      expect(published + (rest.status === 'ok' ? rest.published : 0)).toBe(50)
-      const entries = await readStream(redis, streamKey(a.config.REDIS_PREFIX))
+      expect(published + (rest.status === 'ok' ? rest.published : 0)).toBe(outbox!.n)
+      const entries = (await readStream(a.engine)).filter((e) => e.topic === 'shipment:dhl:RDTWO1')
       expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
     } finally {
-      await redis.del(streamKey(a.config.REDIS_PREFIX))
-      await redis.close()
-      await a.stop()
+      // b runs on a's engine: b first.
       await b.stop()
+      await a.stop()
     }
   })
 })

@@ -1,37 +1,29 @@
 /** The processor against the real PostgreSQL and Redis: identity, seq, projection, publish. */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { toNormalizedEvent } from '../../src/pipeline/event.ts'
-import { streamKey, type Redis } from '../../src/pipeline/stream.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { connectRedis, readStream } from '../support/redis.ts'
-import { API_KEY, api, testService } from '../support/service.ts'
+import { readStream } from '../support/redis.ts'
+import { API_KEY, api, testService, waitFor } from '../support/service.ts'
 
 // Real services, real outages: more than bun's 5 s default, also under a plain `bun test`.
 setDefaultTimeout(30_000)
 
 let db: TestDb
-let redis: Redis
 let service: ReturnType<typeof testService>
 let call: ReturnType<typeof api>
 
 beforeAll(async () => {
   db = await createTestDb()
-  redis = await connectRedis()
   service = testService({ DATABASE_URL: db.url })
   call = api(service)
-  await waitReady(service.redis)
+  await waitFor('the engine', () => service.engine.isReady)
 })
 
 afterAll(async () => {
   await service.stop()
-  await redis.del(streamKey(service.config.REDIS_PREFIX))
-  await redis.close()
   await db.drop()
 })
 
-async function waitReady(r: Redis) {
-  for (let i = 0; i < 200 && !r.isReady; i++) await Bun.sleep(10)
-}
 
 let n = 0
 async function newShipment(carrier = 'dhl') {
@@ -44,7 +36,7 @@ async function newShipment(carrier = 'dhl') {
 const ev = (tn: string, carrierStatus: string, occurredAt: string, extra: Record<string, unknown> = {}) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus, occurredAt, ...extra })
 
 async function streamEntries(topic?: string) {
-  return (await readStream(redis, streamKey(service.config.REDIS_PREFIX))).filter((m) => !topic || m.topic === topic)
+  return (await readStream(service.engine)).filter((m) => !topic || m.topic === topic)
 }
 
 describe('ingest', () => {

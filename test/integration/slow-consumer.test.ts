@@ -17,7 +17,7 @@ beforeAll(async () => {
   db = await createTestDb()
   service = testService({ DATABASE_URL: db.url, WS_BACKPRESSURE_BYTES: '65536' })
   await service.start()
-  await waitFor('redis', () => service.redis.isReady)
+  await waitFor('the engine', () => service.engine.isReady)
 })
 afterAll(async () => {
   await service.stop()

@@ -1,17 +1,17 @@
 /**
- * Redis for tests: the shared server with a unique key prefix per test, or a private
- * `redis-server` on its own port that a test can stop and start again (a real outage).
+ * Redis for tests: a unique key prefix per test on the run's Redis (engine.ts), a private
+ * `redis-server` on its own port that a test can stop and start again (a real outage), and the
+ * stream as any engine holds it.
  */
 import { createClient } from 'redis'
-import type { Redis } from '../../src/pipeline/stream.ts'
+import type { Engine } from '../../src/engine/engine.ts'
+import { STREAM } from '../../src/pipeline/stream.ts'
 import { uniqueName } from './db.ts'
-
-export const sharedRedisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 export const uniquePrefix = () => `${uniqueName('pct')}:`
 
-export async function connectRedis(url = sharedRedisUrl): Promise<Redis> {
-  const c = createClient({ url }) as unknown as Redis
+export async function connectRedis(url: string) {
+  const c = createClient({ url })
   await c.connect()
   return c
 }
@@ -77,10 +77,10 @@ export interface Entry {
   data: { event: Record<string, unknown> & { seq: number }; shipment: { status: string; carrierStatus: string | null; lastEventAt: string | null } }
 }
 
-/** The whole stream, oldest first, with fields decoded. */
-export async function readStream(redis: Redis, key: string): Promise<Entry[]> {
-  const entries = (await redis.xRange(key, '-', '+')) as unknown as { id: string; message: Record<string, string> }[] | null
-  return (entries ?? []).map((e) => ({
+/** The whole `tracking:events` stream of an engine, oldest first, with fields decoded. */
+export async function readStream(engine: Engine): Promise<Entry[]> {
+  const entries = await engine.streamRange(STREAM, 1_000_000)
+  return entries.map((e) => ({
     id: e.id, topic: e.message.topic!, shipmentId: e.message.shipmentId!, seq: Number(e.message.seq), data: JSON.parse(e.message.data!)
   }))
 }

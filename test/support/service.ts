@@ -1,42 +1,48 @@
 /**
  * Builds a service for a test the way main.ts does, on the test's own database and key
- * prefix. Every service built here must be stopped; the preload fails the run otherwise.
+ * prefix, on the run's engine (engine.ts). Every service built here must be stopped; the
+ * preload fails the run otherwise.
  */
 import { loadConfig } from '../../src/config.ts'
+import type { Engine } from '../../src/engine/engine.ts'
 import { createService, type Service } from '../../src/service.ts'
 import pino from 'pino'
 import type { Logger } from '../../src/log.ts'
 import { silentLog } from './db.ts'
-import { sharedRedisUrl, uniquePrefix } from './redis.ts'
+import { engineMode, testRedisUrl } from './engine.ts'
+import { createClient } from 'redis'
+import { uniquePrefix } from './redis.ts'
 
 export const API_KEY = 'test-key-0123456789'
 export const TOKEN_SECRET = 'test-token-secret-0123456789-abcdef'
 
 export const live = new Set<Service>()
 
-export function testService(env: Record<string, string> & { DATABASE_URL: string }, opts: { log?: Logger } = {}): Service {
+/**
+ * `opts.shareEngineWith`: run on that service's engine (same key prefix with Redis; the one way
+ * two services of one process share a memory engine), for tests of two processes' relays.
+ */
+export function testService(env: Record<string, string> & { DATABASE_URL: string }, opts: { log?: Logger; shareEngineWith?: Service } = {}): Service {
   const config = loadConfig({
     API_KEYS: API_KEY,
     TOKEN_SECRET,
-    REDIS_URL: sharedRedisUrl,
-    REDIS_PREFIX: uniquePrefix(),
+    ENGINE: engineMode,
+    ...(testRedisUrl ? { REDIS_URL: testRedisUrl } : {}),
+    REDIS_PREFIX: opts.shareEngineWith?.config.REDIS_PREFIX ?? uniquePrefix(),
     LOG_LEVEL: 'silent',
     PORT: '0',
     MIGRATE_ON_BOOT: 'false',
     PUBLISH_TIMEOUT_MS: '500',
     ...env
   })
-  const service = createService(config, { log: opts.log ?? silentLog, defaultMetrics: false })
+  const shared: Engine | undefined = opts.shareEngineWith?.engine.kind === 'memory' ? opts.shareEngineWith.engine : undefined
+  const service = createService(config, { log: opts.log ?? silentLog, defaultMetrics: false, engine: shared })
   const stop = service.stop
   service.stop = async () => {
     live.delete(service)
-    // Leave nothing behind in the shared Redis: every key of this test has its unique prefix.
-    if (service.redis.isReady) {
-      for await (const keys of service.redis.scanIterator({ MATCH: `${config.REDIS_PREFIX}*`, COUNT: 100 })) {
-        if (keys.length > 0) await service.redis.del(keys).catch(() => {})
-      }
-    }
     await stop()
+    // Leave nothing behind in a shared Redis: every key of this test has its unique prefix.
+    if (config.ENGINE === 'redis' && config.REDIS_URL) await dropKeys(config.REDIS_URL, config.REDIS_PREFIX)
   }
   live.add(service)
   return service
@@ -77,4 +83,17 @@ export function capturingLog(): { log: Logger; lines: Record<string, any>[] } {
   const lines: Record<string, any>[] = []
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
   return { log, lines }
+}
+
+/** Deletes every key under `prefix`; a Redis that is not there (a stopped private one) has none to delete. */
+export async function dropKeys(url: string, prefix: string) {
+  const redis = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 1000 } })
+  redis.on('error', () => {})
+  if (!(await redis.connect().then(() => true, () => false))) return
+  try {
+    for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) if (keys.length > 0) await redis.del(keys)
+  } catch {
+  } finally {
+    redis.destroy()
+  }
 }

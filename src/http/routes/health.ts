@@ -1,8 +1,14 @@
-/** Liveness, readiness ({db, database, redis, carriers}; Redis down or a failing carrier = degraded but ready) and Prometheus metrics. */
+/**
+ * Liveness, readiness and Prometheus metrics. Readiness: `{status, db, database, redis, engine,
+ * broadcaster, carriers}`. `engine` is the delivery engine this process runs (`redis` or
+ * `memory`); `redis` is `up` or `down` with the Redis engine (down = degraded but ready: ingest
+ * goes on, the outbox keeps what Redis missed), and `not_used` with the memory engine. A failing
+ * carrier is degraded but ready too.
+ */
 import { Elysia } from 'elysia'
 import type { Sql } from '../../db/client.ts'
+import type { Engine } from '../../engine/engine.ts'
 import type { Metrics } from '../../metrics.ts'
-import type { Redis } from '../../pipeline/stream.ts'
 import type { Broadcaster } from '../../delivery/broadcaster.ts'
 import type { DatabaseKind } from '../../db/select.ts'
 import { json } from '../errors.ts'
@@ -12,7 +18,7 @@ const STALL_MS = 10_000
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, redis, metrics, broadcaster, carriers = () => ({}), database }: { sql: Sql; redis: Redis; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string>; database: DatabaseKind }) {
+export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () => ({}), database }: { sql: Sql; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string>; database: DatabaseKind }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
@@ -20,18 +26,20 @@ export function healthRoutes({ sql, redis, metrics, broadcaster, carriers = () =
       async () => {
         const [db, rd] = await Promise.all([
           within(1000, sql`select 1`).then(() => 'up' as const, () => 'down' as const),
-          redis.isReady ? within(1000, redis.ping()).then(() => 'up' as const, () => 'down' as const) : ('down' as const)
+          engine.kind === 'memory'
+            ? ('not_used' as const)
+            : engine.isReady ? within(1000, engine.ping()).then(() => 'up' as const, () => 'down' as const) : ('down' as const)
         ])
-        const lag = rd === 'up' ? await within(1000, broadcaster.lag()).catch(() => null) : null
+        const lag = rd !== 'down' ? await within(1000, broadcaster.lag()).catch(() => null) : null
         // A broadcaster that stopped delivering shows here instead of staying green.
         const stalled = lag !== null && ((lag.oldestMs ?? 0) > STALL_MS || (lag.unreadAgeMs ?? 0) > STALL_MS)
         // A carrier whose answers stopped making sense shows here too (carriers/health.ts).
         const health = carriers()
         const failing = Object.values(health).some((h) => h !== 'ok')
         const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, broadcaster: lag, carriers: health })
+        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, engine: engine.kind, broadcaster: lag, carriers: health })
       },
-      { detail: { summary: 'Readiness: {status, db, database, redis, broadcaster, carriers}', tags: ['ops'] } }
+      { detail: { summary: 'Readiness: {status, db, database, redis, engine, broadcaster, carriers}', tags: ['ops'] } }
     )
     .get(
       '/metrics',
