@@ -7,6 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { createBroadcaster } from './delivery/broadcaster.ts'
 import { createHub } from './delivery/hub.ts'
+import { createDeliveryQueries } from './delivery/queries.ts'
+import { createShipmentKind } from './delivery/shipment-kind.ts'
+import { createTopicKinds } from './delivery/topic-kind.ts'
 import { createCarrierClient } from './carriers/clients.ts'
 import { createCarrierDirectory } from './carriers/directory.ts'
 import { createCarrierHealth } from './carriers/health.ts'
@@ -66,12 +69,13 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
   }
   const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
+  // The kinds of topic the hub serves; issue 18 adds user topics here.
+  const kinds = [createShipmentKind(createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) }))]
   const broadcaster = createBroadcaster({
-    engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics,
-    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    check: (topic, seq, data) => topic.startsWith('shipment:') && (data as { event?: { seq?: unknown } }).event?.seq === seq && typeof (data as { shipment?: unknown }).shipment === 'object'
+    engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check: createTopicKinds(kinds).check,
+    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
   })
-  const hub = createHub({ sql, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
+  const hub = createHub({ kinds, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
   // Carrier setups (environment over stored configs) read once; health from this process's pollers.
   const carrierHealth = createCarrierHealth()
   const pollers: Poller[] = []

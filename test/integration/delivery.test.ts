@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { FANOUT_CHANNEL, GROUP } from '../../src/delivery/broadcaster.ts'
 import { createHub, type Socket } from '../../src/delivery/hub.ts'
+import { createDeliveryQueries } from '../../src/delivery/queries.ts'
+import { createShipmentKind } from '../../src/delivery/shipment-kind.ts'
 import { toNormalizedEvent } from '../../src/pipeline/event.ts'
 import { createProcessor } from '../../src/pipeline/processor.ts'
 import { STREAM } from '../../src/pipeline/stream.ts'
@@ -316,7 +318,7 @@ function socket() {
 
 describe('past the bound of waiting socket work', () => {
   test('past the bound, a connecting socket is told unavailable and closed with 1013; the ones before it are served', async () => {
-    const hub = createHub({ sql: service.sql, engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const hub = createHub({ kinds: [createShipmentKind(createDeliveryQueries(service.sql))], engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
     const [s] = await db.sql<{ tracking_number: string }[]>`insert into shipments (carrier, tracking_number) values ('dhl', ${`BUSY${Date.now()}`}) returning tracking_number`
     const topic = `shipment:dhl:${s!.tracking_number}`
     const { token } = await service.tokens.mint({ sub: null, topics: [topic], ttlSeconds: 60 })
@@ -339,7 +341,7 @@ describe('past the bound of waiting socket work', () => {
   })
 
   test('past the bound, a frame is answered unavailable and the socket stays open', async () => {
-    const hub = createHub({ sql: service.sql, engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const hub = createHub({ kinds: [createShipmentKind(createDeliveryQueries(service.sql))], engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
     const { token } = await service.tokens.mint({ sub: null, topics: ['shipment:*'], ttlSeconds: 60 })
     const k = socket()
     hub.open(k.ws, token)

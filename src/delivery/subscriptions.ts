@@ -1,0 +1,149 @@
+/**
+ * Subscriptions: which socket follows which topic, and the handoff from a topic's snapshot to
+ * its live events, for every kind of topic (topic-kind.ts) alike.
+ *
+ * A subscriber is registered with the sequencer BEFORE its snapshot is read, so every event
+ * committed after the read reaches it; once the snapshot is sent, the sequencer delivers what
+ * followed (sequencer.ts) and then attaches the socket to Bun's native topic. This file keeps,
+ * per topic with local subscribers, its kind and the ref its reads need, and turns the
+ * sequencer's output into socket sends.
+ */
+import { BusyError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+import { IdentityError } from '../pipeline/identity.ts'
+import { createSequencer } from './sequencer.ts'
+import { send, sendError, type Conn, type Publisher } from './socket.ts'
+import type { TokenClaims } from './tokens.ts'
+import type { Frame, TopicKind, TopicKinds } from './topic-kind.ts'
+import { parseTopic, topicAllowed } from './topics.ts'
+
+const MAX_TOPICS_PER_SOCKET = 100
+
+interface Live {
+  kind: TopicKind
+  /** Set once a snapshot was read; until then there is nothing to fetch. */
+  ref: unknown
+}
+
+export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds; log: Logger; metrics: Metrics }) {
+  const live = new Map<string, Live>()
+  let server: Publisher | null = null
+
+  const sequencer = createSequencer<Frame, Conn>({
+    async fetch(topic, after, upto, limit) {
+      const l = live.get(topic)
+      if (!l || l.ref === undefined) return []
+      const frames = await l.kind.fetch(topic, l.ref, after, upto, limit)
+      metrics.gapFills.inc(frames.length)
+      return frames
+    },
+    out: {
+      publish(topic, e) {
+        server?.publish(topic, e.frame)
+        metrics.wsMessages.inc({ path: 'publish' })
+      },
+      send(c, _topic, e) {
+        if (!c.closed) c.ws.send(e.frame)
+        metrics.wsMessages.inc({ path: 'handover' })
+      },
+      attach(c, topic) {
+        const t = c.topics.get(topic)
+        // Gone meanwhile: the sequencer has already counted it as attached, so leave as such.
+        if (!t || c.closed) return sequencer.leave(topic, c, true)
+        c.ws.subscribe(topic)
+        t.attached = true
+      },
+      overflow(c, topic) {
+        log.warn({ component: 'hub', topic }, 'socket fell too far behind during its handover; closing it')
+        c.ws.close(4008, 'too slow: reconnect and subscribe with since')
+      }
+    },
+    onError(topic, err) {
+      log.warn({ component: 'hub', topic, err: (err as Error).message }, 'delivery work failed; the next event or reconcile will repair it')
+    }
+  })
+
+  async function subscribe(c: Conn, claims: TokenClaims, frame: { topic?: unknown; since?: unknown }) {
+    if (typeof frame.topic !== 'string') return sendError(c, 'bad_message', 'subscribe needs a topic')
+    if (frame.since !== undefined && (!Number.isInteger(frame.since) || (frame.since as number) < 0)) return sendError(c, 'bad_message', 'since must be a whole number ≥ 0', frame.topic)
+    let topic
+    try {
+      topic = parseTopic(frame.topic)
+    } catch (err) {
+      if (err instanceof IdentityError) return sendError(c, 'bad_message', err.message, frame.topic)
+      throw err
+    }
+    if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name)
+    if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name)
+    const kind = kinds.get(topic.kind)
+    if (!kind) return sendError(c, 'not_supported', 'user topics come with notifications, which are not built yet', topic.name)
+    if (c.topics.has(topic.name)) return sendError(c, 'already_subscribed', `already subscribed to ${topic.name}`, topic.name)
+    if (c.topics.size >= MAX_TOPICS_PER_SOCKET) return sendError(c, 'too_many_topics', `at most ${MAX_TOPICS_PER_SOCKET} topics per connection`, topic.name)
+
+    const name = topic.name
+    c.topics.set(name, { attached: false })
+    if (!live.has(name)) live.set(name, { kind, ref: undefined })
+    // Must come before the snapshot read: every event committed after it reaches this socket.
+    sequencer.begin(name, c)
+    try {
+      const snapshot = await kind.snapshot(topic, frame.since as number | undefined)
+      if (!snapshot) {
+        unsubscribe(c, name)
+        return sendError(c, 'not_found', kind.notFound(topic), name)
+      }
+      const l = live.get(name)
+      if (l) l.ref = snapshot.ref
+      else live.set(name, { kind, ref: snapshot.ref })
+      if (c.closed || !c.topics.has(name)) return
+      send(c, { type: 'snapshot', topic: name, ...snapshot.body })
+      sequencer.complete(name, c, snapshot.lastSeq)
+    } catch (err) {
+      unsubscribe(c, name)
+      // Too many reads waiting (a storm beyond what one process takes): no log line per socket.
+      if (err instanceof BusyError) return sendError(c, 'unavailable', err.message, name)
+      log.warn({ component: 'hub', topic: name, err: (err as Error).message }, 'snapshot failed')
+      sendError(c, 'unavailable', 'could not read the snapshot; try again', name)
+    }
+  }
+
+  function unsubscribe(c: Conn, topic: string): boolean {
+    const t = c.topics.get(topic)
+    if (!t) return false
+    c.topics.delete(topic)
+    if (t.attached && !c.closed) c.ws.unsubscribe(topic)
+    sequencer.leave(topic, c, t.attached)
+    return true
+  }
+
+  return {
+    sequencer,
+    subscribe,
+    unsubscribe,
+    /** Sends go to this server's native topics from now on. */
+    start(s: Publisher) {
+      server = s
+    },
+    /** The kind of a topic someone here subscribes to (undefined: nobody does). */
+    kindOf(topic: string): TopicKind | undefined {
+      return sequencer.has(topic) ? live.get(topic)?.kind : undefined
+    },
+    /** The topics with local subscribers, by kind (reconcile); forgets those nobody follows any more. */
+    topicsByKind(): Map<TopicKind, string[]> {
+      const topics = sequencer.topics()
+      // A map lookup per topic: this runs every RECONCILE_MS over every topic of the process.
+      for (const topic of live.keys()) if (!topics.has(topic)) live.delete(topic)
+      const out = new Map<TopicKind, string[]>()
+      for (const topic of topics.keys()) {
+        const kind = live.get(topic)?.kind
+        if (!kind) continue
+        const list = out.get(kind)
+        if (list) list.push(topic)
+        else out.set(kind, [topic])
+      }
+      return out
+    }
+  }
+}
+
+export type Subscriptions = ReturnType<typeof createSubscriptions>

@@ -1,0 +1,69 @@
+/**
+ * A kind of topic (`shipment:<carrier>:<trackingNumber>` now, `user:<userId>` with issue 18):
+ * everything the hub needs to know about one, so that subscribing, the snapshot handoff,
+ * sequencing, gap repair and reconcile are written once for every kind.
+ *
+ * A kind's topics have a gap-free `seq` in PostgreSQL (1, 2, 3 … in commit order); its events
+ * travel as `{topic, seq, data}` (data: the JSON of the frame's body) on the stream and the
+ * fan-out, whatever the kind.
+ */
+import type { Topic } from './topics.ts'
+
+/** An event ready for sockets: its seq and its text frame. */
+export interface Frame {
+  seq: number
+  frame: string
+}
+
+export interface Snapshot<Ref> {
+  /** What later reads of the topic need (a shipment's id). */
+  ref: Ref
+  /** The seq the snapshot stands at: events after it follow as frames. */
+  lastSeq: number
+  /** The snapshot frame's fields beside `type` and `topic`. */
+  body: Record<string, unknown>
+}
+
+export interface TopicKind<Ref = unknown> {
+  /** The topic names' prefix, `Topic['kind']` of topics.ts. */
+  readonly name: string
+  /**
+   * The topic's state at subscribe time, read after the subscriber was registered: with `since`,
+   * the events after it (bounded; lastSeq is then the last one included). Null: no such topic.
+   */
+  snapshot(topic: Topic, since: number | undefined): Promise<Snapshot<Ref> | null>
+  /** The error message for a topic that does not exist. */
+  notFound(topic: Topic): string
+  /** Events with after < seq <= upto, at most `limit`, in seq order, as frames (gap repair). */
+  fetch(topic: string, ref: Ref, after: number, upto: number, limit: number): Promise<Frame[]>
+  /** The current last seq of each topic that exists (reconcile). */
+  lastSeqs(topics: readonly string[]): Promise<Map<string, number>>
+  /** The text frame of an event, from its `data`. */
+  frame(topic: string, seq: number, data: string): string
+  /** Whether a stream entry's parsed `data` is an event of this kind with that seq. */
+  check(seq: number, data: object): boolean
+}
+
+export type TopicKinds = ReturnType<typeof createTopicKinds>
+
+export function createTopicKinds(list: readonly TopicKind<any>[]) {
+  const byName = new Map(list.map((k) => [k.name, k]))
+  const of = (topic: string): TopicKind | undefined => {
+    const i = topic.indexOf(':')
+    return i > 0 ? byName.get(topic.slice(0, i)) : undefined
+  }
+  return {
+    get: (name: string): TopicKind | undefined => byName.get(name),
+    of,
+    /** A stream entry's test (the broadcaster's): a topic of a known kind, and data that fits it. */
+    check: (topic: string, seq: number, data: unknown): boolean => {
+      const kind = of(topic)
+      return kind !== undefined && typeof data === 'object' && data !== null && kind.check(seq, data)
+    }
+  }
+}
+
+/** `{"type":<type>,"topic":…,"seq":N,<data's members>}`, without re-parsing `data` (a JSON object). */
+export function seqFrame(type: string, topic: string, seq: number, data: string): string {
+  return `{"type":"${type}","topic":${JSON.stringify(topic)},"seq":${seq},${data.slice(1)}`
+}
