@@ -40,7 +40,9 @@ export interface SequencerOptions<E extends SeqEvent, S> {
 }
 
 interface Pending<E> {
-  from: number | null
+  /** The last seq this subscriber has: null until its snapshot was sent, then its lastSeq, then each event sent to it. */
+  sent: number | null
+  /** Events of the topic it does not have yet, while it cannot be sent them in order (any order; copies possible). */
   buffer: E[]
 }
 
@@ -51,30 +53,44 @@ interface TopicState<E, S> {
   attached: number
   chain: Promise<void>
   queued: number
+  /** A subscriber's catch-up read failed: work on the topic tries it again (and offers take the queue). */
+  lagging: boolean
+  /** Nobody subscribes any more: work still running on this state must not deliver anything. */
+  dead: boolean
 }
+
+const bySeq = (a: SeqEvent, b: SeqEvent) => a.seq - b.seq
 
 export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E, S>) {
   const { fetch, out, onError = () => {}, maxBuffer = 10_000, fetchLimit = 1000 } = opts
   const topics = new Map<string, TopicState<E, S>>()
+  /** Work still running on states of topics already forgotten (idle() waits for it). */
+  const retired = new Set<Promise<void>>()
 
   function state(topic: string): TopicState<E, S> {
     let t = topics.get(topic)
     if (!t) {
-      t = { last: null, early: [], pending: new Map(), attached: 0, chain: Promise.resolve(), queued: 0 }
+      t = { last: null, early: [], pending: new Map(), attached: 0, chain: Promise.resolve(), queued: 0, lagging: false, dead: false }
       topics.set(topic, t)
     }
     return t
   }
 
-  function run(topic: string, t: TopicState<E, S>, work: () => Promise<void> | void) {
-    if (t.queued >= maxBuffer) {
-      // Dropping is safe: the next event's gap, or the next reconcile, reads it back.
+  /**
+   * Queues work on the topic. Offers and reconciles are dropped past `maxBuffer` queued (safe: the
+   * next event's gap, or the next reconcile, reads them back); a subscriber's completion never is.
+   * After the work, subscribers whose catch-up failed are tried again.
+   */
+  function run(topic: string, t: TopicState<E, S>, work: () => Promise<void> | void, droppable = true) {
+    if (t.dead) return false
+    if (droppable && t.queued >= maxBuffer) {
       onError(topic, new Error(`more than ${maxBuffer} events queued for ${topic}; dropping one`))
       return false
     }
     t.queued++
     t.chain = t.chain
-      .then(work)
+      .then(() => (t.dead ? undefined : work()))
+      .then(() => (t.lagging && !t.dead ? catchUpAll(topic, t) : undefined))
       .catch((err) => onError(topic, err))
       .finally(() => t.queued--)
     return true
@@ -82,23 +98,27 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
 
   // Delivers the next contiguous event to everyone on the topic.
   function emit(topic: string, t: TopicState<E, S>, e: E) {
+    if (t.dead) return
     out.publish(topic, e)
     t.last = e.seq
     for (const [sub, p] of t.pending) {
-      if (p.from === null) {
+      if (p.sent !== null && e.seq === p.sent + 1) {
+        out.send(sub, topic, e)
+        p.sent = e.seq
+      } else if (p.sent === null || e.seq > p.sent) {
         if (p.buffer.length >= maxBuffer) {
           t.pending.delete(sub)
           out.overflow(sub, topic)
         } else p.buffer.push(e)
-      } else if (e.seq > p.from) out.send(sub, topic, e)
+      }
     }
     promote(topic, t)
   }
 
-  // Attaches every handed-over subscriber the topic has caught up with.
+  // Attaches every handed-over subscriber that has exactly what the topic delivered.
   function promote(topic: string, t: TopicState<E, S>) {
     for (const [sub, p] of t.pending) {
-      if (p.from !== null && t.last !== null && t.last >= p.from) {
+      if (p.sent !== null && p.sent === t.last) {
         t.pending.delete(sub)
         t.attached++
         out.attach(sub, topic)
@@ -106,23 +126,52 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
     }
   }
 
-  async function fetchAll(topic: string, after: number, upto: number): Promise<E[]> {
-    const all: E[] = []
-    while (after < upto) {
-      const rows = await fetch(topic, after, upto, fetchLimit)
-      if (rows.length === 0) break
-      all.push(...rows)
-      after = rows.at(-1)!.seq
+  /**
+   * Sends a handed-over subscriber what the topic delivered after what it has: from its buffer
+   * while that holds the next events, else from the database. Runs in the topic's queue, so
+   * nothing is emitted meanwhile. A failed read leaves it as it was (buffer and all), to be
+   * tried again.
+   */
+  async function catchUp(topic: string, t: TopicState<E, S>, sub: S, p: Pending<E>) {
+    p.buffer.sort(bySeq)
+    for (;;) {
+      if (t.dead || t.pending.get(sub) !== p || p.sent === null || t.last === null || p.sent >= t.last) return
+      let i = 0
+      while (i < p.buffer.length && p.buffer[i]!.seq <= p.sent) i++
+      while (i < p.buffer.length && p.buffer[i]!.seq === p.sent + 1) {
+        out.send(sub, topic, p.buffer[i]!)
+        p.sent = p.buffer[i++]!.seq
+      }
+      if (i > 0) p.buffer = p.buffer.slice(i)
+      if (p.sent >= t.last) return
+      const from: number = p.sent
+      const rows = await fetch(topic, from, t.last, fetchLimit)
+      if (t.dead || t.pending.get(sub) !== p) return
+      for (const r of rows) {
+        if (r.seq !== p.sent + 1) continue
+        out.send(sub, topic, r)
+        p.sent = r.seq
+      }
+      if (p.sent === from) return // the database has nothing newer yet
     }
-    return all
   }
 
-  // Brings the topic to `seq - 1` from the database, then delivers `e` (if given).
+  async function catchUpAll(topic: string, t: TopicState<E, S>) {
+    // Stays set if a read fails: the topic's next work (an event, a reconcile) tries again.
+    t.lagging = true
+    for (const [sub, p] of t.pending) if (p.sent !== null && t.last !== null && p.sent < t.last) await catchUp(topic, t, sub, p)
+    promote(topic, t)
+    t.lagging = false
+    for (const p of t.pending.values()) if (p.sent !== null && t.last !== null && p.sent < t.last) t.lagging = true
+  }
+
+  // Brings the topic to `upto` (to `e.seq - 1`, then delivers `e`, when given) from the database.
   async function advance(topic: string, t: TopicState<E, S>, upto: number, e?: E) {
     const target = e ? upto - 1 : upto
-    while (t.last !== null && t.last < target) {
+    while (!t.dead && t.last !== null && t.last < target) {
       const before: number = t.last
       const rows = await fetch(topic, before, target, fetchLimit)
+      if (t.dead) return
       for (const r of rows) if (r.seq === t.last + 1) emit(topic, t, r)
       if (t.last === before) break // the database has nothing newer yet
     }
@@ -132,8 +181,9 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
   function accept(topic: string, t: TopicState<E, S>, e: E) {
     return async () => {
       if (t.last === null) {
-        t.early.push(e)
-        for (const p of t.pending.values()) if (p.from === null && p.buffer.length < maxBuffer) p.buffer.push(e)
+        // Bounded: what is dropped here is read back as a gap once the topic's start is known.
+        if (t.early.length < maxBuffer) t.early.push(e)
+        for (const p of t.pending.values()) if (p.sent === null && p.buffer.length < maxBuffer) p.buffer.push(e)
         return
       }
       if (e.seq <= t.last) return
@@ -155,7 +205,7 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
       // With nothing queued for the topic, the common cases need no turn through its queue: a
       // copy already delivered (every event arrives twice in the process that committed it),
       // and the next event in order.
-      if (t.queued === 0 && t.last !== null && (e.seq <= t.last || e.seq === t.last + 1)) {
+      if (t.queued === 0 && !t.lagging && t.last !== null && (e.seq <= t.last || e.seq === t.last + 1)) {
         try {
           if (e.seq === t.last + 1) emit(topic, t, e)
         } catch (err) {
@@ -168,56 +218,63 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
 
     /** Before the subscriber's snapshot is read: from now on its events are kept for it. */
     begin(topic: string, sub: S): void {
-      state(topic).pending.set(sub, { from: null, buffer: [] })
+      state(topic).pending.set(sub, { sent: null, buffer: [] })
     },
 
-    /** After its snapshot (up to `lastSeq`) was sent: deliver what followed, then attach. */
+    /** After its snapshot (up to `lastSeq`) was sent: deliver what followed, then attach. Never dropped. */
     complete(topic: string, sub: S, lastSeq: number): void {
-      const t = state(topic)
-      run(topic, t, async () => {
-        const p = t.pending.get(sub)
-        if (!p) return
-        if (t.last === null) {
-          // The first subscriber fixes where this process's view of the topic starts.
-          t.last = lastSeq
-          const early = t.early.sort((a, b) => a.seq - b.seq)
-          t.early = []
-          p.from = lastSeq
-          p.buffer = []
-          // Others still being handed over keep their own buffers: their snapshots may be older.
-          for (const e of early) await accept(topic, t, e)()
-        } else {
-          p.from = lastSeq
-          // What the topic delivered after this snapshot: from the buffer when it holds all of
-          // it, else (the stream lost some) from the database. Nothing is emitted meanwhile:
-          // this runs in the topic's queue.
-          const last: number = t.last
-          const missed = new Map<number, E>()
-          for (const e of p.buffer) if (e.seq > lastSeq && e.seq <= last) missed.set(e.seq, e)
-          p.buffer = []
-          let catchUp = [...missed.values()].sort((a, b) => a.seq - b.seq)
-          if (catchUp.length < last - lastSeq) catchUp = await fetchAll(topic, lastSeq, last)
-          for (const e of catchUp) out.send(sub, topic, e)
-        }
-        promote(topic, t)
-        // Behind the snapshot: the stream lost or has not yet brought these; read them.
-        if (t.pending.has(sub) && (t.last ?? 0) < lastSeq) await advance(topic, t, lastSeq)
-      })
-    },
-
-    /** The subscriber left (unsubscribed or closed). `attached` tells whether it was on the native topic. */
-    leave(topic: string, sub: S, attached: boolean): void {
       const t = topics.get(topic)
-      if (!t) return
-      if (!t.pending.delete(sub) && attached) t.attached--
-      if (t.pending.size === 0 && t.attached <= 0) topics.delete(topic)
+      const p = t?.pending.get(sub)
+      if (!t || !p) return
+      run(
+        topic,
+        t,
+        async () => {
+          // Left (and perhaps came back: then that is another handover).
+          if (t.pending.get(sub) !== p || p.sent !== null) return
+          p.sent = lastSeq
+          if (t.last === null) {
+            // The first subscriber fixes where this process's view of the topic starts.
+            t.last = lastSeq
+            const early = t.early.sort(bySeq)
+            t.early = []
+            // Others still being handed over keep their own buffers: their snapshots may be older.
+            for (const e of early) await accept(topic, t, e)()
+          }
+          // What the topic delivered after this snapshot, then attach.
+          await catchUpAll(topic, t)
+          // Behind the snapshot: the stream lost or has not yet brought these; read them.
+          if (t.pending.get(sub) === p && (t.last ?? 0) < lastSeq) await advance(topic, t, lastSeq)
+        },
+        false
+      )
     },
 
-    /** The database says the topic is at `lastSeq` (periodic reconcile, or after an outage). */
+    /**
+     * The subscriber left (unsubscribed or closed). `attached` tells whether it was on the native
+     * topic. Returns true when nobody is left and the topic was forgotten: work still running on it
+     * delivers nothing, and a new subscriber starts afresh.
+     */
+    leave(topic: string, sub: S, attached: boolean): boolean {
+      const t = topics.get(topic)
+      if (!t) return false
+      if (!t.pending.delete(sub) && attached) t.attached--
+      if (t.pending.size > 0 || t.attached > 0) return false
+      topics.delete(topic)
+      t.dead = true
+      if (t.queued > 0) {
+        const done: Promise<void> = t.chain.finally(() => retired.delete(done))
+        retired.add(done)
+      }
+      return true
+    },
+
+    /** The database says the topic is at `lastSeq` (periodic reconcile, or after an outage); also retries failed catch-ups. */
     reconcile(topic: string, lastSeq: number): void {
       const t = topics.get(topic)
-      if (!t || t.last === null || lastSeq <= t.last) return
-      run(topic, t, () => advance(topic, t, lastSeq))
+      if (!t || t.last === null) return
+      if (lastSeq > t.last) run(topic, t, () => advance(topic, t, lastSeq))
+      else if (t.lagging) run(topic, t, () => {})
     },
 
     /** Topics with local subscribers and the last seq delivered on each (for reconcile and metrics). */
@@ -227,7 +284,7 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
 
     /** Resolves when all work queued so far on every topic is done (tests, shutdown). */
     async idle(): Promise<void> {
-      await Promise.all([...topics.values()].map((t) => t.chain))
+      await Promise.all([...[...topics.values()].map((t) => t.chain), ...retired])
     }
   }
 }

@@ -50,7 +50,7 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
       attach(c, topic) {
         const t = c.topics.get(topic)
         // Gone meanwhile: the sequencer has already counted it as attached, so leave as such.
-        if (!t || c.closed) return sequencer.leave(topic, c, true)
+        if (!t || c.closed) return void leave(topic, c, true)
         c.ws.subscribe(topic)
         t.attached = true
       },
@@ -82,12 +82,16 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     if (c.topics.size >= MAX_TOPICS_PER_SOCKET) return sendError(c, 'too_many_topics', `at most ${MAX_TOPICS_PER_SOCKET} topics per connection`, topic.name)
 
     const name = topic.name
-    c.topics.set(name, { attached: false })
+    // This subscription, as opposed to a later one of the same socket to the same topic (after an
+    // unsubscribe) while this one's snapshot is still being read: only the current one goes on.
+    const mine = { attached: false }
+    c.topics.set(name, mine)
     if (!live.has(name)) live.set(name, { kind, ref: undefined })
     // Must come before the snapshot read: every event committed after it reaches this socket.
     sequencer.begin(name, c)
     try {
       const snapshot = await kind.snapshot(topic, frame.since as number | undefined)
+      if (c.closed || c.topics.get(name) !== mine) return
       if (!snapshot) {
         unsubscribe(c, name)
         return sendError(c, 'not_found', kind.notFound(topic), name)
@@ -95,10 +99,10 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
       const l = live.get(name)
       if (l) l.ref = snapshot.ref
       else live.set(name, { kind, ref: snapshot.ref })
-      if (c.closed || !c.topics.has(name)) return
       send(c, { type: 'snapshot', topic: name, ...snapshot.body })
       sequencer.complete(name, c, snapshot.lastSeq)
     } catch (err) {
+      if (c.closed || c.topics.get(name) !== mine) return
       unsubscribe(c, name)
       // Too many reads waiting (a storm beyond what one process takes): no log line per socket.
       if (err instanceof BusyError) return sendError(c, 'unavailable', err.message, name)
@@ -112,8 +116,13 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     if (!t) return false
     c.topics.delete(topic)
     if (t.attached && !c.closed) c.ws.unsubscribe(topic)
-    sequencer.leave(topic, c, t.attached)
+    leave(topic, c, t.attached)
     return true
+  }
+
+  function leave(topic: string, c: Conn, attached: boolean) {
+    // The last subscriber gone: the topic's kind and ref go with it.
+    if (sequencer.leave(topic, c, attached)) live.delete(topic)
   }
 
   return {
@@ -128,13 +137,10 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     kindOf(topic: string): TopicKind | undefined {
       return sequencer.has(topic) ? live.get(topic)?.kind : undefined
     },
-    /** The topics with local subscribers, by kind (reconcile); forgets those nobody follows any more. */
+    /** The topics with local subscribers, by kind (reconcile). */
     topicsByKind(): Map<TopicKind, string[]> {
-      const topics = sequencer.topics()
-      // A map lookup per topic: this runs every RECONCILE_MS over every topic of the process.
-      for (const topic of live.keys()) if (!topics.has(topic)) live.delete(topic)
       const out = new Map<TopicKind, string[]>()
-      for (const topic of topics.keys()) {
+      for (const topic of sequencer.topics().keys()) {
         const kind = live.get(topic)?.kind
         if (!kind) continue
         const list = out.get(kind)

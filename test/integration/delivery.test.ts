@@ -164,6 +164,22 @@ describe('many sockets at once', () => {
     expect(c.frames.some((f) => f.topic === a.topic && f.type !== 'error')).toBe(false)
     c.close()
   })
+  test('subscribe, unsubscribe, subscribe again at once: one snapshot, then every event once', async () => {
+    const a = await shipment()
+    await call('POST', '/v1/events', { events: [ev(a.tn)] })
+    const c = await client([a.topic])
+    c.send({ op: 'subscribe', topic: a.topic })
+    c.send({ op: 'unsubscribe', topic: a.topic })
+    c.send({ op: 'subscribe', topic: a.topic })
+    const snap = await c.next()
+    expect(snap).toMatchObject({ type: 'snapshot', topic: a.topic, shipment: { lastSeq: 1 } })
+    await call('POST', '/v1/events', { events: [ev(a.tn), ev(a.tn)] })
+    await c.until((f) => f.type === 'event' && f.seq === 3)
+    c.send({ op: 'ping' })
+    await c.until((f) => f.type === 'pong')
+    expect(c.frames.map((f) => (f.type === 'event' ? f.seq : f.type))).toEqual(['snapshot', 2, 3, 'pong'])
+    c.close()
+  })
 })
 
 describe('tokens on the socket', () => {

@@ -1,7 +1,8 @@
 /**
  * The sequencer against a model: events committed in seq order, a stream that duplicates,
- * reorders and drops them, subscribers joining at random moments with the handoff protocol.
- * Every subscriber must end with exactly seq lastSeq+1..N, in order.
+ * reorders and drops them, subscribers joining (and leaving) at random moments with the handoff
+ * protocol, database reads that fail or take their time. Every subscriber must end with exactly
+ * seq lastSeq+1..N, in order; one that left or was cut off, with a gap-free start of that.
  */
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
@@ -10,15 +11,29 @@ import { createSequencer } from '../../src/delivery/sequencer.ts'
 type Ev = { seq: number }
 const T = 'shipment:dhl:X1'
 
-function world() {
+/**
+ * `strict`: any error fails the test (the sequencer must not fail). Otherwise errors are
+ * collected: database reads fail on purpose (`failNext`), and the sequencer must recover.
+ * `hold()`: the next database reads wait until released, so that work can happen meanwhile.
+ */
+function world({ strict = true, maxBuffer }: { strict?: boolean; maxBuffer?: number } = {}) {
   let committed = 0
+  let failNext = 0
+  let held: (() => void)[] | null = null
   const attached = new Set<string>()
   const got = new Map<string, number[]>()
   const snapshots = new Map<string, number>()
   const fetches: [number, number][] = []
+  const errors: unknown[] = []
+  const overflowed = new Set<string>()
   const seq = createSequencer<Ev, string>({
     async fetch(_topic, after, upto, limit) {
       fetches.push([after, upto])
+      if (held) await new Promise<void>((r) => held!.push(r))
+      if (failNext > 0) {
+        failNext--
+        throw new Error('the database read failed')
+      }
       const rows: Ev[] = []
       for (let s = after + 1; s <= Math.min(upto, committed) && rows.length < limit; s++) rows.push({ seq: s })
       return rows
@@ -27,19 +42,37 @@ function world() {
       publish: (_t, e) => { for (const s of attached) got.get(s)!.push(e.seq) },
       send: (s, _t, e) => got.get(s)!.push(e.seq),
       attach: (s) => attached.add(s),
-      overflow: (s) => { throw new Error(`overflow ${s}`) }
+      overflow: (s) => {
+        if (strict) throw new Error(`overflow ${s}`)
+        // The hub closes such a socket; the client resumes with since.
+        overflowed.add(s)
+      }
     },
-    onError: (_t, err) => { throw err }
+    onError: (_t, err) => {
+      if (strict) throw err
+      errors.push(err)
+    },
+    maxBuffer
   })
   return {
-    seq, got, attached, snapshots, fetches,
+    seq, got, attached, snapshots, fetches, errors, overflowed,
     commit: () => ++committed,
     get committed() { return committed },
+    failNext(n = 1) { failNext = n },
+    hold() { held = [] },
+    /** Lets the held reads go on, and reads no longer wait. */
+    release() { const h = held ?? []; held = null; for (const r of h) r() },
     begin(sub: string) { got.set(sub, []); seq.begin(T, sub) },
-    snapshot(sub: string) { snapshots.set(sub, committed) },
-    complete(sub: string) { seq.complete(T, sub, snapshots.get(sub)!) }
+    /** Its snapshot: the database as it stands, or a bounded one that stops at `at`. */
+    snapshot(sub: string, at = committed) { snapshots.set(sub, at) },
+    complete(sub: string) { seq.complete(T, sub, snapshots.get(sub)!) },
+    leave(sub: string) { seq.leave(T, sub, attached.delete(sub)) }
   }
 }
+
+const upTo = (n: number, from = 0) => Array.from({ length: Math.max(0, n - from) }, (_, i) => from + i + 1)
+/** Lets every promise that can settle now settle (a held read stays held). */
+const settle = async () => { for (let i = 0; i < 20; i++) await Promise.resolve() }
 
 describe('sequencer', () => {
   test('in-order stream: published once each, in order', async () => {
@@ -98,54 +131,214 @@ describe('sequencer', () => {
     expect(w.seq.topics().size).toBe(0)
   })
 
-  test('property: every subscriber sees lastSeq+1..N exactly once, in order, however the stream behaves', async () => {
-    const step = fc.oneof(
-      fc.record({ kind: fc.constant('commit' as const), copies: fc.integer({ min: 0, max: 2 }) }),
-      fc.record({ kind: fc.constant('replay' as const), back: fc.integer({ min: 1, max: 6 }) }),
-      fc.record({ kind: fc.constant('join' as const) }),
-      fc.record({ kind: fc.constant('advance' as const), sub: fc.nat(), ticks: fc.integer({ min: 0, max: 3 }) }),
-      fc.record({ kind: fc.constant('flush' as const) })
-    )
-    await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80 }), async (steps) => {
-        const w = world()
-        const phase = new Map<string, 'begun' | 'snapshotted' | 'completed'>()
-        let n = 0
-        const late: number[] = []
-        for (const s of steps) {
-          if (s.kind === 'commit') {
-            const k = w.commit()
-            for (let c = 0; c < s.copies; c++) (c === 0 ? w.seq.offer(T, { seq: k }) : late.push(k))
-          } else if (s.kind === 'replay') {
-            const k = late.splice(Math.max(0, late.length - s.back), 1)[0] ?? w.committed - s.back
-            if (k >= 1) w.seq.offer(T, { seq: k })
-          } else if (s.kind === 'join') {
-            const sub = `s${n++}`
-            w.begin(sub)
-            phase.set(sub, 'begun')
-          } else if (s.kind === 'advance') {
-            const subs = [...phase].filter(([, p]) => p !== 'completed')
-            if (subs.length > 0) {
-              const [sub, p] = subs[s.sub % subs.length]!
-              if (p === 'begun') { w.snapshot(sub); phase.set(sub, 'snapshotted') }
-              else { w.complete(sub); phase.set(sub, 'completed') }
-            }
-            for (let i = 0; i < s.ticks; i++) await Promise.resolve()
-          } else await w.seq.idle()
+  test('a catch-up read that fails inside complete() is read again: nothing it was to fill is lost', async () => {
+    const w = world({ strict: false })
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    for (let i = 0; i < 5; i++) w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    // b resumes with a bounded snapshot (it lists events up to 2): 3..5 must come from the database.
+    w.begin('b'); w.snapshot('b', 2)
+    w.failNext()
+    w.complete('b')
+    await w.seq.idle()
+    expect(w.errors.length).toBe(1)
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    w.seq.offer(T, { seq: w.commit() })
+    w.seq.reconcile(T, w.committed)
+    await w.seq.idle()
+    expect(w.got.get('a')).toEqual(upTo(7))
+    expect(w.got.get('b')).toEqual(upTo(7, 2))
+    expect(w.attached.has('b')).toBe(true)
+  })
+
+  test('a catch-up read that fails is read again by the next reconcile, even when no event follows', async () => {
+    const w = world({ strict: false })
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    for (let i = 0; i < 4; i++) w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    w.begin('b'); w.snapshot('b', 1)
+    w.failNext()
+    w.complete('b')
+    await w.seq.idle()
+    w.seq.reconcile(T, w.committed)
+    await w.seq.idle()
+    expect(w.got.get('b')).toEqual([2, 3, 4])
+    expect(w.attached.has('b')).toBe(true)
+  })
+
+  test('leave() while a gap fill is in flight: the next subscriber of the topic gets no stale, repeated or reordered frame', async () => {
+    const w = world()
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    // 2 and 3 are lost on the stream; 4 arrives and its gap is read from the database, slowly.
+    w.commit(); w.commit()
+    w.hold()
+    w.seq.offer(T, { seq: w.commit() })
+    await settle()
+    w.leave('a')
+    // The topic has nobody now; c subscribes afresh, its snapshot at 4.
+    w.begin('c'); w.snapshot('c'); w.complete('c')
+    await settle()
+    expect(w.attached.has('c')).toBe(true)
+    w.release()
+    await w.seq.idle()
+    await settle()
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    expect(w.got.get('c')).toEqual([5])
+    expect(w.got.get('a')).toEqual([1])
+  })
+
+  test('complete() is never dropped when the topic\'s queue is full: the subscriber is handed over, not left silent', async () => {
+    const w = world({ strict: false, maxBuffer: 3 })
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    // A slow gap fill holds the topic's queue, and copies of old events queue up behind it until it is full.
+    w.commit()
+    w.hold()
+    w.seq.offer(T, { seq: w.commit() })
+    for (let i = 0; i < 3; i++) w.seq.offer(T, { seq: 1 })
+    await settle()
+    expect(w.errors.length).toBe(1)
+    w.begin('b'); w.snapshot('b'); w.complete('b')
+    w.release()
+    await w.seq.idle()
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    expect(w.got.get('a')).toEqual(upTo(4))
+    expect(w.got.get('b')).toEqual([4])
+    expect(w.attached.has('b')).toBe(true)
+    expect(w.overflowed.size).toBe(0)
+  })
+
+  test('a subscriber that leaves and comes back is a new subscriber: the old handover does not complete it', async () => {
+    const w = world()
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.seq.offer(T, { seq: w.commit() })
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    w.begin('b'); w.snapshot('b', 0)
+    w.leave('b')
+    w.begin('b'); w.snapshot('b')
+    w.complete('b')
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    expect(w.got.get('b')).toEqual([3])
+    expect(w.seq.topics().get(T)).toBe(3)
+  })
+
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('commit' as const), copies: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({ kind: fc.constant('replay' as const), back: fc.integer({ min: 1, max: 6 }) }),
+    fc.record({ kind: fc.constant('join' as const) }),
+    fc.record({ kind: fc.constant('advance' as const), sub: fc.nat(), ticks: fc.integer({ min: 0, max: 3 }), bounded: fc.integer({ min: 0, max: 4 }) }),
+    fc.record({ kind: fc.constant('flush' as const) }),
+    fc.record({ kind: fc.constant('reconcile' as const) }),
+    fc.record({ kind: fc.constant('leave' as const), sub: fc.nat() }),
+    fc.record({ kind: fc.constant('rejoin' as const), sub: fc.nat() }),
+    fc.record({ kind: fc.constant('fail' as const) }),
+    fc.record({ kind: fc.constant('hold' as const) }),
+    fc.record({ kind: fc.constant('release' as const) })
+  )
+  type Step = typeof step extends fc.Arbitrary<infer X> ? X : never
+
+  /**
+   * Plays `steps`; then heals the database, completes every handover, reconciles, and checks:
+   * every subscriber still there has exactly from+1..N, in order; one that left (or was cut off)
+   * got a gap-free from+1..m and nothing after it left.
+   */
+  async function play(steps: Step[], { faults, maxBuffer }: { faults: boolean; maxBuffer?: number }) {
+    const w = world({ strict: !faults, maxBuffer })
+    const phase = new Map<string, 'begun' | 'snapshotted' | 'completed'>()
+    const left = new Map<string, number[]>()
+    let n = 0
+    let held = false
+    const late: number[] = []
+    const leave = (sub: string) => {
+      w.leave(sub)
+      phase.delete(sub)
+      left.set(sub, [...w.got.get(sub)!])
+    }
+    for (const s of steps) {
+      if (s.kind === 'commit') {
+        const k = w.commit()
+        for (let c = 0; c < s.copies; c++) (c === 0 ? w.seq.offer(T, { seq: k }) : late.push(k))
+      } else if (s.kind === 'replay') {
+        const k = late.splice(Math.max(0, late.length - s.back), 1)[0] ?? w.committed - s.back
+        if (k >= 1) w.seq.offer(T, { seq: k })
+      } else if (s.kind === 'join') {
+        const sub = `s${n++}`
+        w.begin(sub)
+        phase.set(sub, 'begun')
+      } else if (s.kind === 'advance') {
+        const subs = [...phase].filter(([, p]) => p !== 'completed')
+        if (subs.length > 0) {
+          const [sub, p] = subs[s.sub % subs.length]!
+          // A resume whose snapshot is bounded stops short of the database's last seq.
+          if (p === 'begun') { w.snapshot(sub, Math.max(0, w.committed - s.bounded)); phase.set(sub, 'snapshotted') }
+          else { w.complete(sub); phase.set(sub, 'completed') }
         }
-        for (const [sub, p] of phase) {
-          if (p === 'begun') w.snapshot(sub)
-          if (p !== 'completed') w.complete(sub)
-        }
-        await w.seq.idle()
+        for (let i = 0; i < s.ticks; i++) await Promise.resolve()
+      } else if (s.kind === 'flush') {
+        if (!held) await w.seq.idle()
+      } else if (s.kind === 'reconcile') {
         w.seq.reconcile(T, w.committed)
-        await w.seq.idle()
-        for (const sub of phase.keys()) {
-          const from = w.snapshots.get(sub)!
-          expect(w.got.get(sub)).toEqual(Array.from({ length: w.committed - from }, (_, i) => from + i + 1))
+      } else if (s.kind === 'leave') {
+        const subs = [...phase.keys()]
+        if (subs.length > 0) leave(subs[s.sub % subs.length]!)
+      } else if (s.kind === 'rejoin') {
+        // The same subscriber back again (as a socket that unsubscribed and subscribes anew).
+        const gone = [...left.keys()]
+        if (gone.length > 0) {
+          const sub = gone[s.sub % gone.length]!
+          left.delete(sub)
+          w.snapshots.delete(sub)
+          w.begin(sub)
+          phase.set(sub, 'begun')
         }
-      }),
-      { numRuns: 500 }
-    )
+      } else if (faults && s.kind === 'fail') w.failNext()
+      else if (faults && s.kind === 'hold' && !held) { w.hold(); held = true }
+      else if (s.kind === 'release' && held) { w.release(); held = false }
+    }
+    w.release()
+    w.failNext(0)
+    for (const [sub, p] of phase) {
+      if (p === 'begun') w.snapshot(sub)
+      if (p !== 'completed') w.complete(sub)
+    }
+    for (let round = 0; round < 2; round++) {
+      await w.seq.idle()
+      w.seq.reconcile(T, w.committed)
+      await w.seq.idle()
+    }
+    for (const e of w.errors) expect(String(e)).toMatch(/the database read failed|events queued/)
+    for (const sub of phase.keys()) {
+      const from = w.snapshots.get(sub)!
+      if (w.overflowed.has(sub)) {
+        const got = w.got.get(sub)!
+        expect(got).toEqual(upTo(from + got.length, from))
+      } else expect(w.got.get(sub)).toEqual(upTo(w.committed, from))
+    }
+    for (const [sub, at] of left) {
+      expect(w.got.get(sub)).toEqual(at)
+      const from = w.snapshots.get(sub)
+      if (from === undefined) expect(at).toEqual([])
+      else expect(at).toEqual(upTo(from + at.length, from))
+    }
+  }
+
+  test('property: every subscriber sees lastSeq+1..N exactly once, in order, however the stream behaves', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: false })), { numRuns: 500 })
+  })
+
+  test('property: the same when subscribers leave and come back, snapshots are bounded, and database reads fail or take their time', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true })), { numRuns: 500 })
+  })
+
+  test('property: the same with a topic queue and handover buffers of 3 (work dropped, sockets cut off and resuming)', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, maxBuffer: 3 })), { numRuns: 500 })
   })
 })
