@@ -35,14 +35,11 @@ async function resolve(): Promise<{ mode: EngineMode; url: string | null; line: 
   return { mode: 'memory', url: null, line: 'memory engine: no Redis here (no REDIS_URL, no redis-server, nothing at 127.0.0.1:6379); tests that need a real Redis are skipped' }
 }
 
-/** A redis-server for the whole run, on a free port, killed when the test process exits. */
+/** A redis-server for the whole run, on a free port; its watchdog ends it with the test process. */
 async function startRunRedis(): Promise<string> {
-  const { freePort } = await import('./redis.ts')
+  const { freePort, spawnRedisServer } = await import('./redis.ts')
   const port = await freePort()
-  const proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
-  const kill = () => proc.kill('SIGKILL')
-  process.once('exit', kill)
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => (kill(), process.exit(130)))
+  spawnRedisServer(port)
   const url = `redis://127.0.0.1:${port}`
   for (let i = 0; i < 200; i++) {
     if (await answersPing(url, 200)) return url

@@ -23,6 +23,29 @@ export async function freePort(): Promise<number> {
   return port
 }
 
+/**
+ * A redis-server on `port`, and a watchdog that kills it once this process is gone: `bun test`
+ * runs no exit hooks, so a server left running by a failed test or by the run would outlive it.
+ */
+export function spawnRedisServer(port: number) {
+  const proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
+  const watchdog = Bun.spawn(
+    ['sh', '-c', 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.2; done; kill -CONT "$2" 2>/dev/null; kill -9 "$2" 2>/dev/null', 'watchdog', String(process.pid), String(proc.pid)],
+    { stdout: 'ignore', stderr: 'ignore' }
+  )
+  proc.unref()
+  watchdog.unref()
+  return {
+    proc,
+    async kill() {
+      proc.kill('SIGCONT')
+      proc.kill('SIGKILL')
+      await proc.exited
+      watchdog.kill()
+    }
+  }
+}
+
 export interface PrivateRedis {
   url: string
   port: number
@@ -35,12 +58,12 @@ export interface PrivateRedis {
 
 export async function privateRedis(): Promise<PrivateRedis> {
   const port = await freePort()
-  let proc: ReturnType<typeof Bun.spawn> | null = null
+  let server: ReturnType<typeof spawnRedisServer> | null = null
   const self: PrivateRedis = {
     url: `redis://127.0.0.1:${port}`,
     port,
     async start() {
-      proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
+      server = spawnRedisServer(port)
       for (let i = 0; i < 200; i++) {
         try {
           const c = await connectRedis(self.url)
@@ -53,17 +76,15 @@ export async function privateRedis(): Promise<PrivateRedis> {
       throw new Error(`private redis-server on port ${port} did not start`)
     },
     pause() {
-      proc?.kill('SIGSTOP')
+      server?.proc.kill('SIGSTOP')
     },
     resume() {
-      proc?.kill('SIGCONT')
+      server?.proc.kill('SIGCONT')
     },
     async stop() {
-      if (!proc) return
-      proc.kill('SIGCONT')
-      proc.kill('SIGKILL')
-      await proc.exited
-      proc = null
+      if (!server) return
+      await server.kill()
+      server = null
     }
   }
   return self
