@@ -51,7 +51,9 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const ingestSql = createSql(config.DATABASE_URL, { max: config.INGEST_CONCURRENCY })
   // ENGINE=auto with REDIS_URL unset needs a probe (chooseEngine, as main.ts does); unprobed, the default Redis.
   const engineChoice: EngineChoice = opts.engine
-    ? { kind: opts.engine.kind, url: '', reason: 'given by the caller' } as EngineChoice
+    ? opts.engine.kind === 'memory'
+      ? { kind: 'memory', reason: 'shared with another service of this process' }
+      : { kind: 'redis', url: config.REDIS_URL ?? DEFAULT_REDIS_URL, reason: 'shared with another service of this process' }
     : (opts.engineChoice ?? configuredEngine(config) ?? { kind: 'redis', url: DEFAULT_REDIS_URL, reason: 'ENGINE=auto, REDIS_URL unset, not probed' })
   const engine = opts.engine ?? createEngine(engineChoice, { prefix: config.REDIS_PREFIX, log, commandTimeoutMs: config.PUBLISH_TIMEOUT_MS })
   const stream = createStreamWriter({ engine, maxLen: config.STREAM_MAXLEN })

@@ -23,7 +23,7 @@ import { createTopicKinds, type TopicKind } from './topic-kind.ts'
 export type { Publisher, Socket } from './socket.ts'
 
 export function createHub(deps: {
-  kinds: readonly TopicKind<any>[]
+  kinds: readonly TopicKind[]
   engine: Engine
   tokens: Tokens
   log: Logger

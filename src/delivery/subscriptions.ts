@@ -20,6 +20,7 @@ import { parseTopic, topicAllowed } from './topics.ts'
 
 const MAX_TOPICS_PER_SOCKET = 100
 
+/** Kept exactly while the sequencer has the topic: set before its first begin, dropped when it forgets it. */
 interface Live {
   kind: TopicKind
   /** Set once a snapshot was read; until then there is nothing to fetch. */
@@ -133,9 +134,9 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     start(s: Publisher) {
       server = s
     },
-    /** The kind of a topic someone here subscribes to (undefined: nobody does). */
+    /** The kind of a topic someone here subscribes to (undefined: nobody does); one map lookup per event. */
     kindOf(topic: string): TopicKind | undefined {
-      return sequencer.has(topic) ? live.get(topic)?.kind : undefined
+      return live.get(topic)?.kind
     },
     /** The topics with local subscribers, by kind (reconcile). */
     topicsByKind(): Map<TopicKind, string[]> {

@@ -46,7 +46,7 @@ export interface TopicKind<Ref = unknown> {
 
 export type TopicKinds = ReturnType<typeof createTopicKinds>
 
-export function createTopicKinds(list: readonly TopicKind<any>[]) {
+export function createTopicKinds(list: readonly TopicKind[]) {
   const byName = new Map(list.map((k) => [k.name, k]))
   const of = (topic: string): TopicKind | undefined => {
     const i = topic.indexOf(':')
