@@ -59,7 +59,7 @@ let said = false
 export function sayEngine() {
   if (said) return
   said = true
-  console.error(`parcelcast tests: ${resolved.line}`)
+  console.error(`tests: delivery on the ${resolved.line}`)
 }
 
 type TestFn = () => void | Promise<unknown>
