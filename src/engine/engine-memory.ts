@@ -366,11 +366,11 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       return out
     },
 
-    async scheduleAdd(key, items) {
+    async scheduleAdd(key, items, opts) {
       open()
       if (items.length === 0) return
       const s = schedule(key)
-      for (const { member, dueAt } of items) setDue(s, member, dueAt)
+      for (const { member, dueAt } of items) if (!opts?.onlyNew || !s.due.has(member)) setDue(s, member, dueAt)
     },
 
     async scheduleClaim(key, { now: at, leaseMs, count }) {

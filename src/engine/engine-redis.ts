@@ -351,9 +351,9 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
       return out
     },
 
-    async scheduleAdd(key, items) {
+    async scheduleAdd(key, items, opts) {
       if (items.length === 0) return
-      await timed(main.zAdd(k(`schedule:${key}`), items.map((i) => ({ score: i.dueAt, value: i.member }))))
+      await timed(main.zAdd(k(`schedule:${key}`), items.map((i) => ({ score: i.dueAt, value: i.member })), opts?.onlyNew ? { condition: 'NX' } : undefined))
     },
 
     async scheduleClaim(key, { now: at, leaseMs, count }) {

@@ -137,8 +137,11 @@ export interface Engine {
 
   // --- schedules (a sorted set of members by due time) ---
 
-  /** Adds members, or moves existing ones to the new due time. */
-  scheduleAdd(key: string, items: readonly ScheduledMember[]): Promise<void>
+  /**
+   * Adds members, or moves existing ones to the new due time. With `onlyNew`, members already in
+   * the schedule keep theirs (ZADD NX): a rebuild from PostgreSQL never shortens a claim's lease.
+   */
+  scheduleAdd(key: string, items: readonly ScheduledMember[], opts?: { onlyNew?: boolean }): Promise<void>
   /**
    * Atomically takes up to `count` members due at `now` (dueAt <= now, earliest first), moves
    * each to now + leaseMs, and returns them with the due time they had. Two claimers never get

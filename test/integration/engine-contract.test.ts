@@ -241,6 +241,15 @@ for (const [name, make] of implementations) {
       expect(await e.scheduleClaim('nothing', { now: t, leaseMs: 1, count: 1 })).toEqual([])
     })
 
+    test('an add with onlyNew leaves members already scheduled (a claim\'s lease) alone and adds the missing', async () => {
+      const e = await engine()
+      const t = clock
+      await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }])
+      expect(await e.scheduleClaim('rebuild', { now: t, leaseMs: 5000, count: 10 })).toEqual([{ member: 'a', dueAt: t - 10 }])
+      await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }, { member: 'b', dueAt: t - 5 }], { onlyNew: true })
+      expect(await e.scheduleRange('rebuild', 10)).toEqual([{ member: 'b', dueAt: t - 5 }, { member: 'a', dueAt: t + 5000 }])
+    })
+
     test('claims running at once never take one member twice', async () => {
       const e = await engine()
       const t = clock
