@@ -80,6 +80,18 @@ const Env = v.object({
   DHL_WEBHOOK_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, 'DHL_WEBHOOK_SECRET must be at least 16 characters'))),
   DPD_WEBHOOK_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, 'DPD_WEBHOOK_SECRET must be at least 16 characters'))),
   GLS_WEBHOOK_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, 'GLS_WEBHOOK_SECRET must be at least 16 characters'))),
+  // Outbound webhooks (contract §9; src/webhooks/).
+  WEBHOOK_CONCURRENCY: int('WEBHOOK_CONCURRENCY', 4, 1, 1000),
+  WEBHOOK_TIMEOUT_MS: int('WEBHOOK_TIMEOUT_MS', 10_000, 10, 300_000),
+  WEBHOOK_RETRY_BASE_MS: int('WEBHOOK_RETRY_BASE_MS', 5000, 1, 86_400_000),
+  WEBHOOK_RETRY_MAX_MS: int('WEBHOOK_RETRY_MAX_MS', 3_600_000, 1, 7 * 86_400_000),
+  WEBHOOK_MAX_ATTEMPTS: int('WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
+  WEBHOOK_DISABLE_AFTER_MS: int('WEBHOOK_DISABLE_AFTER_MS', 432_000_000, 1, 365 * 86_400_000),
+  WEBHOOK_ALLOW_PRIVATE: v.pipe(v.optional(v.picklist(['true', 'false'], 'WEBHOOK_ALLOW_PRIVATE must be true or false'), 'false'), v.transform((s) => s === 'true')),
+  WEBHOOK_WORKERS: int('WEBHOOK_WORKERS', 16, 1, 1000),
+  WEBHOOK_POLL_MS: int('WEBHOOK_POLL_MS', 250, 5, 60_000),
+  WEBHOOK_REBUILD_MS: int('WEBHOOK_REBUILD_MS', 30_000, 20, 3_600_000),
+  WEBHOOK_SECRET_GRACE_MS: int('WEBHOOK_SECRET_GRACE_MS', 86_400_000, 0, 30 * 86_400_000),
   MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))
 })
 

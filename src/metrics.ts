@@ -40,6 +40,15 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     pollEvents: new Counter({ name: 'parcelcast_poll_events_total', help: 'Events found by polling, by carrier and processing outcome', labelNames: ['carrier', 'outcome'] as const, registers }),
     carrierRejectedScans: new Counter({ name: 'parcelcast_carrier_rejected_scans_total', help: 'Carrier scans (polled or pushed) rejected as unreadable, by carrier and the carrier field that was wrong; none of them is stored', labelNames: ['carrier', 'field'] as const, registers }),
     pollDuration: new Histogram({ name: 'parcelcast_poll_cycle_seconds', help: 'Poll cycle duration by carrier', labelNames: ['carrier'] as const, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers }),
+    webhookMessagesCreated: new Counter({ name: 'parcelcast_webhook_messages_created_total', help: 'Webhook messages created by this process\'s transactions (one per matching endpoint and event)', registers }),
+    webhookAttempts: new Counter({ name: 'parcelcast_webhook_attempts_total', help: 'Webhook delivery attempts, by result (delivered, retry, dead_letter) and reason (2xx, 5xx, 429, timeout, connection, refused_address, …)', labelNames: ['result', 'reason'] as const, registers }),
+    webhookAttemptSeconds: new Histogram({ name: 'parcelcast_webhook_attempt_seconds', help: 'Duration of one webhook attempt (address check, request, answer)', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers }),
+    webhookInFlight: new Gauge({ name: 'parcelcast_webhook_in_flight', help: 'Webhook attempts running in this process', registers }),
+    webhookScheduled: new Gauge({ name: 'parcelcast_webhook_scheduled', help: 'Members of the webhook schedule in the engine, as of the last rebuild', registers }),
+    webhookPending: new Gauge({ name: 'parcelcast_webhook_pending', help: 'Webhook messages waiting to be delivered (PostgreSQL), as of the last check', registers }),
+    webhookDeadLetterQueue: new Gauge({ name: 'parcelcast_webhook_dead_letters', help: 'Webhook messages in the dead-letter queue (PostgreSQL), as of the last check', registers }),
+    webhookDeadLetters: new Counter({ name: 'parcelcast_webhook_dead_lettered_total', help: 'Webhook messages this process moved to the dead-letter queue', registers }),
+    webhookEndpointsDisabled: new Counter({ name: 'parcelcast_webhook_endpoints_disabled_total', help: 'Webhook endpoints this process disabled, by why (failures, gone)', labelNames: ['by'] as const, registers }),
     httpRequests: new Histogram({ name: 'parcelcast_http_request_seconds', help: 'HTTP request duration', labelNames: ['method', 'route', 'status'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers })
   }
 }

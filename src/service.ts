@@ -30,6 +30,7 @@ import { MAX_EVENTS_PER_REQUEST } from './http/routes/events.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
 import type { Engine } from './engine/engine.ts'
 import { configuredEngine, createEngine, DEFAULT_REDIS_URL, type EngineChoice } from './engine/select.ts'
+import { createWebhooks } from './webhooks/webhooks.ts'
 
 export interface ServiceOptions {
   log?: Logger
@@ -59,8 +60,9 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const stream = createStreamWriter({ engine, maxLen: config.STREAM_MAXLEN })
   const acks = createPublishAcks({ sql, log, metrics })
   // The hub is made below; its sockets get this process's commits straight away.
+  const webhooks = createWebhooks({ sql, engine, log, metrics, config })
   const processor = createProcessor({
-    sql: ingestSql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages),
+    sql: ingestSql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit,
     limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
   })
   const relay = createOutboxRelay({
@@ -84,12 +86,13 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const app = createApp({
     sql, engine, processor, tokens, broadcaster, carriers, log, metrics,
-    apiKeys: config.API_KEYS, database: opts.database
+    apiKeys: config.API_KEYS, database: opts.database,
+    webhooks, webhookOptions: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS }
   })
   let server: ReturnType<typeof listen> | null = null
 
   return {
-    config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
+    config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
     get port() {
       return server?.port ?? 0
     },
@@ -104,6 +107,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
         }
       }
       relay.start()
+      webhooks.start()
       server = listen({
         fetch: app.fetch, hub, log, port: config.PORT, hostname: '0.0.0.0',
         bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
@@ -117,6 +121,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       if (server) await server.stop(true).catch(() => {})
       await Promise.all(pollers.map((p) => p.stop()))
       await relay.stop()
+      await webhooks.stop()
       await broadcaster.stop()
       await hub.stop()
       await acks.stop()

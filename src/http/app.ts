@@ -25,6 +25,8 @@ import { webhookRoutes } from './routes/webhooks.ts'
 import type { Tokens } from '../delivery/tokens.ts'
 import type { CarrierDirectory } from '../carriers/directory.ts'
 import { carrierRoutes } from './routes/carriers.ts'
+import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts'
+import type { Webhooks } from '../webhooks/webhooks.ts'
 
 export interface AppDeps {
   sql: Sql
@@ -36,6 +38,9 @@ export interface AppDeps {
   broadcaster: Broadcaster
   carriers: CarrierDirectory
   apiKeys: readonly string[]
+  /** Outbound webhooks (§9): their routes, and their health in /readyz. */
+  webhooks: Webhooks
+  webhookOptions: { allowPrivate: boolean; secretGraceMs: number }
   /** Shown by /readyz: the embedded PostgreSQL or an external one. */
   database?: DatabaseKind
 }
@@ -54,7 +59,7 @@ const started = new WeakMap<Request, number>()
  * place). server.ts has checked the Host and the target (edge.ts) before this runs.
  */
 export function createApp(deps: AppDeps) {
-  const { sql, engine, processor, tokens, broadcaster, carriers, log, metrics, apiKeys } = deps
+  const { sql, engine, processor, tokens, broadcaster, carriers, log, metrics, apiKeys, webhooks } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
   return new Elysia({ handler: { standardHostname: false } })
@@ -70,10 +75,11 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, engine, metrics, broadcaster, carriers: carriers.health, database: deps.database ?? 'external' }))
+    .use(healthRoutes({ sql, engine, metrics, broadcaster, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
+        .use(webhookEndpointRoutes(webhooks, deps.webhookOptions))
     )
 }
 

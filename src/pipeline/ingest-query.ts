@@ -9,7 +9,8 @@
  *      Pipelined after the lock, the read gets a READ COMMITTED snapshot taken once the locks
  *      are held, so it sees every event committed before; and until we commit nobody else can
  *      add events to these shipments. What `plan` decides from these two reads is therefore exact.
- *   B. insert the new events with their seq (and each into the outbox), move each touched
+ *   B. insert the new events with their seq (each into the outbox, and its webhook messages
+ *      for the enabled endpoints that take it, src/webhooks/messages-sql.ts), move each touched
  *      shipment's last_seq and (only to a strictly newer carrier time) its projection; COMMIT.
  *      If any statement fails, the server turns the COMMIT into a rollback.
  *
@@ -22,6 +23,7 @@
 import type { Sql } from '../db/client.ts'
 import { isConnectionLost } from '../errors.ts'
 import type { NormalizedEvent } from './event.ts'
+import { shipmentMessages } from '../webhooks/messages-sql.ts'
 
 export interface LockedShipment {
   id: string
@@ -42,11 +44,24 @@ export interface Planned {
   projectionUpdated: boolean
   /** The shipment's projection right after this event (inserted events only). */
   projection: { status: string; carrierStatus: string | null; lastEventAt: string | null; expectedDelivery?: { from: string | null; to: string | null } | null } | null
+  /**
+   * The projected status this event changed, or null: set exactly when the event moved the
+   * projection and its status differs from the one before (never for duplicates, older or
+   * same-status events). What §8's watcher notification and §9's `shipment.status_changed` announce.
+   */
+  statusChange: { from: string; to: string } | null
 }
 
 export interface IngestResult {
   planned: Planned[]
   receivedAt: string
+  /** The webhook messages the transaction created (src/webhooks/): to be scheduled after the commit. */
+  webhookMessages: { id: string; endpointId: string }[]
+}
+
+interface WebhookMessageRef {
+  id: string
+  endpoint_id: string
 }
 
 /** Pure: given the locked shipments and the keys already stored, decide every event's fate. */
@@ -58,12 +73,12 @@ export function plan(events: { ord: number; event: NormalizedEvent }[], shipment
   for (const { ord, event: e } of events) {
     const s = byKey.get(`${e.carrier}:${e.trackingNumber}`)
     if (!s) {
-      planned.push({ ord, outcome: 'unknown_shipment', shipmentId: null, seq: null, projectionUpdated: false, projection: null })
+      planned.push({ ord, outcome: 'unknown_shipment', shipmentId: null, seq: null, projectionUpdated: false, projection: null, statusChange: null })
       continue
     }
     const known = existing.get(e.dedupKey) ?? firstInBatch.get(e.dedupKey)
     if (known !== undefined) {
-      planned.push({ ord, outcome: 'duplicate', shipmentId: s.id, seq: known, projectionUpdated: false, projection: null })
+      planned.push({ ord, outcome: 'duplicate', shipmentId: s.id, seq: known, projectionUpdated: false, projection: null, statusChange: null })
       continue
     }
     let st = state.get(s.id)
@@ -75,11 +90,12 @@ export function plan(events: { ord: number; event: NormalizedEvent }[], shipment
     firstInBatch.set(e.dedupKey, seq)
     // ISO strings of one fixed format compare in time order.
     const newer = st.projection.lastEventAt === null || e.occurredAt > st.projection.lastEventAt
+    const statusChange = newer && e.status !== st.projection.status ? { from: st.projection.status, to: e.status } : null
     if (newer) {
       st.projection = { ...st.projection, status: e.status, carrierStatus: e.carrierStatus, lastEventAt: e.occurredAt }
       st.moved = true
     }
-    planned.push({ ord, outcome: 'inserted', shipmentId: s.id, seq, projectionUpdated: newer, projection: st.projection })
+    planned.push({ ord, outcome: 'inserted', shipmentId: s.id, seq, projectionUpdated: newer, projection: st.projection, statusChange })
   }
   return { planned, shipments: state }
 }
@@ -126,24 +142,31 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
         const e = byOrd.get(p.ord)!
         return {
           shipment_id: p.shipmentId, seq: p.seq, dedup_key: e.dedupKey, carrier_status: e.carrierStatus, status: e.status,
-          occurred_at: e.occurredAt, location: e.location, description: e.description, raw: e.raw ?? null
+          occurred_at: e.occurredAt, location: e.location, description: e.description, raw: e.raw ?? null,
+          p_status: p.projection!.status, p_carrier_status: p.projection!.carrierStatus, p_last_event_at: p.projection!.lastEventAt,
+          status_from: p.statusChange?.from ?? null
         }
       })
       const touched = [...shipments.entries()].map(([id, t]) => ({
         id, last_seq: t.lastSeq, moved: t.moved, status: t.projection.status, carrier_status: t.projection.carrierStatus, last_event_at: t.projection.lastEventAt
       }))
-      await Promise.all([
-        // Each event enters the outbox in the statement that stores it.
-        tx`
-          with ins as (
-            insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
-            select shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw
-            from json_to_recordset(${tx.json(rows as never)}::json) as r(
+      const [messages] = await Promise.all([
+        // Each event enters the outbox in the statement that stores it, and so do its webhook
+        // messages (contract §9: an accepted event is never without them). With no enabled
+        // endpoint the message insert stops at its one-time filter, one probe of a tiny index.
+        tx<WebhookMessageRef[]>`
+          with r as (
+            select * from json_to_recordset(${tx.json(rows as never)}::json) as r(
               shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz,
-              location text, description text, raw json)
+              location text, description text, raw json, p_status text, p_carrier_status text, p_last_event_at timestamptz, status_from text)
+          ), ins as (
+            insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw)
+            select shipment_id, seq, dedup_key, carrier_status, status, occurred_at, location, description, raw from r
             returning shipment_id, seq
+          ), outbox as (
+            insert into event_outbox (shipment_id, seq) select shipment_id, seq from ins
           )
-          insert into event_outbox (shipment_id, seq) select shipment_id, seq from ins`,
+          ${shipmentMessages(tx)}`,
         tx`
           update shipments s
           set last_seq = u.last_seq,
@@ -158,9 +181,11 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
           where s.id = u.id and s.id = any(${touched.map((t) => t.id)}::uuid[])`,
         tx`commit`
       ])
-    } else await tx`commit`
-    // No shipment locked: nothing is inserted, and receivedAt is not read.
-    return { planned, receivedAt: locked[0]?.now ?? '' }
+      return { planned, receivedAt: locked[0]!.now, webhookMessages: messages.map((m) => ({ id: m.id, endpointId: m.endpoint_id })) }
+    }
+    await tx`commit`
+    // Nothing inserted; with no shipment locked, receivedAt is not read.
+    return { planned, receivedAt: locked[0]?.now ?? '', webhookMessages: [] }
   } catch (err) {
     lost = isConnectionLost(err) || !(await rollback(tx))
     throw err

@@ -8,6 +8,8 @@
  *   - publishing happens after the commit; if Redis fails the events stay unpublished in the
  *     outbox (`published: false`) and the relay sends them later. Appended events leave the
  *     outbox in the background (acks.ts);
+ *   - the webhook messages the transaction created (contract §9) are handed to
+ *     `onWebhookMessages` after the commit, to be scheduled; they are in PostgreSQL already;
  *   - right after the commit, before the stream append, the inserted events are also handed to
  *     `onCommitted` (this process's WebSocket hub), so sockets here need no Redis round trip.
  *     It must not throw; if it does, the error is logged and the stream still carries the events;
@@ -60,13 +62,15 @@ export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOv
 const CONFLICT_ATTEMPTS = 5
 const CONFLICT_BASE_MS = 50
 
-export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, limits = defaultIngestLimits, random = Math.random }: {
+export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, onWebhookMessages, limits = defaultIngestLimits, random = Math.random }: {
   sql: Sql
   stream: StreamWriter
   acks: PublishAcks
   log: Logger
   metrics: Metrics
   onCommitted?: (messages: StreamMessage[]) => void
+  /** After the commit: the webhook messages it created, to be scheduled. Must not throw. */
+  onWebhookMessages?: (messages: IngestResult['webhookMessages']) => void
   limits?: IngestLimits
   random?: () => number
 }): Processor {
@@ -155,6 +159,7 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
 
   /** Hands the committed events to local sockets and the stream; the ords that reached the stream. Never throws. */
   async function publish(ingest: IngestResult, events: Map<number, NormalizedEvent>): Promise<Set<number>> {
+    if (ingest.webhookMessages.length > 0) onWebhookMessages?.(ingest.webhookMessages)
     const messages = toMessages(ingest, events)
     if (messages.length === 0) return new Set()
     if (onCommitted) {

@@ -87,7 +87,9 @@ describe('Redis down', () => {
       expect(performance.now() - t0).toBeLessThan(1000)
       expect(res.status).toBe(200)
       expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
-      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' } })
+      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
+        webhooks: { status: 'ok', deadLetters: 0, deadLettersLastHour: 0, pending: 0, disabledEndpoints: [] }
+      })
       expect((await call('GET', '/readyz')).status).toBe(200)
       const [row] = await db.sql`select count(*)::int as n from event_outbox o join shipments s on s.id = o.shipment_id where s.tracking_number = 'RDDOWN1'`
       expect(row!.n).toBe(2)

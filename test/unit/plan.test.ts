@@ -48,4 +48,23 @@ describe('plan', () => {
     expect(planned.map((p) => p.projection!.status)).toEqual(['in_transit', 'delivered', 'delivered', 'delivered'])
     expect(shipments.get('a')).toMatchObject({ lastSeq: 5, moved: true, projection: { status: 'delivered', carrierStatus: 'new', lastEventAt: '2026-01-03T00:00:00.000Z' } })
   })
+
+  test('statusChange: set exactly when an inserted event moves the projection to another status', () => {
+    const e1 = ev('A', 'a1', '2026-01-02T00:00:00Z', 'in_transit')
+    const { planned } = plan(
+      batch(
+        e1,
+        ev('A', 'a2', '2026-01-03T00:00:00Z', 'in_transit'),
+        ev('A', 'a3', '2026-01-01T00:00:00Z', 'delivered'),
+        ev('A', 'a4', '2026-01-04T00:00:00Z', 'out_for_delivery'),
+        e1,
+        ev('A', 'a5', '2026-01-05T00:00:00Z', 'delivered')
+      ),
+      [ship('a', 'A')],
+      new Map()
+    )
+    expect(planned.map((p) => p.statusChange)).toEqual([
+      { from: 'pending', to: 'in_transit' }, null, null, { from: 'in_transit', to: 'out_for_delivery' }, null, { from: 'out_for_delivery', to: 'delivered' }
+    ])
+  })
 })

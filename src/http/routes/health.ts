@@ -1,9 +1,11 @@
 /**
  * Liveness, readiness and Prometheus metrics. Readiness: `{status, db, database, redis, engine,
- * broadcaster, carriers}`. `engine` is the delivery engine this process runs (`redis` or
+ * broadcaster, carriers, webhooks}`. `engine` is the delivery engine this process runs (`redis` or
  * `memory`); `redis` is `up` or `down` with the Redis engine (down = degraded but ready: ingest
  * goes on, the outbox keeps what Redis missed), and `not_used` with the memory engine. A failing
- * carrier is degraded but ready too.
+ * carrier is degraded but ready too, and so are webhooks with an endpoint disabled by failures or a
+ * message dead-lettered in the last hour (`webhooks: {status, deadLetters, deadLettersLastHour,
+ * pending, disabledEndpoints}`).
  */
 import { Elysia } from 'elysia'
 import type { Sql } from '../../db/client.ts'
@@ -12,13 +14,14 @@ import type { Metrics } from '../../metrics.ts'
 import type { Broadcaster } from '../../delivery/broadcaster.ts'
 import type { DatabaseKind } from '../../db/select.ts'
 import { json } from '../errors.ts'
+import type { WebhookHealth } from '../../webhooks/webhooks.ts'
 
 const STALL_MS = 10_000
 
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () => ({}), database }: { sql: Sql; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string>; database: DatabaseKind }) {
+export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () => ({}), webhooks, database }: { sql: Sql; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string>; webhooks?: () => Promise<WebhookHealth>; database: DatabaseKind }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
@@ -36,8 +39,11 @@ export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () 
         // A carrier whose answers stopped making sense shows here too (carriers/health.ts).
         const health = carriers()
         const failing = Object.values(health).some((h) => h !== 'ok')
-        const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, engine: engine.kind, broadcaster: lag, carriers: health })
+        // Dead letters and endpoints disabled by failures show here too: never a silent failure.
+        const hooks = db === 'up' && webhooks ? await within(1000, webhooks()).catch(() => null) : null
+        const hooksFailing = hooks !== null && hooks.status !== 'ok'
+        const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing || hooksFailing ? 'degraded' : 'ready'
+        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, engine: engine.kind, broadcaster: lag, carriers: health, webhooks: hooks })
       },
       { detail: { summary: 'Readiness: {status, db, database, redis, engine, broadcaster, carriers}', tags: ['ops'] } }
     )
