@@ -88,6 +88,7 @@ export function createWebhookStore(sql: Sql) {
 
     async listEndpoints(q: { limit: number; cursor?: string }): Promise<Page<Endpoint>> {
       const after = q.cursor ? decodeCursor(q.cursor) : null
+      if (after && !isUuid(after.id)) throw badCursor()
       const rows = await sql<(Endpoint & { k: string })[]>`
         select ${endpointColumns}, ${sortKey('created_at')} as k from webhook_endpoints
         where ${after ? sql`(created_at, id) > (${after.at}::timestamptz, ${after.id}::uuid)` : sql`true`}
@@ -212,5 +213,7 @@ function decodeCursor(cursor: string): { at: string; id: string } {
     const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[]
     if (typeof at === 'string' && CURSOR_TIME_RE.test(at) && typeof id === 'string' && /^[\w-]{1,64}$/.test(id)) return { at, id }
   } catch {}
-  throw new ValidationError('cursor', 'is not a cursor this API gave out (use nextCursor of the previous page)')
+  throw badCursor()
 }
+
+const badCursor = () => new ValidationError('cursor', 'is not a cursor this API gave out (use nextCursor of the previous page)')
