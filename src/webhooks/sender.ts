@@ -56,6 +56,9 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   const { sql, engine, log, metrics, opts, random = Math.random } = deps
   const leaseMs = opts.timeoutMs + LEASE_MARGIN_MS
   const holder = `${process.pid}-${randomBytes(4).toString('hex')}`
+  // A slot is this sender's for this message: another sender refused the same message (two
+  // schedules held it) must not free the slot of the one sending it.
+  const slotHolder = (messageId: string) => `${holder} ${messageId}`
   const inFlight = new Set<Promise<void>>()
   let timer: ReturnType<typeof setTimeout> | null = null
   let running: Promise<void> | null = null
@@ -79,7 +82,9 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
       if (claimed.length === 0) return
       const taken = await take(claimed.map((c) => c.member))
       for (const m of taken) start(m)
-      if (claimed.length < free) return
+      // Nothing startable (full endpoints, stale entries): wait for the next poll rather than
+      // churn through every due member of a busy endpoint now.
+      if (claimed.length < free || taken.length === 0) return
     }
   }
 
@@ -103,11 +108,11 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     })
     const slotted: typeof parsed = []
     const full: ScheduledMember[] = []
-    for (const p of parsed) {
-      const ok = await engine.leaseAcquire(slotKey(p.endpointId), p.id, { limit: opts.concurrency, leaseMs }).catch(() => false)
-      if (ok) slotted.push(p)
+    const acquired = await Promise.all(parsed.map((p) => engine.leaseAcquire(slotKey(p.endpointId), slotHolder(p.id), { limit: opts.concurrency, leaseMs }).catch(() => false)))
+    parsed.forEach((p, i) => {
+      if (acquired[i]) slotted.push(p)
       else full.push({ member: p.member, dueAt: Date.now() + Math.round(opts.pollMs * (1 + random())) })
-    }
+    })
     if (full.length > 0) await engine.scheduleAdd(SCHEDULE, full).catch(() => {})
     if (slotted.length === 0) return []
     let rows: Claimed[]
@@ -121,8 +126,9 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
         returning m.id, m.endpoint_id, m.body, m.attempt_count, m.round_attempts, w.url,
           array_remove(array[w.secret, case when w.previous_secret_until > now() then w.previous_secret end], null) as secrets`
     } catch (err) {
-      log.warn({ component: 'webhooks', err: (err as Error).message }, 'cannot claim webhook messages in PostgreSQL; they are claimed again once their leases end')
+      log.warn({ component: 'webhooks', err: (err as Error).message }, 'cannot claim webhook messages in PostgreSQL; trying again shortly')
       await release(slotted)
+      await engine.scheduleAdd(SCHEDULE, slotted.map((p) => ({ member: p.member, dueAt: Date.now() + opts.pollMs * 4 }))).catch(() => {})
       return []
     }
     const got = new Set(rows.map((r) => r.id))
@@ -134,7 +140,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     return rows
   }
 
-  const release = (items: { endpointId: string; id: string }[]) => Promise.all(items.map((i) => engine.leaseRelease(slotKey(i.endpointId), i.id).catch(() => {})))
+  const release = (items: { endpointId: string; id: string }[]) => Promise.all(items.map((i) => engine.leaseRelease(slotKey(i.endpointId), slotHolder(i.id)).catch(() => {})))
 
   /**
    * Schedule entries the guard refused: gone, done, disabled → out of the schedule; not due yet
@@ -168,7 +174,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     metrics.webhookAttempts.inc({ result: v === 'retry' ? 'retry' : v === 'delivered' ? 'delivered' : 'dead_letter', reason: reasonOf(outcome) })
     metrics.webhookAttemptSeconds.observe(ms / 1000)
     const recorded = await record(m, outcome, ms, v, delay)
-    await engine.leaseRelease(slotKey(m.endpoint_id), m.id).catch(() => {})
+    await engine.leaseRelease(slotKey(m.endpoint_id), slotHolder(m.id)).catch(() => {})
     if (!recorded) return
     const key = member(m.endpoint_id, m.id)
     if (recorded.state === 'pending' && recorded.enabled) await engine.scheduleAdd(SCHEDULE, [{ member: key, dueAt: recorded.due_at }]).catch(() => {})
@@ -214,7 +220,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
           where id = ${m.id} and lease_holder = ${holder}
           returning state, extract(epoch from next_attempt_at)::float8 * 1000 as due_at, attempt_count as attempts`
         if (!msg) {
-          log.warn({ component: 'webhooks', messageId: m.id, status: o.status, error: o.error }, 'a webhook attempt ended after its lease was taken over; its outcome is not recorded')
+          log.warn({ component: 'webhooks', messageId: m.id, status: o.status, error: o.error }, 'a webhook attempt ended after its message was deleted or its lease taken over; its outcome is not recorded')
           return null
         }
         await tx`insert into webhook_attempts (message_id, n, round, status, error, ms)

@@ -364,7 +364,9 @@ describe('auto-disable and resume', () => {
       expect(ready.status).toBe('degraded')
       expect(ready.webhooks.status).toContain('disabled by failures')
       expect(ready.webhooks.disabledEndpoints.map((d: { id: string }) => d.id)).toEqual([ep.id])
-      // Disabled: nothing more is sent; the messages wait, pending.
+      // Disabled: nothing more is sent (once an attempt claimed before the disable has ended);
+      // the messages wait, pending.
+      await waitFor('no attempt in flight', () => s.webhooks.sender.inFlight() === 0)
       const sent = rx.received.length
       await Bun.sleep(300)
       expect(rx.received.length).toBe(sent)
