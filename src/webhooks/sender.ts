@@ -183,7 +183,9 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
 
   async function attempt(m: Claimed): Promise<Outcome> {
     if (!opts.allowPrivate) {
-      const check = await checkTarget(m.url, { allowPrivate: false })
+      // The resolver has timeouts of its own, longer than an attempt may take.
+      const check = await Promise.race([checkTarget(m.url, { allowPrivate: false }), Bun.sleep(opts.timeoutMs).then(() => null)])
+      if (!check) return { status: null, error: `timed out after ${opts.timeoutMs} ms resolving the url's host`, retryAfterMs: null }
       if (!check.ok) return { status: null, error: `not sent: the url ${check.reason}`, retryAfterMs: null }
     }
     const timestamp = Math.floor(Date.now() / 1000)
