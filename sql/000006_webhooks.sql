@@ -52,6 +52,8 @@ create table webhook_messages (
 create index webhook_messages_endpoint_idx on webhook_messages (endpoint_id, created_at desc, id desc);
 -- The schedule's rebuild: pending messages by due time.
 create index webhook_messages_pending_idx on webhook_messages (next_attempt_at, id) where state = 'pending';
+-- Retention: finished messages by age.
+create index webhook_messages_finished_idx on webhook_messages (created_at) where state <> 'pending';
 -- The dead-letter queue, newest first.
 create index webhook_messages_failed_idx on webhook_messages (failed_at desc, id desc) where state = 'failed';
 

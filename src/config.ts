@@ -92,6 +92,7 @@ const Env = v.object({
   WEBHOOK_POLL_MS: int('WEBHOOK_POLL_MS', 250, 5, 60_000),
   WEBHOOK_REBUILD_MS: int('WEBHOOK_REBUILD_MS', 30_000, 20, 3_600_000),
   WEBHOOK_SECRET_GRACE_MS: int('WEBHOOK_SECRET_GRACE_MS', 86_400_000, 0, 30 * 86_400_000),
+  WEBHOOK_RETENTION_DAYS: int('WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
   MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))
 })
 

@@ -6,8 +6,11 @@
  * entry a sender has claimed keeps its lease. Also what schedules a message whose after-commit
  * add failed (the engine was down then): PostgreSQL is the outbox.
  *
- * Bounded: pages of PAGE rows in (next_attempt_at, id) order, at most MAX_PAGES a cycle; one cycle
- * at a time; `stop()` waits for it.
+ * Each cycle also deletes finished messages (delivered or dead letters) created more than
+ * WEBHOOK_RETENTION_DAYS ago, with their attempts, so the tables do not grow without end.
+ *
+ * Bounded: pages of PAGE rows in (next_attempt_at, id) order, at most MAX_PAGES a cycle (and as
+ * many deletions); one cycle at a time; `stop()` waits for it.
  */
 import type { Sql } from '../db/client.ts'
 import type { Engine } from '../engine/engine.ts'
@@ -19,14 +22,32 @@ import { member, SCHEDULE } from './sender.ts'
 const PAGE = 1000
 const MAX_PAGES = 100
 
-export type RebuildResult = { status: 'ok'; added: number; pending: number } | { status: 'skipped'; reason: 'cycle_already_running' | 'engine_unavailable' } | { status: 'error'; error: string }
+export type RebuildResult = { status: 'ok'; pending: number } | { status: 'skipped'; reason: 'cycle_already_running' | 'engine_unavailable' } | { status: 'error'; error: string }
 
-export function createScheduleRebuild(deps: { sql: Sql; engine: Engine; log: Logger; metrics: Metrics; intervalMs: number; onAdded?: () => void; onCycle?: () => Promise<void> }) {
+export function createScheduleRebuild(deps: { sql: Sql; engine: Engine; log: Logger; metrics: Metrics; intervalMs: number; retentionDays: number; onAdded?: () => void; onCycle?: () => Promise<void> }) {
   const { sql, engine, log, metrics, intervalMs } = deps
 
+  /** Deletes finished messages past their retention, in bounded batches. */
+  async function retire() {
+    let deleted = 0
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const gone = await sql`
+        delete from webhook_messages where id in (
+          select id from webhook_messages
+          where state <> 'pending' and created_at < now() - make_interval(days => ${deps.retentionDays})
+          limit ${PAGE})
+        returning 1`
+      deleted += gone.length
+      if (gone.length < PAGE) break
+    }
+    if (deleted > 0) log.info({ component: 'webhooks', deleted, retentionDays: deps.retentionDays }, 'deleted finished webhook messages past their retention')
+  }
+
   async function cycle(): Promise<RebuildResult> {
-    if (!engine.isReady) return { status: 'skipped', reason: 'engine_unavailable' }
     try {
+      await retire()
+      await deps.onCycle?.()
+      if (!engine.isReady) return { status: 'skipped', reason: 'engine_unavailable' }
       let after: { at: string; id: string } | null = null
       let pending = 0
       for (let page = 0; page < MAX_PAGES; page++) {
@@ -46,8 +67,7 @@ export function createScheduleRebuild(deps: { sql: Sql; engine: Engine; log: Log
       const size = await engine.scheduleSize(SCHEDULE)
       metrics.webhookScheduled.set(size)
       if (pending > 0) deps.onAdded?.()
-      await deps.onCycle?.()
-      return { status: 'ok', added: pending, pending }
+      return { status: 'ok', pending }
     } catch (err) {
       log.warn({ component: 'webhooks', err: (err as Error).message }, 'rebuilding the webhook schedule from PostgreSQL failed; will retry')
       return { status: 'error', error: (err as Error).message }

@@ -25,7 +25,7 @@ export interface WebhookHealth {
 const COUNT_CAP = 100_000
 
 type WebhookConfig = Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_RETRY_BASE_MS' | 'WEBHOOK_RETRY_MAX_MS' | 'WEBHOOK_MAX_ATTEMPTS' |
-  'WEBHOOK_DISABLE_AFTER_MS' | 'WEBHOOK_ALLOW_PRIVATE' | 'WEBHOOK_WORKERS' | 'WEBHOOK_POLL_MS' | 'WEBHOOK_REBUILD_MS'>
+  'WEBHOOK_DISABLE_AFTER_MS' | 'WEBHOOK_ALLOW_PRIVATE' | 'WEBHOOK_WORKERS' | 'WEBHOOK_POLL_MS' | 'WEBHOOK_REBUILD_MS' | 'WEBHOOK_RETENTION_DAYS'>
 
 export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; metrics: Metrics; config: WebhookConfig }) {
   const { sql, engine, log, metrics, config } = deps
@@ -39,7 +39,7 @@ export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; me
     }
   })
   const rebuild = createScheduleRebuild({
-    sql, engine, log, metrics, intervalMs: config.WEBHOOK_REBUILD_MS,
+    sql, engine, log, metrics, intervalMs: config.WEBHOOK_REBUILD_MS, retentionDays: config.WEBHOOK_RETENTION_DAYS,
     onCycle: async () => void (await health().catch(() => null)),
     onAdded: sender.wake
   })

@@ -158,6 +158,30 @@ describe('webhook guarantees', () => {
   })
 })
 
+describe('retention', () => {
+  test('finished messages older than WEBHOOK_RETENTION_DAYS go with their attempts; pending ones stay', async () => {
+    const s = testService({ DATABASE_URL: db.url, ...FAST, WEBHOOK_RETENTION_DAYS: '30' })
+    try {
+      const ep = await s.webhooks.store.createEndpoint({ url: 'https://93.184.215.14/old', eventTypes: ['shipment.event'], userIds: null, description: null, secret: 'whsec_' + Buffer.alloc(24).toString('base64') })
+      await db.sql`
+        insert into webhook_messages (id, endpoint_id, type, body, state, created_at, next_attempt_at) values
+          ('msg_old_delivered', ${ep.id}, 'shipment.event', '{}', 'delivered', now() - interval '31 days', now() + interval '1 day'),
+          ('msg_old_failed', ${ep.id}, 'shipment.event', '{}', 'failed', now() - interval '31 days', now() + interval '1 day'),
+          ('msg_old_pending', ${ep.id}, 'shipment.event', '{}', 'pending', now() - interval '31 days', now() + interval '1 day'),
+          ('msg_new_delivered', ${ep.id}, 'shipment.event', '{}', 'delivered', now() - interval '29 days', now() + interval '1 day')`
+      await db.sql`insert into webhook_attempts (message_id, n, round, status, ms) values ('msg_old_delivered', 1, 1, 200, 5)`
+      await waitFor('engine', () => s.engine.isReady)
+      expect(await s.webhooks.rebuild.runOnce()).toMatchObject({ status: 'ok' })
+      const left = await db.sql<{ id: string }[]>`select id from webhook_messages where endpoint_id = ${ep.id} order by id`
+      expect(left.map((r) => r.id)).toEqual(['msg_new_delivered', 'msg_old_pending'])
+      expect((await db.sql`select 1 from webhook_attempts where message_id = 'msg_old_delivered'`).length).toBe(0)
+      await db.sql`delete from webhook_endpoints where id = ${ep.id}`
+    } finally {
+      await s.stop()
+    }
+  })
+})
+
 describe('SSRF', () => {
   test('private targets in any spelling are a 422 naming url, on create and PATCH, over the wire', async () => {
     const s = testService({ DATABASE_URL: db.url, POLL_ENABLED: 'false' })
