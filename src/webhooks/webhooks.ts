@@ -75,12 +75,47 @@ export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; me
     return { status: problems.length ? `failing: ${problems.join('; ')}` : 'ok', deadLetters: r.dead, deadLettersLastHour: r.recent, pending: r.pending, disabledEndpoints: r.disabled }
   }
 
+  /** The API's changes that schedule something, scheduled and logged (never a secret). */
+  const actions = {
+    async createEndpoint(e: Parameters<typeof store.createEndpoint>[0]) {
+      const endpoint = await store.createEndpoint(e)
+      log.info({ component: 'webhooks', endpointId: endpoint.id, host: new URL(endpoint.url).host, eventTypes: endpoint.eventTypes }, 'webhook endpoint created')
+      return endpoint
+    },
+    async deleteEndpoint(id: string) {
+      const deleted = await store.deleteEndpoint(id)
+      if (deleted) log.info({ component: 'webhooks', endpointId: id }, 'webhook endpoint deleted with its messages')
+      return deleted
+    },
+    async rotateSecret(id: string, secret: string, graceMs: number) {
+      const rotated = await store.rotateSecret(id, secret, graceMs)
+      if (rotated) log.info({ component: 'webhooks', endpointId: id, previousSecretExpiresAt: rotated.previousSecretExpiresAt }, 'webhook secret rotated; both secrets sign until the previous one expires')
+      return rotated
+    },
+    async updateEndpoint(id: string, patch: Parameters<typeof store.updateEndpoint>[1]) {
+      const done = await store.updateEndpoint(id, patch)
+      if (!done) return null
+      if (done.resumed.length > 0 || patch.enabled === true) log.info({ component: 'webhooks', endpointId: id, pending: done.resumed.length }, 'webhook endpoint enabled; its pending messages are due now')
+      else if (patch.enabled === false) log.info({ component: 'webhooks', endpointId: id }, 'webhook endpoint disabled through the API')
+      await schedule(done.resumed)
+      return done.endpoint
+    },
+    async replay(where: Parameters<typeof store.replay>[0]) {
+      const r = await store.replay(where)
+      if ('refused' in r) return r
+      log.info({ component: 'webhooks', ...where, replayed: r.due.length }, 'dead letters replayed: a new round of attempts')
+      await schedule(r.due)
+      return { replayed: r.due.length }
+    }
+  }
+
   return {
     store,
     sender,
     rebuild,
     schedule,
     health,
+    ...actions,
     /** After an ingest commit: its messages are due now. */
     afterCommit(refs: readonly { id: string; endpointId: string }[]) {
       if (refs.length === 0) return

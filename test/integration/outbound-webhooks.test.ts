@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from '
 import { Webhook } from 'standardwebhooks'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { receiver } from '../support/receiver.ts'
-import { api, testService, waitFor } from '../support/service.ts'
+import { api, capturingLog, testService, waitFor } from '../support/service.ts'
 
 setDefaultTimeout(30_000)
 
@@ -377,6 +377,43 @@ describe('auto-disable and resume', () => {
       expect(resumed.body).toMatchObject({ enabled: true, disabledReason: null, failingSince: null })
       for (const m of pending) await waitFor('delivered after resume', async () => (await message(m.id, c)).state === 'delivered')
       expect((await c('GET', '/readyz')).body.webhooks.disabledEndpoints).toEqual([])
+    } finally {
+      rx.stop()
+      await s.stop()
+      await own.drop()
+    }
+  })
+})
+
+describe('logs', () => {
+  test('say what happened — created, failing, dead letter, disabled, resumed, replayed — and never carry a secret', async () => {
+    const own = await createTestDb()
+    const { log, lines } = capturingLog()
+    const s = testService({ DATABASE_URL: own.url, ...FAST, WEBHOOK_MAX_ATTEMPTS: '2' }, { log })
+    const c = api(s)
+    let status = 500
+    const rx = receiver(() => ({ status }))
+    try {
+      await s.start()
+      const ep = await endpoint(rx.url('/secret-path?token=abc'), ['shipment.event'], {}, c)
+      const rotated = (await c('POST', `/v1/webhook-endpoints/${ep.id}/rotate-secret`)).body.secret
+      await c('POST', '/v1/events', { events: [ev(await shipment(c))] })
+      const dead = await waitFor('a dead letter', async () => (await c('GET', `/v1/dlq?endpointId=${ep.id}`)).body.items[0])
+      status = 200
+      await c('POST', '/v1/dlq/replay', { endpointId: ep.id })
+      await waitFor('delivered', async () => (await message(dead.id, c)).state === 'delivered')
+      status = 410
+      await c('POST', '/v1/events', { events: [ev(await shipment(c))] })
+      await waitFor('disabled', async () => (await c('GET', `/v1/webhook-endpoints/${ep.id}`)).body.enabled === false)
+      await c('PATCH', `/v1/webhook-endpoints/${ep.id}`, { enabled: true })
+      const said = lines.filter((l) => l.component === 'webhooks').map((l) => l.msg)
+      for (const what of ['webhook endpoint created', 'webhook secret rotated', 'webhook endpoint failing', 'dead-lettered', 'dead letters replayed', 'webhook endpoint disabled', 'webhook endpoint enabled', 'webhook endpoint recovered']) {
+        expect(said.some((m) => m.includes(what)), what).toBe(true)
+      }
+      const text = JSON.stringify(lines)
+      for (const secret of [ep.secret, rotated, ep.secret.slice(6), rotated.slice(6)]) expect(text.includes(secret)).toBe(false)
+      // The url's path and query may carry a receiver's token: logs name the host only.
+      expect(text.includes('token=abc')).toBe(false)
     } finally {
       rx.stop()
       await s.stop()

@@ -10,7 +10,7 @@ import { AppError, NotFoundError, ValidationError } from '../../errors.ts'
 import { normalizeInstant, IdentityError } from '../../pipeline/identity.ts'
 import { storable } from '../../pipeline/storable.ts'
 import { newSecret } from '../../webhooks/signature.ts'
-import { EVENT_TYPES, MESSAGE_STATES, type Endpoint } from '../../webhooks/store.ts'
+import { EVENT_TYPES, MESSAGE_STATES } from '../../webhooks/store.ts'
 import { checkTarget } from '../../webhooks/url-guard.ts'
 import type { Webhooks } from '../../webhooks/webhooks.ts'
 
@@ -51,7 +51,6 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
     return check.url.href
   }
 
-  const view = (e: Endpoint) => e
   const endpointBody = {
     url: t.String({ minLength: 1, maxLength: 2048, description: 'http(s) URL the messages are POSTed to' }),
     eventTypes: t.Array(t.String({ maxLength: 64 }), { minItems: 1, maxItems: 3, description: EVENT_TYPES.join(', ') }),
@@ -68,9 +67,9 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
         const desc = description(body.description) ?? null
         const url = await targetUrl(body.url)
         const secret = newSecret()
-        const endpoint = await store.createEndpoint({ url, eventTypes: types, userIds: users, description: desc, secret })
+        const endpoint = await webhooks.createEndpoint({ url, eventTypes: types, userIds: users, description: desc, secret })
         set.status = 201
-        return { ...view(endpoint), secret }
+        return { ...endpoint, secret }
       },
       { body: t.Object(endpointBody), detail: { summary: 'Create a webhook endpoint; the secret is shown here and at rotation only', tags: ['webhooks'] } }
     )
@@ -91,10 +90,7 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
           description: description(body.description),
           enabled: body.enabled
         }
-        const done = await store.updateEndpoint(params.id, patch)
-        if (!done) throw notFound(params.id)
-        await webhooks.schedule(done.resumed)
-        return view(done.endpoint)
+        return (await webhooks.updateEndpoint(params.id, patch)) ?? Promise.reject(notFound(params.id))
       },
       {
         body: t.Object({ ...t.Partial(t.Object(endpointBody)).properties, enabled: t.Optional(t.Boolean({ description: 'true resumes a disabled endpoint and its pending messages' })) }),
@@ -104,7 +100,7 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
     .delete(
       '/v1/webhook-endpoints/:id',
       async ({ params, set }) => {
-        if (!(await store.deleteEndpoint(params.id))) throw notFound(params.id)
+        if (!(await webhooks.deleteEndpoint(params.id))) throw notFound(params.id)
         set.status = 204
       },
       { detail: { summary: 'Delete an endpoint with its messages', tags: ['webhooks'] } }
@@ -113,7 +109,7 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
       '/v1/webhook-endpoints/:id/rotate-secret',
       async ({ params }) => {
         const secret = newSecret()
-        const rotated = await store.rotateSecret(params.id, secret, opts.secretGraceMs)
+        const rotated = await webhooks.rotateSecret(params.id, secret, opts.secretGraceMs)
         if (!rotated) throw notFound(params.id)
         return { ...rotated, secret }
       },
@@ -147,11 +143,10 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
     .post(
       '/v1/dlq/:messageId/replay',
       async ({ params, set }) => {
-        const r = await store.replay({ messageId: params.messageId })
+        const r = await webhooks.replay({ messageId: params.messageId })
         if ('refused' in r) throw refusal(r.refused, `webhook message "${params.messageId}"`)
-        await webhooks.schedule(r.due)
         set.status = 202
-        return { replayed: r.due.length, id: params.messageId }
+        return { id: params.messageId, ...r }
       },
       { detail: { summary: 'A new round of attempts for one dead letter, same webhook-id', tags: ['webhooks'] } }
     )
@@ -167,11 +162,10 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
             throw err
           }
         }
-        const r = await store.replay({ endpointId: body.endpointId, since })
+        const r = await webhooks.replay({ endpointId: body.endpointId, since })
         if ('refused' in r) throw refusal(r.refused, `webhook endpoint "${body.endpointId}"`)
-        await webhooks.schedule(r.due)
         set.status = 202
-        return { replayed: r.due.length }
+        return r
       },
       {
         body: t.Object({ endpointId: t.String({ maxLength: 64 }), since: t.Optional(t.Nullable(t.String({ maxLength: 64, description: 'ISO-8601; dead letters created at or after it (default: all)' }))) }),
