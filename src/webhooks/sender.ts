@@ -62,6 +62,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   const inFlight = new Set<Promise<void>>()
   let timer: ReturnType<typeof setTimeout> | null = null
   let running: Promise<void> | null = null
+  let again = false
   let stopped = true
   let engineFailing = false
 
@@ -276,19 +277,22 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   }
 
   function wake() {
-    if (stopped || running) return
+    if (stopped) return
+    // A cycle that is running may have claimed before the news: it runs once more at once.
+    if (running) return void (again = true)
     if (timer) clearTimeout(timer)
     timer = setTimeout(tick, 0)
   }
 
   function tick() {
     timer = null
+    again = false
     if (stopped) return
     running = cycle()
       .catch((err) => log.error({ component: 'webhooks', err: (err as Error).message }, 'webhook sender cycle failed'))
       .finally(() => {
         running = null
-        if (!stopped) timer = setTimeout(tick, opts.pollMs)
+        if (!stopped) timer = setTimeout(tick, again ? 0 : opts.pollMs)
       })
   }
 
