@@ -156,6 +156,24 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
     return conns.size
   }
 
+  function touch(userId: string, connId: string, ttlMs: number, at: number) {
+    let conns = connections.get(userId)
+    if (!conns) {
+      conns = new Map()
+      connections.set(userId, conns)
+    }
+    conns.set(connId, at + ttlMs)
+    seen(userId, at)
+    sweep(at)
+  }
+
+  function leave(userId: string, connId: string, at: number) {
+    const conns = connections.get(userId)
+    conns?.delete(connId)
+    if (conns?.size === 0) connections.delete(userId)
+    seen(userId, at)
+  }
+
   function sweep(at: number) {
     if (at - lastSweep < PRESENCE_SWEEP_MS) return
     lastSweep = at
@@ -331,24 +349,24 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
 
     async presenceTouch(userId, connId, ttlMs) {
       open()
-      const at = now()
-      let conns = connections.get(userId)
-      if (!conns) {
-        conns = new Map()
-        connections.set(userId, conns)
-      }
-      conns.set(connId, at + ttlMs)
-      seen(userId, at)
-      sweep(at)
+      touch(userId, connId, ttlMs, now())
     },
 
     async presenceLeave(userId, connId) {
       open()
+      leave(userId, connId, now())
+    },
+
+    async presenceTouchMany(entries, ttlMs) {
+      open()
       const at = now()
-      const conns = connections.get(userId)
-      conns?.delete(connId)
-      if (conns?.size === 0) connections.delete(userId)
-      seen(userId, at)
+      for (const e of entries) touch(e.userId, e.connId, ttlMs, at)
+    },
+
+    async presenceLeaveMany(entries) {
+      open()
+      const at = now()
+      for (const e of entries) leave(e.userId, e.connId, at)
     },
 
     async presenceGet(userIds) {

@@ -30,6 +30,8 @@ const GROUP_CREATE = await lua('group-create')
 const PRESENCE_TOUCH = await lua('presence-touch')
 const PRESENCE_LEAVE = await lua('presence-leave')
 const PRESENCE_GET = await lua('presence-get')
+const PRESENCE_TOUCH_MANY = await lua('presence-touch-many')
+const PRESENCE_LEAVE_MANY = await lua('presence-leave-many')
 const SCHEDULE_CLAIM = await lua('schedule-claim')
 const LEASE_ACQUIRE = await lua('lease-acquire')
 
@@ -337,6 +339,16 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
 
     async presenceLeave(userId, connId) {
       await timed(main.eval(PRESENCE_LEAVE, { keys: presenceKeys(userId), arguments: [connId, String(now()), seenTtl] }))
+    },
+
+    async presenceTouchMany(entries, ttlMs) {
+      if (entries.length === 0) return
+      await timed(main.eval(PRESENCE_TOUCH_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [String(now()), String(ttlMs), seenTtl, ...entries.map((e) => e.connId)] }))
+    },
+
+    async presenceLeaveMany(entries) {
+      if (entries.length === 0) return
+      await timed(main.eval(PRESENCE_LEAVE_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [String(now()), seenTtl, ...entries.map((e) => e.connId)] }))
     },
 
     async presenceGet(userIds) {

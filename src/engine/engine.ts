@@ -55,6 +55,12 @@ export interface Presence {
   lastSeenAt: number | null
 }
 
+/** One connection of one user. */
+export interface PresenceEntry {
+  userId: string
+  connId: string
+}
+
 export interface ScheduledMember {
   member: string
   /** Epoch ms. */
@@ -132,6 +138,10 @@ export interface Engine {
   presenceTouch(userId: string, connId: string, ttlMs: number): Promise<void>
   /** The connection is gone; the user's lastSeenAt becomes now. */
   presenceLeave(userId: string, connId: string): Promise<void>
+  /** `presenceTouch` for many connections in one call (one round trip, atomic): a process's heartbeat tick. */
+  presenceTouchMany(entries: readonly PresenceEntry[], ttlMs: number): Promise<void>
+  /** `presenceLeave` for many connections in one call (one round trip, atomic). */
+  presenceLeaveMany(entries: readonly PresenceEntry[]): Promise<void>
   /** Every user asked for (up to 1,000, one round trip), with only unexpired connections counted. */
   presenceGet(userIds: readonly string[]): Promise<Map<string, Presence>>
 

@@ -221,6 +221,27 @@ for (const [name, make] of implementations) {
       expect([...all.values()].filter((p) => p.connections === 1).length).toBe(10)
     })
 
+    test('presence in batches: one call touches or removes many connections, as single calls do', async () => {
+      const e = await engine()
+      const t0 = clock
+      await e.presenceTouchMany([{ userId: 'ann', connId: 'c1' }, { userId: 'ann', connId: 'c2' }, { userId: 'bob', connId: 'c1' }], 100_000)
+      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 2, lastSeenAt: t0 }], ['bob', { connections: 1, lastSeenAt: t0 }]]))
+      // A heartbeat that touches only ann's c1: the others expire at their TTL.
+      clock += 60_000
+      await e.presenceTouchMany([{ userId: 'ann', connId: 'c1' }], 100_000)
+      clock += 50_000
+      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 1, lastSeenAt: t0 + 60_000 }], ['bob', { connections: 0, lastSeenAt: t0 }]]))
+      await e.presenceLeaveMany([{ userId: 'ann', connId: 'c1' }, { userId: 'bob', connId: 'never-there' }])
+      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 0, lastSeenAt: clock }], ['bob', { connections: 0, lastSeenAt: clock }]]))
+      await e.presenceTouchMany([], 1000)
+      await e.presenceLeaveMany([])
+      // A process's tick: 5,000 connections of 1,000 users in one call.
+      const users = Array.from({ length: 1000 }, (_, i) => `u${i}`)
+      await e.presenceTouchMany(Array.from({ length: 5000 }, (_, i) => ({ userId: users[i % 1000]!, connId: `c${i}` })), 100_000)
+      const all = await e.presenceGet(users)
+      expect([...all.values()].every((p) => p.connections === 5 && p.lastSeenAt === clock)).toBe(true)
+    })
+
     test('a schedule orders by due time, and a claim takes what is due for a lease', async () => {
       const e = await engine()
       const t = clock
