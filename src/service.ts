@@ -24,7 +24,7 @@ import { listen } from './http/server.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createPublishAcks } from './pipeline/acks.ts'
-import { createOutboxRelay } from './pipeline/outbox.ts'
+import { createOutboxRelay, eventOutbox } from './pipeline/outbox.ts'
 import { createProcessor } from './pipeline/processor.ts'
 import { MAX_EVENTS_PER_REQUEST } from './http/routes/events.ts'
 import { createStreamWriter } from './pipeline/stream.ts'
@@ -66,7 +66,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
   })
   const relay = createOutboxRelay({
-    sql, engine, stream, log, metrics,
+    sql, engine, source: eventOutbox(stream), log, metrics,
     intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE
   })
   if (!config.TOKEN_SECRET) {

@@ -6,6 +6,8 @@
 import postgres from 'postgres'
 
 export type Sql = postgres.Sql<{}>
+/** A transaction's handle (`sql.begin`): queries like Sql's, without pool-wide operations. */
+export type Tx = postgres.TransactionSql<{}>
 
 export interface DbOptions {
   max?: number

@@ -1,7 +1,9 @@
 /**
- * The broadcaster: reads `tracking:events` as consumer group `ws-broadcaster` and fans every
- * entry out to all service processes over the engine's pub/sub (one message per batch read),
- * then acknowledges it.
+ * The broadcaster: reads a stream as its consumer group — `tracking:events` as `ws-broadcaster`,
+ * `notifications:stream` as `notification-workers`, one broadcaster each — and fans every entry
+ * out to all service processes over the engine's pub/sub (one message per batch read), then
+ * acknowledges it. Entries are `{topic, seq, data}` whatever the kind of topic, so one
+ * implementation serves every stream.
  *
  * Guarantees: an entry is acknowledged only after it was handed to pub/sub (or found
  * malformed: logged, counted and acknowledged at once, so it never blocks the group);
@@ -17,7 +19,7 @@ import type { Engine, StreamEntry } from '../engine/engine.ts'
 import { GroupGoneError } from '../engine/engine.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { STREAM } from '../pipeline/stream.ts'
+import { STREAM as TRACKING_STREAM } from '../pipeline/stream.ts'
 
 export const GROUP = 'ws-broadcaster'
 /** The pub/sub channel every process listens on; each message is a JSON array of FanoutMessage. */
@@ -47,8 +49,19 @@ export function parseEntry(message: Readonly<Record<string, string>> | undefined
   return { topic, seq: n, data }
 }
 
+/** Which stream a broadcaster reads, as which group, and the channel it fans out on. */
+export interface BroadcastRoute {
+  stream: string
+  group: string
+  channel: string
+}
+
+export const TRACKING_ROUTE: BroadcastRoute = { stream: TRACKING_STREAM, group: GROUP, channel: FANOUT_CHANNEL }
+
 export function createBroadcaster(deps: {
   engine: Engine
+  /** Default: tracking:events, ws-broadcaster, tracking:fanout. */
+  route?: BroadcastRoute
   consumer: string
   claimIdleMs: number
   log: Logger
@@ -59,6 +72,8 @@ export function createBroadcaster(deps: {
   count?: number
 }) {
   const { engine, consumer, claimIdleMs, log, metrics, check, blockMs = 1000, count = 200 } = deps
+  const { stream, group, channel } = deps.route ?? TRACKING_ROUTE
+  const labels = { group }
   let stopped = true
   let loop: Promise<void> | null = null
   let abort = new AbortController()
@@ -66,8 +81,8 @@ export function createBroadcaster(deps: {
   let lastClaim = 0
 
   async function ensureGroup() {
-    const made = await engine.ensureGroup(STREAM, GROUP)
-    if (made.created) log.info({ component: 'broadcaster', stream: STREAM, from: made.from }, 'consumer group created')
+    const made = await engine.ensureGroup(stream, group)
+    if (made.created) log.info({ component: 'broadcaster', stream, from: made.from }, 'consumer group created')
     groupReady = true
   }
 
@@ -77,30 +92,30 @@ export function createBroadcaster(deps: {
     for (const e of entries) {
       const m = parseEntry(e.message, check)
       if (!m) {
-        metrics.streamMalformed.inc()
-        log.warn({ component: 'broadcaster', id: e.id, fields: e.message ? Object.keys(e.message) : null }, 'malformed stream entry acknowledged and skipped')
+        metrics.streamMalformed.inc(labels)
+        log.warn({ component: 'broadcaster', group, id: e.id, fields: e.message ? Object.keys(e.message) : null }, 'malformed stream entry acknowledged and skipped')
       } else out.push(m)
       ack.push(e.id)
     }
     if (ack.length === 0) return
     // One command for the batch: one pub/sub message carrying every entry, then the
     // acknowledgement (the group's state lives in the engine, so any connection may acknowledge).
-    await engine.publishAndAck(STREAM, GROUP, ack, FANOUT_CHANNEL, out.length > 0 ? JSON.stringify(out) : null)
-    metrics.streamDelivered.inc(out.length)
+    await engine.publishAndAck(stream, group, ack, channel, out.length > 0 ? JSON.stringify(out) : null)
+    metrics.streamDelivered.inc(labels, out.length)
   }
 
   async function once() {
     if (!groupReady) await ensureGroup()
     if (Date.now() - lastClaim >= claimIdleMs / 2) {
       lastClaim = Date.now()
-      const claimed = await engine.claimIdle(STREAM, GROUP, consumer, { idleMs: claimIdleMs, count })
+      const claimed = await engine.claimIdle(stream, group, consumer, { idleMs: claimIdleMs, count })
       if (claimed.length > 0) {
-        log.info({ component: 'broadcaster', entries: claimed.length }, 'reclaimed entries left pending by another consumer')
-        metrics.streamReclaimed.inc(claimed.length)
+        log.info({ component: 'broadcaster', group, entries: claimed.length }, 'reclaimed entries left pending by another consumer')
+        metrics.streamReclaimed.inc(labels, claimed.length)
         await handle(claimed)
       }
     }
-    const read = await engine.readGroup(STREAM, GROUP, consumer, { count, blockMs, signal: abort.signal })
+    const read = await engine.readGroup(stream, group, consumer, { count, blockMs, signal: abort.signal })
     if (read.length > 0) await handle(read)
   }
 
@@ -118,11 +133,11 @@ export function createBroadcaster(deps: {
         if (stopped) break
         if (err instanceof GroupGoneError) {
           groupReady = false
-          log.warn({ component: 'broadcaster' }, 'stream or consumer group gone (Redis restarted empty?); re-creating it')
+          log.warn({ component: 'broadcaster', group }, 'stream or consumer group gone (Redis restarted empty?); re-creating it')
           continue
         }
         failures++
-        if (failures === 1) log.warn({ component: 'broadcaster', err: (err as Error).message ?? String(err) }, 'broadcaster read failed; retrying')
+        if (failures === 1) log.warn({ component: 'broadcaster', group, err: (err as Error).message ?? String(err) }, 'broadcaster read failed; retrying')
         await Bun.sleep(Math.min(50 * 2 ** failures, 2000))
       }
     }
@@ -134,7 +149,7 @@ export function createBroadcaster(deps: {
       stopped = false
       abort = new AbortController()
       loop = run()
-      log.info({ component: 'broadcaster', consumer, group: GROUP }, 'broadcaster started')
+      log.info({ component: 'broadcaster', consumer, group }, 'broadcaster started')
     },
     async stop() {
       stopped = true
@@ -143,9 +158,9 @@ export function createBroadcaster(deps: {
     },
     /** How far behind the group is (engine.ts's GroupLag), also set as gauges. */
     async lag() {
-      const lag = await engine.groupLag(STREAM, GROUP)
-      metrics.broadcasterLag.set({ kind: 'pending' }, lag.pending)
-      metrics.broadcasterLag.set({ kind: 'unread' }, lag.unread)
+      const lag = await engine.groupLag(stream, group)
+      metrics.broadcasterLag.set({ ...labels, kind: 'pending' }, lag.pending)
+      metrics.broadcasterLag.set({ ...labels, kind: 'unread' }, lag.unread)
       return lag
     }
   }

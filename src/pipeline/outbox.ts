@@ -1,24 +1,42 @@
 /**
- * The outbox relay: puts committed-but-unpublished events on the stream once Redis answers.
+ * The outbox relay: puts committed-but-unpublished rows on their stream once Redis answers. One
+ * implementation for every outbox (an `OutboxSource` says how to read one): `event_outbox` →
+ * `tracking:events` (here), `notification_outbox` → `notifications:stream`
+ * (notifications/outbox.ts); each outbox gets a relay of its own.
  *
  * Guarantees:
- *   - every committed event reaches the stream at least once, whatever happened to Redis or to
- *     the process that committed it (the outbox is the `event_outbox` table);
- *   - per shipment, the relay appends in seq order: one relay at a time holds the advisory
- *     lock across all processes, and it reads in (shipment, seq) order;
- *   - it leaves alone events younger than `graceMs`, which their ingesting process is most
+ *   - every committed row reaches the stream at least once, whatever happened to Redis or to
+ *     the process that committed it;
+ *   - per topic, the relay appends in seq order: one relay per outbox at a time holds its
+ *     advisory lock across all processes, and it reads in (key, seq) order;
+ *   - it leaves alone rows younger than `graceMs`, which their committing process is most
  *     likely publishing right now (if it is not, they are picked up a cycle later);
- *   - bounded: at most `maxBatches` × `batchSize` events per cycle, one cycle at a time, and
+ *   - bounded: at most `maxBatches` × `batchSize` rows per cycle, one cycle at a time, and
  *     `stop()` waits for the running cycle to end.
  */
-import type { Sql } from '../db/client.ts'
+import type { Sql, Tx } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
 import type { Engine } from '../engine/engine.ts'
+import { deleteOutboxRows, type OutboxName, type OutboxRef } from './acks.ts'
 import { shipmentTopic, type StreamMessage, type StreamWriter } from './stream.ts'
 
-const LOCK_KEY = '7284911003771515'
+/** How the relay reads one outbox and appends its rows. */
+export interface OutboxSource<M> {
+  name: OutboxName
+  /** The advisory lock that makes one relay of this outbox run at a time across processes. */
+  lockKey: string
+  /**
+   * Up to `limit` rows committed more than `graceMs` ago, in (key, seq) order, locked `for update
+   * skip locked` (rows an ack is deleting right now are on the stream already), with their messages.
+   */
+  read(tx: Tx, graceMs: number, limit: number): Promise<{ ref: OutboxRef; message: M }[]>
+  /** Appends in order; resolves with how many were appended (a prefix). Never throws. */
+  append(messages: M[]): Promise<number>
+  /** How many rows wait. */
+  backlog(sql: Sql): Promise<number>
+}
 
 export type CycleResult =
   | { status: 'ok'; published: number; backlog: number }
@@ -49,10 +67,10 @@ interface OutboxRow {
   expected_delivery: { from: string | null; to: string | null } | null
 }
 
-export function createOutboxRelay(deps: {
+export function createOutboxRelay<M>(deps: {
   sql: Sql
   engine: Engine
-  stream: StreamWriter
+  source: OutboxSource<M>
   log: Logger
   metrics: Metrics
   intervalMs: number
@@ -60,20 +78,82 @@ export function createOutboxRelay(deps: {
   batchSize: number
   maxBatches?: number
 }): OutboxRelay {
-  const { sql, engine, stream, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
+  const { sql, engine, source, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
+  const outbox = source.name
+  const published = outbox === 'events' ? metrics.eventsPublished : metrics.notificationsPublished
 
   async function backlog(): Promise<number> {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
-    metrics.outboxBacklog.set(row!.n)
-    return row!.n
+    const n = await source.backlog(sql)
+    metrics.outboxBacklog.set({ outbox }, n)
+    return n
   }
 
   // One batch under the cross-process lock. Returns how many were published, or null when
   // another process holds the lock.
   async function batch(): Promise<number | null> {
     return sql.begin(async (tx) => {
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY}::bigint) as ok`
+      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${source.lockKey}::bigint) as ok`
       if (!lock!.ok) return null
+      const rows = await source.read(tx, graceMs, batchSize)
+      if (rows.length === 0) return 0
+      const n = await source.append(rows.map((r) => r.message))
+      if (n > 0) await deleteOutboxRows(tx, outbox, rows.slice(0, n).map((r) => r.ref))
+      published.inc({ path: 'relay' }, n)
+      if (n < rows.length) throw new RelayStall(rows.length - n, n)
+      return n
+    })
+  }
+
+  async function cycle(): Promise<CycleResult> {
+    try {
+      if (!engine.isReady) return { status: 'skipped', reason: 'redis_unavailable', backlog: await backlog() }
+      let count = 0
+      for (let i = 0; i < maxBatches; i++) {
+        const n = await batch()
+        if (n === null) return { status: 'skipped', reason: 'lock_held', backlog: await backlog() }
+        count += n
+        if (n < batchSize) break
+      }
+      const left = await backlog()
+      if (count > 0) log.info({ component: 'outbox', outbox, published: count, backlog: left }, `relayed unpublished ${outbox} to the stream`)
+      return { status: 'ok', published: count, backlog: left }
+    } catch (err) {
+      const message = err instanceof RelayStall ? err.message : (err as Error).message
+      log.warn({ component: 'outbox', outbox, err: message }, 'outbox relay cycle failed; will retry')
+      return { status: 'error', error: message }
+    }
+  }
+
+  const loop = createLoop(
+    () =>
+      cycle().then((r) => {
+        metrics.outboxCycles.inc({ outbox, result: r.status === 'skipped' ? `skipped_${r.reason}` : r.status })
+        return r
+      }),
+    { delay: () => intervalMs, busy: { status: 'skipped', reason: 'cycle_already_running' } as CycleResult }
+  )
+
+  return {
+    runOnce: loop.runOnce,
+    start() {
+      if (loop.start()) log.info({ component: 'outbox', outbox, intervalMs, graceMs, batchSize }, 'outbox relay started')
+    },
+    stop: loop.stop
+  }
+}
+
+class RelayStall extends Error {
+  constructor(failed: number, sent: number) {
+    super(`stream append failed for ${failed} rows after ${sent} succeeded`)
+  }
+}
+
+/** `event_outbox` → `tracking:events`: each event with the shipment's projection right after it. */
+export function eventOutbox(stream: StreamWriter): OutboxSource<StreamMessage> {
+  return {
+    name: 'events',
+    lockKey: '7284911003771515',
+    async read(tx, graceMs, limit) {
       // The outbox drives: each of its rows is looked up by key (the `limit 1` laterals cannot
       // be flattened into joins). Written as plain joins, the planner — trusting stale
       // statistics that counted the outbox's dead rows — merge-joined it with the whole of
@@ -96,66 +176,15 @@ export function createOutboxRelay(deps: {
           order by p.occurred_at desc, p.seq limit 1
         ) p
         order by o.shipment_id, o.seq
-        limit ${batchSize}
-        -- rows locked right now are being acked by acks.ts: they are on the stream already
+        limit ${limit}
         for update of o skip locked`
-      if (rows.length === 0) return 0
-      const messages = rows.map(toMessage)
-      const sent = new Set(await stream.append(messages))
-      const done = rows.filter((_, i) => sent.has(messages[i]!))
-      if (done.length > 0) {
-        await tx`
-          delete from event_outbox o
-          using unnest(${done.map((r) => r.shipment_id)}::uuid[], ${done.map((r) => r.seq)}::int[]) as u(shipment_id, seq)
-          where o.shipment_id = u.shipment_id and o.seq = u.seq`
-      }
-      metrics.eventsPublished.inc({ path: 'relay' }, done.length)
-      if (done.length < rows.length) throw new RelayStall(rows.length - done.length, done.length)
-      return done.length
-    })
-  }
-
-  async function cycle(): Promise<CycleResult> {
-    try {
-      if (!engine.isReady) return { status: 'skipped', reason: 'redis_unavailable', backlog: await backlog() }
-      let published = 0
-      for (let i = 0; i < maxBatches; i++) {
-        const n = await batch()
-        if (n === null) return { status: 'skipped', reason: 'lock_held', backlog: await backlog() }
-        published += n
-        if (n < batchSize) break
-      }
-      const left = await backlog()
-      if (published > 0) log.info({ component: 'outbox', published, backlog: left }, 'relayed unpublished events to the stream')
-      return { status: 'ok', published, backlog: left }
-    } catch (err) {
-      const message = err instanceof RelayStall ? err.message : (err as Error).message
-      log.warn({ component: 'outbox', err: message }, 'outbox relay cycle failed; will retry')
-      return { status: 'error', error: message }
-    }
-  }
-
-  const loop = createLoop(
-    () =>
-      cycle().then((r) => {
-        metrics.outboxCycles.inc({ result: r.status === 'skipped' ? `skipped_${r.reason}` : r.status })
-        return r
-      }),
-    { delay: () => intervalMs, busy: { status: 'skipped', reason: 'cycle_already_running' } as CycleResult }
-  )
-
-  return {
-    runOnce: loop.runOnce,
-    start() {
-      if (loop.start()) log.info({ component: 'outbox', intervalMs, graceMs, batchSize }, 'outbox relay started')
+      return rows.map((r) => ({ ref: { key: r.shipment_id, seq: r.seq }, message: toMessage(r) }))
     },
-    stop: loop.stop
-  }
-}
-
-class RelayStall extends Error {
-  constructor(failed: number, sent: number) {
-    super(`stream append failed for ${failed} events after ${sent} succeeded`)
+    append: async (messages) => (await stream.append(messages)).length,
+    async backlog(sql) {
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
+      return row!.n
+    }
   }
 }
 

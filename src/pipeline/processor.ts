@@ -21,6 +21,7 @@
  *     ConflictError (503 `database_conflict`, nothing stored).
  */
 import type { Sql } from '../db/client.ts'
+import { CONFLICT_ATTEMPTS, retryConflicts } from '../db/conflicts.ts'
 import { ConflictError, DatabaseUnavailableError, isDataError, isDatabaseUnavailable, isSerializationFailure } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
@@ -57,10 +58,6 @@ export interface IngestLimits {
 }
 
 export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 20_000 }
-
-/** Attempts of one ingest transaction when it hits 40001 or 40P01, and the first pause's bound. */
-const CONFLICT_ATTEMPTS = 5
-const CONFLICT_BASE_MS = 50
 
 export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, onWebhookMessages, limits = defaultIngestLimits, random = Math.random }: {
   sql: Sql
@@ -99,26 +96,15 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
     after: (events, ingest) => publish(ingest, new Map(events.map((v) => [v.ord, v.event])))
   })
 
-  /**
-   * Serialization failures and deadlocks are retried, at most CONFLICT_ATTEMPTS times in all,
-   * after a full-jitter pause (up to 50, 100, 200, 400 ms) so that two colliding transactions do
-   * not collide again in step, and so that the transaction the deadlock let through gets to take
-   * its locks before the retry does (a retry at once can take a row back from it and deadlock
-   * again). Ingest locks shipments in id order, and so do the pollers, so a deadlock needs a
-   * third party; this is what holds when there is one.
-   */
-  async function withConflictRetries<T>(f: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await f()
-      } catch (err) {
-        if (!isSerializationFailure(err) || attempt >= CONFLICT_ATTEMPTS) throw err
-        metrics.ingestRetries.inc({ sqlstate: (err as { code: string }).code })
-        log.warn({ component: 'processor', sqlstate: (err as { code: string }).code, attempt }, 'ingest transaction conflicted; retrying')
-        await Bun.sleep(random() * CONFLICT_BASE_MS * 2 ** (attempt - 1))
+  /** Conflicts retried as db/conflicts.ts says; ingest locks shipments in id order, and so do the pollers, so a deadlock needs a third party. */
+  const withConflictRetries = <T>(f: () => Promise<T>) =>
+    retryConflicts(f, {
+      random,
+      onRetry(sqlstate, attempt) {
+        metrics.ingestRetries.inc({ sqlstate })
+        log.warn({ component: 'processor', sqlstate, attempt }, 'ingest transaction conflicted; retrying')
       }
-    }
-  }
+    })
 
   return {
     async ingest(checks) {
@@ -174,7 +160,7 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
     const ok = messages.filter((m) => sent.has(m.message))
     metrics.eventsPublished.inc({ path: 'inline' }, ok.length)
     if (ok.length < messages.length) metrics.publishFailures.inc(messages.length - ok.length)
-    acks.add(ok.map((m) => ({ shipmentId: m.message.shipmentId, seq: m.message.seq })))
+    acks.add(ok.map((m) => ({ key: m.message.shipmentId, seq: m.message.seq })))
     return new Set(ok.map((m) => m.ord))
   }
 }

@@ -240,7 +240,7 @@ describe('the stream', () => {
     await ingestElsewhere([ev(s.tn)])
     expect((await c.next()).seq).toBe(1)
     await waitFor('malformed entries acknowledged', async () => (await engine.groupLag(STREAM, GROUP)).pending === 0)
-    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total 3')
+    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total{group="ws-broadcaster"} 3')
     c.close()
   })
 
