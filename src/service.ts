@@ -5,11 +5,18 @@
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { createBroadcaster } from './delivery/broadcaster.ts'
+import { createBroadcaster, FANOUT_CHANNEL } from './delivery/broadcaster.ts'
 import { createHub } from './delivery/hub.ts'
 import { createDeliveryQueries } from './delivery/queries.ts'
 import { createShipmentKind } from './delivery/shipment-kind.ts'
 import { createTopicKinds } from './delivery/topic-kind.ts'
+import { createUserKind } from './delivery/user-kind.ts'
+import { createDeliveredMarks } from './notifications/delivered.ts'
+import { NOTIFICATION_FANOUT_CHANNEL, NOTIFICATION_GROUP, NOTIFICATION_STREAM } from './notifications/model.ts'
+import { notificationOutbox } from './notifications/outbox.ts'
+import { createNotificationPublisher } from './notifications/publish.ts'
+import { createNotificationQueries } from './notifications/queries.ts'
+import { createWatcherStore } from './notifications/watchers.ts'
 import { createCarrierClient } from './carriers/clients.ts'
 import { createCarrierDirectory } from './carriers/directory.ts'
 import { createCarrierHealth } from './carriers/health.ts'
@@ -59,33 +66,46 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const engine = opts.engine ?? createEngine(engineChoice, { prefix: config.REDIS_PREFIX, log, commandTimeoutMs: config.PUBLISH_TIMEOUT_MS })
   const stream = createStreamWriter({ engine, maxLen: config.STREAM_MAXLEN })
   const acks = createPublishAcks({ sql, log, metrics })
+  const notificationAcks = createPublishAcks({ sql, log, metrics, outbox: 'notifications' })
   // The hub is made below; its sockets get this process's commits straight away.
   const webhooks = createWebhooks({ sql, engine, log, metrics, config })
+  const notificationPublisher = createNotificationPublisher({
+    engine, acks: notificationAcks, log, metrics, maxLen: config.STREAM_MAXLEN, onCommitted: (messages) => hub.onCommittedData(messages)
+  })
   const processor = createProcessor({
-    sql: ingestSql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit,
+    sql: ingestSql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit, notifications: notificationPublisher,
     limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
   })
-  const relay = createOutboxRelay({
-    sql, engine, source: eventOutbox(stream), log, metrics,
-    intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE
-  })
+  const relayTiming = { intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE }
+  const relay = createOutboxRelay({ sql, engine, source: eventOutbox(stream), log, metrics, ...relayTiming })
+  const notificationRelay = createOutboxRelay({ sql, engine, source: notificationOutbox(engine, config.STREAM_MAXLEN), log, metrics, ...relayTiming })
   if (!config.TOKEN_SECRET) {
     log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
   }
   const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
-  // The kinds of topic the hub serves; issue 18 adds user topics here.
-  const kinds = [createShipmentKind(createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) }))]
-  const broadcaster = createBroadcaster({
-    engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check: createTopicKinds(kinds).check,
-    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+  const notificationQueries = createNotificationQueries(sql)
+  const delivered = createDeliveredMarks({ queries: notificationQueries, log, metrics })
+  // The kinds of topic the hub serves.
+  const kinds = [
+    createShipmentKind(createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })),
+    createUserKind({ queries: notificationQueries, delivered })
+  ]
+  const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+  const check = createTopicKinds(kinds).check
+  const broadcaster = createBroadcaster({ engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check, consumer })
+  const notificationWorkers = createBroadcaster({
+    engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check, consumer,
+    route: { stream: NOTIFICATION_STREAM, group: NOTIFICATION_GROUP, channel: NOTIFICATION_FANOUT_CHANNEL }
   })
-  const hub = createHub({ kinds, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS })
+  const hub = createHub({ kinds, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS, channels: [FANOUT_CHANNEL, NOTIFICATION_FANOUT_CHANNEL] })
   // Carrier setups (environment over stored configs) read once; health from this process's pollers.
   const carrierHealth = createCarrierHealth()
   const pollers: Poller[] = []
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
+  const watchers = createWatcherStore(sql)
   const app = createApp({
-    sql, engine, processor, tokens, broadcaster, carriers, log, metrics,
+    sql, engine, processor, tokens, broadcaster, notificationWorkers, carriers, log, metrics,
+    notifications: { queries: notificationQueries, watchers, publisher: notificationPublisher },
     apiKeys: config.API_KEYS, database: opts.database,
     webhooks, webhookOptions: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS }
   })
@@ -93,6 +113,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
 
   return {
     config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
+    notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, watchers,
     get port() {
       return server?.port ?? 0
     },
@@ -108,23 +129,25 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       }
       relay.start()
       webhooks.start()
+      notificationRelay.start()
       server = listen({
         fetch: app.fetch, hub, log, port: config.PORT, hostname: '0.0.0.0',
         bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
       })
       hub.start(server)
       broadcaster.start()
+      notificationWorkers.start()
       for (const p of pollers) p.start()
       log.info({ component: 'service', port: server?.port, database: opts.database ?? 'external' }, 'parcelcast listening')
     },
     async stop() {
       if (server) await server.stop(true).catch(() => {})
       await Promise.all(pollers.map((p) => p.stop()))
-      await relay.stop()
+      await Promise.all([relay.stop(), notificationRelay.stop()])
       await webhooks.stop()
-      await broadcaster.stop()
+      await Promise.all([broadcaster.stop(), notificationWorkers.stop()])
       await hub.stop()
-      await acks.stop()
+      await Promise.all([acks.stop(), notificationAcks.stop(), delivered.stop()])
       if (!opts.engine) await engine.close()
       await Promise.all([sql.end({ timeout: 5 }), ingestSql.end({ timeout: 5 })])
       log.info({ component: 'service' }, 'parcelcast stopped')

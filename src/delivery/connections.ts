@@ -22,6 +22,8 @@ export function createConnections({ tokens, subs, metrics, maxQueuedSocketTasks 
   metrics: Metrics
   maxQueuedSocketTasks?: number
 }) {
+  const processTag = Math.random().toString(36).slice(2, 8)
+  let connections = 0
   const slices = createSlices({ budgetMs: SLICE_BUDGET_MS, maxQueued: maxQueuedSocketTasks, onDrain: (n) => metrics.wsTasksQueued.set(n) })
   const conns = new WeakMap<object, Conn>()
 
@@ -32,7 +34,7 @@ export function createConnections({ tokens, subs, metrics, maxQueuedSocketTasks 
       frame = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw as Uint8Array).toString('utf8'))
       if (!frame || typeof frame !== 'object' || Array.isArray(frame)) throw new Error('not an object')
     } catch {
-      return sendError(c, 'bad_message', 'frames are JSON objects with an op: subscribe, unsubscribe or ping')
+      return sendError(c, 'bad_message', 'frames are JSON objects with an op: subscribe, unsubscribe, ack or ping')
     }
     switch (frame.op) {
       case 'subscribe':
@@ -48,15 +50,17 @@ export function createConnections({ tokens, subs, metrics, maxQueuedSocketTasks 
       }
       case 'ping':
         return send(c, { type: 'pong' })
+      case 'ack':
+        return subs.command(c, claims, frame.op, frame)
       default:
-        return sendError(c, 'bad_message', `unknown op ${JSON.stringify(frame.op ?? null)}: use subscribe, unsubscribe or ping`)
+        return sendError(c, 'bad_message', `unknown op ${JSON.stringify(frame.op ?? null)}: use subscribe, unsubscribe, ack or ping`)
     }
   }
 
   return {
     open(ws: Socket, token: string | undefined) {
       metrics.wsConnections.inc()
-      const c: Conn = { ws, topics: new Map(), closed: false, claims: Promise.resolve(null) }
+      const c: Conn = { id: `${processTag}.${(++connections).toString(36)}`, ws, topics: new Map(), closed: false, claims: Promise.resolve(null) }
       conns.set(ws, c)
       const checked = token ? slices.later(() => tokens.verify(token)) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))
       c.claims = checked.catch((err) => {

@@ -1,6 +1,6 @@
 /**
- * What feeds this process's sequencer: the fan-out channel (every process's events, through the
- * engine), this process's own commits straight after they commit, and a reconcile loop that
+ * What feeds this process's sequencer: the fan-out channels (every process's events and
+ * notifications, through the engine), this process's own commits straight after they commit, and a reconcile loop that
  * compares every local topic with PostgreSQL — which is what makes delivery exact when the other
  * two lose something (pub/sub drops, Redis restarts, the last events before an outage).
  */
@@ -13,10 +13,10 @@ import type { Subscriptions } from './subscriptions.ts'
 
 const RECONCILE_CHUNK = 500
 
-export function createFeed({ engine, subs, log, metrics, reconcileMs }: { engine: Engine; subs: Subscriptions; log: Logger; metrics: Metrics; reconcileMs: number }) {
+export function createFeed({ engine, subs, log, metrics, reconcileMs, channels = [FANOUT_CHANNEL] }: { engine: Engine; subs: Subscriptions; log: Logger; metrics: Metrics; reconcileMs: number; channels?: readonly string[] }) {
   const { sequencer } = subs
   let timer: ReturnType<typeof setTimeout> | null = null
-  let unsubscribe: (() => void) | null = null
+  let unsubscribes: (() => void)[] = []
   let stopped = true
 
   function onFanout(raw: string) {
@@ -48,6 +48,16 @@ export function createFeed({ engine, subs, log, metrics, reconcileMs }: { engine
     }
   }
 
+  /** The same for what a commit of this process wrote with its frame body ready (notifications). */
+  function onCommittedData(messages: readonly FanoutMessage[]) {
+    for (const m of messages) {
+      const kind = subs.kindOf(m.topic)
+      if (!kind) continue
+      metrics.hubOffers.inc({ source: 'local' })
+      sequencer.offer(m.topic, { seq: m.seq, frame: kind.frame(m.topic, m.seq, m.data) })
+    }
+  }
+
   async function reconcile() {
     const stop = metrics.reconcileDuration.startTimer()
     try {
@@ -76,18 +86,19 @@ export function createFeed({ engine, subs, log, metrics, reconcileMs }: { engine
 
   return {
     onCommitted,
+    onCommittedData,
     reconcile,
     start() {
       stopped = false
       // The engine re-subscribes by itself after reconnects; what pub/sub misses, reconcile reads back.
-      unsubscribe = engine.subscribe(FANOUT_CHANNEL, onFanout)
+      unsubscribes = channels.map((channel) => engine.subscribe(channel, onFanout))
       schedule()
     },
     stop() {
       stopped = true
       if (timer) clearTimeout(timer)
-      unsubscribe?.()
-      unsubscribe = null
+      for (const off of unsubscribes) off()
+      unsubscribes = []
     }
   }
 }

@@ -29,13 +29,15 @@ export function createHub(deps: {
   log: Logger
   metrics: Metrics
   reconcileMs: number
+  /** The fan-out channels to listen on (default: tracking:fanout). */
+  channels?: readonly string[]
   /** Token checks and frames that may wait for a slice (tests make it small). */
   maxQueuedSocketTasks?: number
 }) {
   const { engine, tokens, log, metrics, reconcileMs, maxQueuedSocketTasks } = deps
   const kinds = createTopicKinds(deps.kinds)
   const subs = createSubscriptions({ kinds, log, metrics })
-  const feed = createFeed({ engine, subs, log, metrics, reconcileMs })
+  const feed = createFeed({ engine, subs, log, metrics, reconcileMs, channels: deps.channels })
   const connections = createConnections({ tokens, subs, metrics, maxQueuedSocketTasks })
 
   return {
@@ -51,6 +53,7 @@ export function createHub(deps: {
     },
     reconcile: feed.reconcile,
     onCommitted: feed.onCommitted,
+    onCommittedData: feed.onCommittedData,
     open: connections.open,
     message: connections.message,
     close: connections.close

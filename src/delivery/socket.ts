@@ -16,6 +16,8 @@ export interface Publisher {
 }
 
 export interface Conn {
+  /** Unique among this process's connections (presence entries are per connection). */
+  id: string
   ws: Socket
   claims: Promise<TokenClaims | null>
   /** The topics this socket subscribes to; `attached` once it is on Bun's native topic. */

@@ -8,7 +8,7 @@
  * per topic with local subscribers, its kind and the ref its reads need, and turns the
  * sequencer's output into socket sends.
  */
-import { BusyError } from '../errors.ts'
+import { BusyError, ValidationError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { IdentityError } from '../pipeline/identity.ts'
@@ -41,11 +41,15 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     },
     out: {
       publish(topic, e) {
-        server?.publish(topic, e.frame)
+        // Bun answers 0 when the topic has no socket (only handovers, which get `send`).
+        if (server?.publish(topic, e.frame)) kinds.of(topic)?.sent?.(topic, e.seq)
         metrics.wsMessages.inc({ path: 'publish' })
       },
-      send(c, _topic, e) {
-        if (!c.closed) c.ws.send(e.frame)
+      send(c, topic, e) {
+        if (!c.closed) {
+          c.ws.send(e.frame)
+          kinds.of(topic)?.sent?.(topic, e.seq)
+        }
         metrics.wsMessages.inc({ path: 'handover' })
       },
       attach(c, topic) {
@@ -78,7 +82,7 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name)
     if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name)
     const kind = kinds.get(topic.kind)
-    if (!kind) return sendError(c, 'not_supported', 'user topics come with notifications, which are not built yet', topic.name)
+    if (!kind) return sendError(c, 'not_supported', `this server serves no ${topic.kind} topics`, topic.name)
     if (c.topics.has(topic.name)) return sendError(c, 'already_subscribed', `already subscribed to ${topic.name}`, topic.name)
     if (c.topics.size >= MAX_TOPICS_PER_SOCKET) return sendError(c, 'too_many_topics', `at most ${MAX_TOPICS_PER_SOCKET} topics per connection`, topic.name)
 
@@ -87,6 +91,7 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     // unsubscribe) while this one's snapshot is still being read: only the current one goes on.
     const mine = { attached: false }
     c.topics.set(name, mine)
+    kind.onSubscribe?.(name, c.id)
     if (!live.has(name)) live.set(name, { kind, ref: undefined })
     // Must come before the snapshot read: every event committed after it reaches this socket.
     sequencer.begin(name, c)
@@ -101,7 +106,9 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
       if (l) l.ref = snapshot.ref
       else live.set(name, { kind, ref: snapshot.ref })
       send(c, { type: 'snapshot', topic: name, ...snapshot.body })
+      snapshot.sent?.()
       sequencer.complete(name, c, snapshot.lastSeq)
+      if (snapshot.latest !== undefined && snapshot.latest > snapshot.lastSeq) sequencer.reconcile(name, snapshot.latest)
     } catch (err) {
       if (c.closed || c.topics.get(name) !== mine) return
       unsubscribe(c, name)
@@ -117,8 +124,32 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     if (!t) return false
     c.topics.delete(topic)
     if (t.attached && !c.closed) c.ws.unsubscribe(topic)
+    kinds.of(topic)?.onUnsubscribe?.(topic, c.id)
     leave(topic, c, t.attached)
     return true
+  }
+
+  /** A kind's operation on a topic the token grants (`ack`): its answer frame, or an error frame. */
+  async function command(c: Conn, claims: TokenClaims, op: string, frame: Record<string, unknown>) {
+    if (typeof frame.topic !== 'string') return sendError(c, 'bad_message', `${op} needs a topic`)
+    let topic
+    try {
+      topic = parseTopic(frame.topic)
+    } catch (err) {
+      if (err instanceof IdentityError) return sendError(c, 'bad_message', err.message, frame.topic)
+      throw err
+    }
+    if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name)
+    if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name)
+    const run = kinds.get(topic.kind)?.commands?.[op]
+    if (!run) return sendError(c, 'bad_message', `${op} is not an operation on ${topic.kind} topics`, topic.name)
+    try {
+      send(c, await run(topic, frame))
+    } catch (err) {
+      if (err instanceof ValidationError) return sendError(c, 'bad_message', err.message, topic.name)
+      log.warn({ component: 'hub', topic: topic.name, op, err: (err as Error).message }, 'socket operation failed')
+      sendError(c, 'unavailable', `could not ${op}; try again`, topic.name)
+    }
   }
 
   function leave(topic: string, c: Conn, attached: boolean) {
@@ -130,6 +161,7 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     sequencer,
     subscribe,
     unsubscribe,
+    command,
     /** Sends go to this server's native topics from now on. */
     start(s: Publisher) {
       server = s

@@ -1,7 +1,7 @@
 /**
- * A kind of topic (`shipment:<carrier>:<trackingNumber>` now, `user:<userId>` with issue 18):
- * everything the hub needs to know about one, so that subscribing, the snapshot handoff,
- * sequencing, gap repair and reconcile are written once for every kind.
+ * A kind of topic (`shipment:<carrier>:<trackingNumber>`, shipment-kind.ts; `user:<userId>`,
+ * user-kind.ts): everything the hub needs to know about one, so that subscribing, the snapshot
+ * handoff, sequencing, gap repair and reconcile are written once for every kind.
  *
  * A kind's topics have a gap-free `seq` in PostgreSQL (1, 2, 3 … in commit order); its events
  * travel as `{topic, seq, data}` (data: the JSON of the frame's body) on the stream and the
@@ -22,6 +22,10 @@ export interface Snapshot<Ref> {
   lastSeq: number
   /** The snapshot frame's fields beside `type` and `topic`. */
   body: Record<string, unknown>
+  /** The topic's last seq when it is past `lastSeq` (a bounded snapshot): the rest is read at once, not at the next reconcile. */
+  latest?: number
+  /** Called once the snapshot was sent to the socket. */
+  sent?(): void
 }
 
 export interface TopicKind<Ref = unknown> {
@@ -42,6 +46,17 @@ export interface TopicKind<Ref = unknown> {
   frame(topic: string, seq: number, data: string): string
   /** Whether a stream entry's parsed `data` is an event of this kind with that seq. */
   check(seq: number, data: object): boolean
+  /** Called for every event frame sent to at least one socket (once per publish to the topic, once per handover send). Must not throw or wait. */
+  sent?(topic: string, seq: number): void
+  /** A socket (its id) subscribed to a topic of this kind (before its snapshot is read), and left it (unsubscribed or closed). */
+  onSubscribe?(topic: string, connId: string): void
+  onUnsubscribe?(topic: string, connId: string): void
+  /**
+   * Operations on a topic besides subscribing (`{"op":"ack","topic",…}` for users), allowed to a
+   * socket whose token grants the topic. Resolves with the answer frame; a ValidationError is
+   * answered as a `bad_message` error frame naming the field.
+   */
+  commands?: Record<string, (topic: Topic, frame: Record<string, unknown>) => Promise<Record<string, unknown>>>
 }
 
 export type TopicKinds = ReturnType<typeof createTopicKinds>

@@ -2,11 +2,10 @@
  * WebSocket topics: `shipment:<carrier>:<trackingNumber>` (normalized like everywhere else),
  * `shipment:*` (every shipment, for dashboards; only in tokens) and `user:<userId>`.
  */
+import { USER_ID_RE } from '../notifications/model.ts'
 import { IdentityError, normalizeCarrier, normalizeTrackingNumber } from '../pipeline/identity.ts'
 
 export type Topic = { kind: 'shipment'; carrier: string; trackingNumber: string; name: string } | { kind: 'user'; userId: string; name: string } | { kind: 'all_shipments'; name: 'shipment:*' }
-
-const USER_RE = /^[A-Za-z0-9._@-]{1,128}$/
 
 /** Parses and normalizes a topic name; throws IdentityError with field `topic` when it is not one. */
 export function parseTopic(input: string, { wildcard = false } = {}): Topic {
@@ -23,8 +22,9 @@ export function parseTopic(input: string, { wildcard = false } = {}): Topic {
       throw err
     }
   }
+  // The userId is everything after the first ':' (it may hold ':' itself).
   const user = /^user:(.+)$/.exec(raw)
-  if (user && USER_RE.test(user[1]!)) return { kind: 'user', userId: user[1]!, name: raw }
+  if (user && USER_ID_RE.test(user[1]!)) return { kind: 'user', userId: user[1]!, name: raw }
   throw new IdentityError('topic', `"${input}" is not a topic: use shipment:<carrier>:<trackingNumber>${wildcard ? ', shipment:*' : ''} or user:<userId>`)
 }
 

@@ -27,6 +27,10 @@ import type { CarrierDirectory } from '../carriers/directory.ts'
 import { carrierRoutes } from './routes/carriers.ts'
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts'
 import type { Webhooks } from '../webhooks/webhooks.ts'
+import { notificationRoutes } from './routes/notifications.ts'
+import type { NotificationPublisher } from '../notifications/publish.ts'
+import type { NotificationQueries } from '../notifications/queries.ts'
+import type { WatcherStore } from '../notifications/watchers.ts'
 
 export interface AppDeps {
   sql: Sql
@@ -37,6 +41,9 @@ export interface AppDeps {
   tokens: Tokens
   broadcaster: Broadcaster
   carriers: CarrierDirectory
+  notifications: { queries: NotificationQueries; watchers: WatcherStore; publisher: NotificationPublisher }
+  /** Besides the tracking one: readiness shows every consumer group's lag. */
+  notificationWorkers?: Broadcaster
   apiKeys: readonly string[]
   /** Outbound webhooks (§9): their routes, and their health in /readyz. */
   webhooks: Webhooks
@@ -75,11 +82,12 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, engine, metrics, broadcaster, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
+    .use(healthRoutes({ sql, engine, metrics, broadcaster, notificationWorkers: deps.notificationWorkers, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
         .use(webhookEndpointRoutes(webhooks, deps.webhookOptions))
+        .use(notificationRoutes({ sql, engine, log, ...deps.notifications }))
     )
 }
 

@@ -11,7 +11,8 @@
  *      add events to these shipments. What `plan` decides from these two reads is therefore exact.
  *   B. insert the new events with their seq (each into the outbox, and its webhook messages
  *      for the enabled endpoints that take it, src/webhooks/messages-sql.ts), move each touched
- *      shipment's last_seq and (only to a strictly newer carrier time) its projection; COMMIT.
+ *      shipment's last_seq and (only to a strictly newer carrier time) its projection; when an
+ *      event changed a shipment's status, notify its watchers (notifications/watchers.ts); COMMIT.
  *      If any statement fails, the server turns the COMMIT into a rollback.
  *
  * Each round trip costs socket writes and a wake-up on each side; `sql.begin` would add two
@@ -24,6 +25,8 @@ import type { Sql } from '../db/client.ts'
 import { isConnectionLost } from '../errors.ts'
 import type { NormalizedEvent } from './event.ts'
 import { shipmentMessages } from '../webhooks/messages-sql.ts'
+import { watcherNotifications, type StatusChange } from '../notifications/watchers.ts'
+import type { NotificationMessage } from '../notifications/model.ts'
 
 export interface LockedShipment {
   id: string
@@ -57,6 +60,8 @@ export interface IngestResult {
   receivedAt: string
   /** The webhook messages the transaction created (src/webhooks/): to be scheduled after the commit. */
   webhookMessages: { id: string; endpointId: string }[]
+  /** The watchers' `shipment.status_changed` notifications committed with the events. */
+  notifications: NotificationMessage[]
 }
 
 interface WebhookMessageRef {
@@ -150,7 +155,11 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
       const touched = [...shipments.entries()].map(([id, t]) => ({
         id, last_seq: t.lastSeq, moved: t.moved, status: t.projection.status, carrier_status: t.projection.carrierStatus, last_event_at: t.projection.lastEventAt
       }))
-      const [messages] = await Promise.all([
+      // Each status change notifies the shipment's watchers, in this transaction; no statement at
+      // all when nothing changed a status (most batches).
+      const receivedAt = locked[0]!.now
+      const changes: StatusChange[] = inserts.flatMap((p) => (p.statusChange ? [{ ord: p.ord, shipmentId: p.shipmentId!, seq: p.seq!, ...p.statusChange, event: byOrd.get(p.ord)!, receivedAt }] : []))
+      const [messages, , notifications] = await Promise.all([
         // Each event enters the outbox in the statement that stores it, and so do its webhook
         // messages (contract §9: an accepted event is never without them). With no enabled
         // endpoint the message insert stops at its one-time filter, one probe of a tiny index.
@@ -179,13 +188,14 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
           -- the id list is the planner's cue to probe the primary key; joined on u.id alone it
           -- hashes the recordset and scans every shipment
           where s.id = u.id and s.id = any(${touched.map((t) => t.id)}::uuid[])`,
+        changes.length > 0 ? watcherNotifications(tx, changes) : [],
         tx`commit`
       ])
-      return { planned, receivedAt: locked[0]!.now, webhookMessages: messages.map((m) => ({ id: m.id, endpointId: m.endpoint_id })) }
+      return { planned, receivedAt, webhookMessages: messages.map((m) => ({ id: m.id, endpointId: m.endpoint_id })), notifications }
     }
     await tx`commit`
     // Nothing inserted; with no shipment locked, receivedAt is not read.
-    return { planned, receivedAt: locked[0]?.now ?? '', webhookMessages: [] }
+    return { planned, receivedAt: locked[0]?.now ?? '', webhookMessages: [], notifications: [] }
   } catch (err) {
     lost = isConnectionLost(err) || !(await rollback(tx))
     throw err

@@ -27,6 +27,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { EventCheck, NormalizedEvent } from './event.ts'
 import type { PublishAcks } from './acks.ts'
+import type { NotificationPublisher } from '../notifications/publish.ts'
 import { createGroupCommit, type Indexed } from './group-commit.ts'
 import { runIngest, type IngestResult } from './ingest-query.ts'
 import { shipmentTopic, type StreamMessage, type StreamWriter } from './stream.ts'
@@ -59,7 +60,7 @@ export interface IngestLimits {
 
 export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 20_000 }
 
-export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, onWebhookMessages, limits = defaultIngestLimits, random = Math.random }: {
+export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, onWebhookMessages, notifications, limits = defaultIngestLimits, random = Math.random }: {
   sql: Sql
   stream: StreamWriter
   acks: PublishAcks
@@ -68,6 +69,8 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
   onCommitted?: (messages: StreamMessage[]) => void
   /** After the commit: the webhook messages it created, to be scheduled. Must not throw. */
   onWebhookMessages?: (messages: IngestResult['webhookMessages']) => void
+  /** Publishes the watchers' notifications a commit wrote (without it they wait for the outbox relay). */
+  notifications?: NotificationPublisher
   limits?: IngestLimits
   random?: () => number
 }): Processor {
@@ -148,6 +151,8 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
     if (ingest.webhookMessages.length > 0) onWebhookMessages?.(ingest.webhookMessages)
     const messages = toMessages(ingest, events)
     if (messages.length === 0) return new Set()
+    // The watchers' notifications, beside the events (never throws; what fails waits in notification_outbox).
+    const notified = ingest.notifications.length > 0 && notifications ? notifications.publish(ingest.notifications, 'watchers') : null
     if (onCommitted) {
       try {
         onCommitted(messages.map((m) => m.message))
@@ -161,6 +166,7 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
     metrics.eventsPublished.inc({ path: 'inline' }, ok.length)
     if (ok.length < messages.length) metrics.publishFailures.inc(messages.length - ok.length)
     acks.add(ok.map((m) => ({ key: m.message.shipmentId, seq: m.message.seq })))
+    await notified
     return new Set(ok.map((m) => m.ord))
   }
 }

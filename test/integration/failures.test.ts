@@ -87,7 +87,7 @@ describe('Redis down', () => {
       expect(performance.now() - t0).toBeLessThan(1000)
       expect(res.status).toBe(200)
       expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
-      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
+      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, notificationWorkers: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
         webhooks: { status: 'ok', deadLetters: 0, deadLettersLastHour: 0, pending: 0, disabledEndpoints: [] }
       })
       expect((await call('GET', '/readyz')).status).toBe(200)

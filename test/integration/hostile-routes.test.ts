@@ -256,6 +256,41 @@ describe('every route, whatever it is sent', () => {
     })
   })
 
+  test('POST /v1/notifications, inbox, acks and watchers: refused input creates or changes nothing', async () => {
+    const [real] = await db.sql<{ id: string }[]>`select id from shipments where tracking_number = 'PROP1'`
+    const notes = async () => (await db.sql<{ n: number; r: number; w: number }[]>`
+      select (select count(*)::int from notifications) as n, (select count(*)::int from notifications where read_at is not null) as r, (select count(*)::int from shipment_watchers) as w`)[0]!
+    const userId = fc.oneof({ arbitrary: fc.stringMatching(/^[a-z0-9@:._-]{1,12}$/), weight: 6 }, hostileString)
+    const rarely = <T>(a: fc.Arbitrary<T>) => fc.oneof({ arbitrary: fc.constant(undefined), weight: 3 }, a)
+    const body = fc.oneof(
+      { arbitrary: fc.record({ userIds: mostly(fc.array(userId, { minLength: 1, maxLength: 4 }), 6), userId: rarely(userId), type: mostly(fc.stringMatching(/^[a-z.]{1,10}$/), 6),
+          title: rarely(mostly(fc.string({ maxLength: 10 }))), body: rarely(hostileValue), data: rarely(mostly(fc.dictionary(hostileString, hostileValue, { maxKeys: 3 }))),
+          idempotencyKey: rarely(mostly(fc.string({ maxLength: 10 }))) }, { requiredKeys: ['userIds', 'type'] }), weight: 4 },
+      hostileValue
+    )
+    const route = fc.oneof(
+      body.map((b) => ({ method: 'POST', path: '/v1/notifications', body: b })),
+      fc.tuple(userId, hostileString, hostileString).map(([u, state, after]) => ({ method: 'GET', path: `/v1/users/${pct(u)}/notifications?state=${pct(state)}&after=${pct(after)}`, body: undefined })),
+      fc.tuple(userId, fc.record({ upToSeq: fc.option(hostileValue, { nil: undefined }), ids: fc.option(hostileValue, { nil: undefined }) }, { requiredKeys: [] })).map(([u, b]) => ({ method: 'POST', path: `/v1/users/${pct(u)}/notifications/ack`, body: b })),
+      fc.tuple(fc.constantFrom('PUT', 'DELETE', 'GET'), fc.oneof(fc.constant(real!.id), fc.uuid(), hostileString), userId).map(([m, id, u]) => ({ method: m, path: m === 'GET' ? `/v1/shipments/${pct(id)}/watchers?after=${pct(u)}` : `/v1/shipments/${pct(id)}/watchers/${pct(u)}`, body: undefined }))
+    )
+    let created = 0
+    await check(route, async (r) => {
+      const before = await notes()
+      const res = await send(r.method, r.path, r.body === undefined ? undefined : JSON.stringify(r.body))
+      expectNo5xx(res, r)
+      if (res.status >= 400) expect(await notes(), JSON.stringify(r).slice(0, 200)).toEqual(before)
+      else if (r.path === '/v1/notifications') {
+        created++
+        for (const x of res.json.notifications) {
+          const [row] = await db.sql<{ title: string | null; data: unknown }[]>`select title, data::text as data from notifications where id = ${x.id}`
+          expect(isStorableText(row!.title ?? '') && isStorableText(String(row!.data ?? ''))).toBe(true)
+        }
+      }
+    }, 300)
+    expect(created, 'some notifications were valid and created').toBeGreaterThan(5)
+  })
+
   test('raw bodies that are not JSON, or nest too deep, at every route with a body', async () => {
     const text = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 50 }),
@@ -263,7 +298,7 @@ describe('every route, whatever it is sent', () => {
       fc.integer({ min: 30, max: 5000 }).map((n) => `{"events":${'['.repeat(n)}${']'.repeat(n)}}`),
       fc.constantFrom('', '{', 'null', '"\\ud800"', '{"carrier":"dhl","trackingNumber":"X","reference":"\\u0000"}', '1e999', '-', '{"a":1,"a":2}')
     )
-    const route = fc.constantFrom('/v1/shipments', '/v1/events', '/v1/tokens', '/v1/webhooks/dhl', '/v1/shipments/00000000-0000-0000-0000-000000000000')
+    const route = fc.constantFrom('/v1/shipments', '/v1/events', '/v1/tokens', '/v1/notifications', '/v1/webhooks/dhl', '/v1/shipments/00000000-0000-0000-0000-000000000000')
     const type = fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/problem+json', '')
     await check(fc.tuple(route, text, type), async ([path, body, contentType]) => {
       const before = await counts()

@@ -22,7 +22,7 @@ function harness(over: Partial<GroupCommitOptions> = {}) {
           keys: events.map((e) => e.event.dedupKey),
           finish: (err) => (err ? reject(err) : resolve({
             receivedAt: '2026-12-02T00:00:00.000000Z',
-            planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted', shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null, statusChange: null })), webhookMessages: []
+            planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted', shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null, statusChange: null })), webhookMessages: [], notifications: []
           }))
         })
       }),
@@ -171,7 +171,7 @@ describe('group commit', () => {
         async commit(events) {
           transactions.push(events.map((e) => e.event.dedupKey))
           if (events.some((e) => e.event.dedupKey.startsWith('bad'))) throw Object.assign(new Error('untranslatable character'), { code: '22P05' })
-          return { receivedAt: 'now', planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted' as const, shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null, statusChange: null })), webhookMessages: [] }
+          return { receivedAt: 'now', planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted' as const, shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null, statusChange: null })), webhookMessages: [], notifications: [] }
         },
         after: async (events) => new Set(events.map((e) => e.ord)),
         ...over
@@ -207,7 +207,7 @@ describe('group commit', () => {
         async commit(events) {
           transactions.push(events.map((e) => e.event.dedupKey))
           if (n++ > 0) throw boom
-          return { receivedAt: 'now', planned: [], webhookMessages: [] }
+          return { receivedAt: 'now', planned: [], webhookMessages: [], notifications: [] }
         }
       })
       const a = gc.submit(call('a', 1))

@@ -67,4 +67,28 @@ describe('plan', () => {
       { from: 'pending', to: 'in_transit' }, null, null, { from: 'in_transit', to: 'out_for_delivery' }, null, { from: 'out_for_delivery', to: 'delivered' }
     ])
   })
+
+  test('each inserted event says whether it changed the projected status, from what to what (contract §8)', () => {
+    const stored = ev('A', 'stored', '2026-01-01T06:00:00Z', 'info_received')
+    const { planned } = plan(
+      batch(
+        ev('A', 'pickup', '2026-01-01T08:00:00Z', 'in_transit'),
+        ev('A', 'hub', '2026-01-01T09:00:00Z', 'in_transit'), // newer, same status
+        ev('A', 'late', '2026-01-01T07:00:00Z', 'exception'), // older: the projection stays
+        ev('A', 'pickup', '2026-01-01T08:00:00Z', 'in_transit'), // repeated in the batch
+        stored, // stored before
+        ev('A', 'out', '2026-01-01T10:00:00Z', 'out_for_delivery'),
+        ev('A', 'done', '2026-01-01T12:00:00Z', 'delivered'),
+        ev('B', 'first', '2026-01-01T08:00:00Z', 'info_received'),
+        ev('Z', 'unknown', '2026-01-01T08:00:00Z', 'delivered')
+      ),
+      [ship('a', 'A', { last_seq: 1, status: 'info_received', last_event_at: '2026-01-01T06:00:00.000Z' }), ship('b', 'B')],
+      new Map([[stored.dedupKey, 1]])
+    )
+    expect(planned.map((p) => p.statusChange)).toEqual([
+      { from: 'info_received', to: 'in_transit' }, null, null, null, null,
+      { from: 'in_transit', to: 'out_for_delivery' }, { from: 'out_for_delivery', to: 'delivered' },
+      { from: 'pending', to: 'info_received' }, null
+    ])
+  })
 })

@@ -1,6 +1,6 @@
 /**
  * Liveness, readiness and Prometheus metrics. Readiness: `{status, db, database, redis, engine,
- * broadcaster, carriers, webhooks}`. `engine` is the delivery engine this process runs (`redis` or
+ * broadcaster, notificationWorkers, carriers, webhooks}` (`broadcaster`, `notificationWorkers`: the lag of each consumer group). `engine` is the delivery engine this process runs (`redis` or
  * `memory`); `redis` is `up` or `down` with the Redis engine (down = degraded but ready: ingest
  * goes on, the outbox keeps what Redis missed), and `not_used` with the memory engine. A failing
  * carrier is degraded but ready too, and so are webhooks with an endpoint disabled by failures or a
@@ -21,7 +21,7 @@ const STALL_MS = 10_000
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () => ({}), webhooks, database }: { sql: Sql; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; carriers?: () => Record<string, string>; webhooks?: () => Promise<WebhookHealth>; database: DatabaseKind }) {
+export function healthRoutes({ sql, engine, metrics, broadcaster, notificationWorkers, carriers = () => ({}), webhooks, database }: { sql: Sql; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; notificationWorkers?: Broadcaster; carriers?: () => Record<string, string>; webhooks?: () => Promise<WebhookHealth>; database: DatabaseKind }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
@@ -33,9 +33,11 @@ export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () 
             ? ('not_used' as const)
             : engine.isReady ? within(1000, engine.ping()).then(() => 'up' as const, () => 'down' as const) : ('down' as const)
         ])
-        const lag = rd !== 'down' ? await within(1000, broadcaster.lag()).catch(() => null) : null
+        const [lag, notificationLag] = rd !== 'down'
+          ? await Promise.all([broadcaster, notificationWorkers].map((b) => (b ? within(1000, b.lag()).catch(() => null) : null)))
+          : [null, null]
         // A broadcaster that stopped delivering shows here instead of staying green.
-        const stalled = lag !== null && ((lag.oldestMs ?? 0) > STALL_MS || (lag.unreadAgeMs ?? 0) > STALL_MS)
+        const stalled = [lag, notificationLag].some((l) => l != null && ((l.oldestMs ?? 0) > STALL_MS || (l.unreadAgeMs ?? 0) > STALL_MS))
         // A carrier whose answers stopped making sense shows here too (carriers/health.ts).
         const health = carriers()
         const failing = Object.values(health).some((h) => h !== 'ok')
@@ -43,9 +45,9 @@ export function healthRoutes({ sql, engine, metrics, broadcaster, carriers = () 
         const hooks = db === 'up' && webhooks ? await within(1000, webhooks()).catch(() => null) : null
         const hooksFailing = hooks !== null && hooks.status !== 'ok'
         const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing || hooksFailing ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, engine: engine.kind, broadcaster: lag, carriers: health, webhooks: hooks })
+        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, engine: engine.kind, broadcaster: lag ?? null, notificationWorkers: notificationLag ?? null, carriers: health, webhooks: hooks })
       },
-      { detail: { summary: 'Readiness: {status, db, database, redis, engine, broadcaster, carriers}', tags: ['ops'] } }
+      { detail: { summary: 'Readiness: {status, db, database, redis, engine, broadcaster, notificationWorkers, carriers, webhooks}', tags: ['ops'] } }
     )
     .get(
       '/metrics',

@@ -5,7 +5,7 @@ import { storable } from '../../pipeline/storable.ts'
 import { IdentityError, STATUSES, isStatus, normalizeCarrier, normalizeTrackingNumber } from '../../pipeline/identity.ts'
 import type { ShipmentStore } from '../../shipments/store.ts'
 
-const positiveInt = (name: string, raw: string | undefined, def: number, min: number, max: number): number => {
+export const positiveInt = (name: string, raw: string | undefined, def: number, min: number, max: number): number => {
   if (raw === undefined || raw === '') return def
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new ValidationError(name, `must be a whole number from ${min} to ${max}`)
   return Number(raw)

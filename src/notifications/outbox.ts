@@ -1,0 +1,50 @@
+/**
+ * `notification_outbox` → `notifications:stream`: the outbox relay's source for notifications
+ * (pipeline/outbox.ts runs it, as it runs the events' one). Rows whose notification retention
+ * has deleted are deleted with it (retention.ts), so none waits here for a row that is gone.
+ */
+import type { Engine } from '../engine/engine.ts'
+import type { OutboxSource } from '../pipeline/outbox.ts'
+import { toMessage, type NotificationMessage } from './model.ts'
+import { appendNotifications } from './publish.ts'
+
+interface Row {
+  user_id: string
+  seq: number
+  id: string
+  type: string
+  title: string | null
+  body: string | null
+  data: string | null
+  shipment_id: string | null
+  created_at: string
+}
+
+export function notificationOutbox(engine: Engine, maxLen: number): OutboxSource<NotificationMessage> {
+  return {
+    name: 'notifications',
+    lockKey: '7284911003771516',
+    async read(tx, graceMs, limit) {
+      const rows = await tx<Row[]>`
+        select n.user_id, n.seq, n.id, n.type, n.title, n.body, n.data::text as data, n.shipment_id, iso_utc(n.created_at) as created_at
+        from notification_outbox o
+        cross join lateral (
+          select * from notifications n
+          where n.user_id = o.user_id and n.seq = o.seq and n.created_at < now() - make_interval(secs => ${graceMs / 1000})
+          limit 1
+        ) n
+        order by o.user_id, o.seq
+        limit ${limit}
+        for update of o skip locked`
+      return rows.map((r) => ({
+        ref: { key: r.user_id, seq: r.seq },
+        message: toMessage({ id: r.id, userId: r.user_id, seq: r.seq, type: r.type, title: r.title, body: r.body, data: r.data, shipmentId: r.shipment_id, createdAt: r.created_at })
+      }))
+    },
+    append: (messages) => appendNotifications(engine, messages, maxLen),
+    async backlog(sql) {
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from notification_outbox`
+      return row!.n
+    }
+  }
+}
