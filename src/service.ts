@@ -12,8 +12,9 @@ import { createShipmentKind } from './delivery/shipment-kind.ts'
 import { createTopicKinds } from './delivery/topic-kind.ts'
 import { createUserKind } from './delivery/user-kind.ts'
 import { createDeliveredMarks } from './notifications/delivered.ts'
-import { NOTIFICATION_FANOUT_CHANNEL, NOTIFICATION_GROUP, NOTIFICATION_STREAM } from './notifications/model.ts'
+import { isUserId, NOTIFICATION_FANOUT_CHANNEL, NOTIFICATION_GROUP, NOTIFICATION_STREAM } from './notifications/model.ts'
 import { notificationOutbox } from './notifications/outbox.ts'
+import { createPresence } from './notifications/presence.ts'
 import { createNotificationPublisher } from './notifications/publish.ts'
 import { createNotificationQueries } from './notifications/queries.ts'
 import { createWatcherStore } from './notifications/watchers.ts'
@@ -85,10 +86,11 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const tokens = createTokens(config.TOKEN_SECRET || randomBytes(32).toString('base64url'))
   const notificationQueries = createNotificationQueries(sql)
   const delivered = createDeliveredMarks({ queries: notificationQueries, log, metrics })
+  const presence = createPresence({ engine, ttlMs: config.PRESENCE_TTL_MS, log, metrics })
   // The kinds of topic the hub serves.
   const kinds = [
     createShipmentKind(createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })),
-    createUserKind({ queries: notificationQueries, delivered })
+    createUserKind({ queries: notificationQueries, delivered, presence })
   ]
   const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
   const check = createTopicKinds(kinds).check
@@ -97,7 +99,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check, consumer,
     route: { stream: NOTIFICATION_STREAM, group: NOTIFICATION_GROUP, channel: NOTIFICATION_FANOUT_CHANNEL }
   })
-  const hub = createHub({ kinds, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS, channels: [FANOUT_CHANNEL, NOTIFICATION_FANOUT_CHANNEL] })
+  // A socket whose token names a user counts for that user's presence while it is open.
+  const connectionHooks = {
+    opened: (sub: string, connId: string) => void (isUserId(sub) && presence.join(sub, connId)),
+    closed: (sub: string, connId: string) => void (isUserId(sub) && presence.leave(sub, connId))
+  }
+  const hub = createHub({ kinds, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS, channels: [FANOUT_CHANNEL, NOTIFICATION_FANOUT_CHANNEL], connectionHooks })
   // Carrier setups (environment over stored configs) read once; health from this process's pollers.
   const carrierHealth = createCarrierHealth()
   const pollers: Poller[] = []
@@ -113,7 +120,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
 
   return {
     config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
-    notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, watchers,
+    notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, presence, watchers,
     get port() {
       return server?.port ?? 0
     },
@@ -130,6 +137,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       relay.start()
       webhooks.start()
       notificationRelay.start()
+      presence.start()
       server = listen({
         fetch: app.fetch, hub, log, port: config.PORT, hostname: '0.0.0.0',
         bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
@@ -147,7 +155,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       await webhooks.stop()
       await Promise.all([broadcaster.stop(), notificationWorkers.stop()])
       await hub.stop()
-      await Promise.all([acks.stop(), notificationAcks.stop(), delivered.stop()])
+      await Promise.all([acks.stop(), notificationAcks.stop(), delivered.stop(), presence.stop()])
       if (!opts.engine) await engine.close()
       await Promise.all([sql.end({ timeout: 5 }), ingestSql.end({ timeout: 5 })])
       log.info({ component: 'service' }, 'parcelcast stopped')

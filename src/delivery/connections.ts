@@ -16,10 +16,17 @@ import { parseTopic } from './topics.ts'
 const SLICE_BUDGET_MS = 4
 const MAX_QUEUED_SOCKET_TASKS = 50_000
 
-export function createConnections({ tokens, subs, metrics, maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS }: {
+/** Told when a socket's token names a user (`sub`): from when its token checked out to its close. */
+export interface ConnectionHooks {
+  opened(sub: string, connId: string): void
+  closed(sub: string, connId: string): void
+}
+
+export function createConnections({ tokens, subs, metrics, hooks, maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS }: {
   tokens: Tokens
   subs: Subscriptions
   metrics: Metrics
+  hooks?: ConnectionHooks
   maxQueuedSocketTasks?: number
 }) {
   const processTag = Math.random().toString(36).slice(2, 8)
@@ -63,7 +70,11 @@ export function createConnections({ tokens, subs, metrics, maxQueuedSocketTasks 
       const c: Conn = { id: `${processTag}.${(++connections).toString(36)}`, ws, topics: new Map(), closed: false, claims: Promise.resolve(null) }
       conns.set(ws, c)
       const checked = token ? slices.later(() => tokens.verify(token)) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))
-      c.claims = checked.catch((err) => {
+      c.claims = checked.then((claims) => {
+        // Closed while its token was checked: it never counts.
+        if (claims.sub !== null && hooks && !c.closed) hooks.opened(claims.sub, c.id)
+        return claims
+      }, (err) => {
         if (err instanceof BusyError) {
           sendError(c, 'unavailable', 'the server is busy; reconnect in a moment')
           ws.close(1013, 'unavailable')
@@ -94,9 +105,12 @@ export function createConnections({ tokens, subs, metrics, maxQueuedSocketTasks 
       const c = conns.get(ws)
       if (!c) return
       metrics.wsConnections.dec()
+      const wasOpen = !c.closed
       c.closed = true
       for (const topic of [...c.topics.keys()]) subs.unsubscribe(c, topic)
       conns.delete(ws)
+      // Its token's check may still be running: then `opened` sees it closed and never counts it.
+      if (hooks && wasOpen) void c.claims.then((claims) => claims?.sub != null && hooks.closed(claims.sub, c.id))
     }
   }
 }

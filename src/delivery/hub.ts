@@ -13,7 +13,7 @@
 import type { Engine } from '../engine/engine.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { createConnections } from './connections.ts'
+import { createConnections, type ConnectionHooks } from './connections.ts'
 import { createFeed } from './feed.ts'
 import type { Publisher } from './socket.ts'
 import { createSubscriptions } from './subscriptions.ts'
@@ -31,6 +31,8 @@ export function createHub(deps: {
   reconcileMs: number
   /** The fan-out channels to listen on (default: tracking:fanout). */
   channels?: readonly string[]
+  /** Told of sockets whose token names a user (presence). */
+  connectionHooks?: ConnectionHooks
   /** Token checks and frames that may wait for a slice (tests make it small). */
   maxQueuedSocketTasks?: number
 }) {
@@ -38,7 +40,7 @@ export function createHub(deps: {
   const kinds = createTopicKinds(deps.kinds)
   const subs = createSubscriptions({ kinds, log, metrics })
   const feed = createFeed({ engine, subs, log, metrics, reconcileMs, channels: deps.channels })
-  const connections = createConnections({ tokens, subs, metrics, maxQueuedSocketTasks })
+  const connections = createConnections({ tokens, subs, metrics, maxQueuedSocketTasks, hooks: deps.connectionHooks })
 
   return {
     sequencer: subs.sequencer,

@@ -256,7 +256,7 @@ describe('every route, whatever it is sent', () => {
     })
   })
 
-  test('POST /v1/notifications, inbox, acks and watchers: refused input creates or changes nothing', async () => {
+  test('POST /v1/notifications, inbox, acks, presence and watchers: refused input creates or changes nothing', async () => {
     const [real] = await db.sql<{ id: string }[]>`select id from shipments where tracking_number = 'PROP1'`
     const notes = async () => (await db.sql<{ n: number; r: number; w: number }[]>`
       select (select count(*)::int from notifications) as n, (select count(*)::int from notifications where read_at is not null) as r, (select count(*)::int from shipment_watchers) as w`)[0]!
@@ -272,6 +272,7 @@ describe('every route, whatever it is sent', () => {
       body.map((b) => ({ method: 'POST', path: '/v1/notifications', body: b })),
       fc.tuple(userId, hostileString, hostileString).map(([u, state, after]) => ({ method: 'GET', path: `/v1/users/${pct(u)}/notifications?state=${pct(state)}&after=${pct(after)}`, body: undefined })),
       fc.tuple(userId, fc.record({ upToSeq: fc.option(hostileValue, { nil: undefined }), ids: fc.option(hostileValue, { nil: undefined }) }, { requiredKeys: [] })).map(([u, b]) => ({ method: 'POST', path: `/v1/users/${pct(u)}/notifications/ack`, body: b })),
+      fc.array(userId, { maxLength: 3 }).map((us) => ({ method: 'GET', path: `/v1/presence?userIds=${us.map(pct).join(',')}`, body: undefined })),
       fc.tuple(fc.constantFrom('PUT', 'DELETE', 'GET'), fc.oneof(fc.constant(real!.id), fc.uuid(), hostileString), userId).map(([m, id, u]) => ({ method: m, path: m === 'GET' ? `/v1/shipments/${pct(id)}/watchers?after=${pct(u)}` : `/v1/shipments/${pct(id)}/watchers/${pct(u)}`, body: undefined }))
     )
     let created = 0

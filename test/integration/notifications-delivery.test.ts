@@ -1,16 +1,17 @@
 /**
  * Notifications over the WebSocket (contract §8) against the real services: `user:<userId>`
- * snapshots and frames through the same hub as shipments, acks on the socket, deliveredAt; then
- * the issue's guarantees: a user subscribed on process B gets what A created exactly once and in
- * order; the snapshot race loses and repeats nothing; a Redis outage loses nothing.
+ * snapshots and frames through the same hub as shipments, acks on the socket, deliveredAt,
+ * presence; then the issue's guarantees: a user subscribed on process B gets what A created
+ * exactly once and in order; the snapshot race loses and repeats nothing; a Redis outage loses
+ * nothing; a process killed outright leaves its users offline within PRESENCE_TTL_MS.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createDeliveredMarks } from '../../src/notifications/delivered.ts'
 import { NOTIFICATION_GROUP, NOTIFICATION_STREAM } from '../../src/notifications/model.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { outageTest } from '../support/engine.ts'
-import { privateRedis } from '../support/redis.ts'
-import { api, testService, waitFor } from '../support/service.ts'
+import { outageTest, redisTest, testRedisUrl } from '../support/engine.ts'
+import { freePort, privateRedis } from '../support/redis.ts'
+import { API_KEY, api, testService, TOKEN_SECRET, waitFor } from '../support/service.ts'
 import { connect, type Client } from '../support/ws.ts'
 
 setDefaultTimeout(30_000)
@@ -147,6 +148,24 @@ describe('user topics', () => {
     expect(f).toMatchObject({ type: 'notification', seq: 1, notification: { type: 'shipment.status_changed', shipmentId: s.body.id, data: { from: 'pending', to: 'in_transit', trackingNumber: tn } } })
     c.close()
   })
+
+  test('presence: a socket counts for the user it subscribes to, and for its token\'s sub, until it closes', async () => {
+    const u = unique('here')
+    const presence = async () => (await call('GET', `/v1/users/${u}/presence`)).body
+    const first = await subscribed(b, u)
+    await waitFor('online', async () => (await presence()).connections === 1)
+    const second = await userClient(a, u, { sub: u, topics: ['shipment:*'] })
+    await waitFor('two connections', async () => (await presence()).connections === 2)
+    expect((await call('GET', `/v1/presence?userIds=${u},nobody`)).body.items).toEqual([
+      { userId: u, online: true, connections: 2, lastSeenAt: expect.stringMatching(/Z$/) },
+      { userId: 'nobody', online: false, connections: 0, lastSeenAt: null }
+    ])
+    first.c.close()
+    await waitFor('one left', async () => (await presence()).connections === 1)
+    second.close()
+    await waitFor('offline', async () => (await presence()).online === false)
+    expect((await presence()).lastSeenAt).not.toBeNull()
+  })
 })
 
 describe('exactly once, in order', () => {
@@ -226,6 +245,38 @@ describe('failures', () => {
     } finally {
       await Promise.all([creator.stop(), reader.stop()])
       await redis.stop()
+    }
+  })
+
+  redisTest('the presence of another OS process is shared only through Redis', 'a process killed with SIGKILL: its sockets got every notification once, in order, and its users are offline within PRESENCE_TTL_MS', async () => {
+    const ttl = 1500
+    const port = await freePort()
+    const child = Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], {
+      env: { ...process.env, DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: testRedisUrl!, REDIS_PREFIX: a.config.REDIS_PREFIX, API_KEYS: API_KEY, TOKEN_SECRET, LOG_LEVEL: 'warn', MIGRATE_ON_BOOT: 'false', POLL_ENABLED: 'false', PORT: String(port), PRESENCE_TTL_MS: String(ttl), RECONCILE_MS: '3600000' },
+      stdout: 'inherit', stderr: 'inherit'
+    })
+    try {
+      await waitFor('the child ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok, 15_000)
+      const u = unique('killed')
+      const { token } = await a.tokens.mint({ sub: null, topics: [`user:${u}`], ttlSeconds: 60 })
+      const c = await connect(`ws://127.0.0.1:${port}/v1/ws?token=${token}`)
+      c.send({ op: 'subscribe', topic: `user:${u}` })
+      expect((await c.next()).type).toBe('snapshot')
+      const presence = async () => (await call('GET', `/v1/users/${u}/presence`)).body
+      await waitFor('online through the child', async () => (await presence()).online)
+      for (let i = 0; i < 10; i++) await notify([u])
+      await waitFor('10 on the child', () => seqs(c).length >= 10)
+      await Bun.sleep(100)
+      expect(seqs(c)).toEqual(upTo(10))
+      child.kill('SIGKILL')
+      const killedAt = Date.now()
+      await child.exited
+      // Its last heartbeat was before the kill, so by then its entry has expired, however loaded the machine.
+      await Bun.sleep(Math.max(0, killedAt + ttl + 20 - Date.now()))
+      expect(await presence()).toMatchObject({ userId: u, online: false, connections: 0 })
+    } finally {
+      child.kill('SIGKILL')
+      await child.exited
     }
   })
 })

@@ -2,7 +2,7 @@
  * Notifications over REST against the real services (contract §8): watchers and the
  * `shipment.status_changed` notification in the ingest transaction; `POST /v1/notifications`
  * with its validation and idempotency; per-user gap-free seq under concurrent writers; the inbox
- * and acks.
+ * and acks; presence of users never seen.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -258,11 +258,25 @@ describe('the inbox', () => {
       ['POST', '/v1/users/ok/notifications/ack', { upToSeq: 1.5 }, 'upToSeq'],
       ['POST', '/v1/users/ok/notifications/ack', { upToSeq: 1, ids: [] }, 'upToSeq'],
       ['POST', '/v1/users/ok/notifications/ack', { ids: [] }, 'ids'],
-      ['POST', '/v1/users/ok/notifications/ack', { ids: ['nope'] }, 'ids[0]']
+      ['POST', '/v1/users/ok/notifications/ack', { ids: ['nope'] }, 'ids[0]'],
+      ['GET', '/v1/presence', undefined, 'userIds'],
+      ['GET', `/v1/presence?userIds=${Array.from({ length: 1001 }, (_, i) => `u${i}`).join(',')}`, undefined, 'userIds'],
+      ['GET', '/v1/presence?userIds=ok,b%20ad', undefined, 'userIds[1]'],
+      ['GET', '/v1/users/b%20ad/presence', undefined, 'userId']
     ]
     for (const [method, path, body, field] of cases) {
       const res = await call(method, path, body)
       expect([res.status, res.body.error?.field], `${method} ${path.slice(0, 80)}`).toEqual([400, field])
     }
+  })
+})
+
+describe('presence', () => {
+  test('a user never seen is offline with no connections; up to 1,000 at once, in the order asked', async () => {
+    expect((await call('GET', '/v1/users/nobody@x/presence')).body).toEqual({ userId: 'nobody@x', online: false, connections: 0, lastSeenAt: null })
+    const many = Array.from({ length: 1000 }, (_, i) => `p${i}`)
+    const res = await call('GET', `/v1/presence?userIds=${many.join(',')},p0`)
+    expect(res.body.items.length).toBe(1000)
+    expect(res.body.items[999]).toEqual({ userId: 'p999', online: false, connections: 0, lastSeenAt: null })
   })
 })

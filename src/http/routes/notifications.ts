@@ -1,12 +1,13 @@
 /**
  * Notifications (contract §8): `POST /v1/notifications`; a user's inbox and its acks
- * (`/v1/users/:userId/notifications[/ack]`); the watchers of a shipment (`/v1/shipments/:id/watchers[/:userId]`).
+ * (`/v1/users/:userId/notifications[/ack]`); presence (`/v1/users/:userId/presence`,
+ * `/v1/presence?userIds=`); the watchers of a shipment (`/v1/shipments/:id/watchers[/:userId]`).
  * Every field is checked here, once (storable text, userId and type rules); a wrong one is a 4xx
  * naming it.
  */
 import { Elysia, t } from 'elysia'
 import type { Engine } from '../../engine/engine.ts'
-import { NotFoundError, ValidationError } from '../../errors.ts'
+import { AppError, NotFoundError, ValidationError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { parseAckTarget } from '../../notifications/ack.ts'
 import { createNotifications, MAX_BODY_LENGTH, MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, MAX_USERS_PER_REQUEST, parseNotificationRequest } from '../../notifications/create.ts'
@@ -19,11 +20,16 @@ import { retryConflicts } from '../../db/conflicts.ts'
 import { isUuid } from '../../shipments/store.ts'
 import { positiveInt } from './shipments.ts'
 
+export const MAX_PRESENCE_USERS = 1000
+
 const keyHash = (request: Request) => {
   // The guard has checked the key already; only its hash is ever stored.
   const key = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get('authorization') ?? '')?.[1] ?? ''
   return Buffer.from(new Bun.CryptoHasher('sha256').update(key).digest())
 }
+
+const presenceUnavailable = (err: unknown) =>
+  new AppError('unavailable', 'presence cannot be read now: the delivery engine does not answer; retry shortly', { status: 503, retryable: true, cause: err })
 
 export function notificationRoutes({ sql, queries, watchers, publisher, engine, log }: {
   sql: Sql
@@ -33,6 +39,20 @@ export function notificationRoutes({ sql, queries, watchers, publisher, engine, 
   engine: Engine
   log: Logger
 }) {
+  async function presenceOf(userIds: string[]) {
+    let found
+    try {
+      found = await engine.presenceGet(userIds)
+    } catch (err) {
+      throw presenceUnavailable(err)
+    }
+    return userIds.map((userId) => {
+      const p = found.get(userId)
+      const connections = p?.connections ?? 0
+      return { userId, online: connections > 0, connections, lastSeenAt: p?.lastSeenAt == null ? null : new Date(p.lastSeenAt).toISOString() }
+    })
+  }
+
   return new Elysia({ name: 'notifications' })
     .post(
       '/v1/notifications',
@@ -90,6 +110,25 @@ export function notificationRoutes({ sql, queries, watchers, publisher, engine, 
           ids: t.Optional(t.Unknown({ description: 'or these notification ids (1-1000)' }))
         }),
         detail: { summary: 'Mark notifications read (idempotent): {acked, unread}', tags: ['notifications'] }
+      }
+    )
+    .get(
+      '/v1/users/:userId/presence',
+      async ({ params }) => (await presenceOf([userIdOf('userId', params.userId)]))[0]!,
+      { detail: { summary: 'Whether a user has a socket open on any process: {userId, online, connections, lastSeenAt}', tags: ['notifications'] } }
+    )
+    .get(
+      '/v1/presence',
+      async ({ query }) => {
+        const raw = (query.userIds ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '')
+        if (raw.length === 0) throw new ValidationError('userIds', 'is required: userIds=a,b,c')
+        const userIds = [...new Set(raw.map((u, i) => userIdOf(`userIds[${i}]`, u)))]
+        if (userIds.length > MAX_PRESENCE_USERS) throw new ValidationError('userIds', `must list at most ${MAX_PRESENCE_USERS} users`)
+        return { items: await presenceOf(userIds) }
+      },
+      {
+        query: t.Object({ userIds: t.Optional(t.String({ description: `comma-separated, at most ${MAX_PRESENCE_USERS}` })) }),
+        detail: { summary: 'Presence of up to 1,000 users: {items: [{userId, online, connections, lastSeenAt}]}', tags: ['notifications'] }
       }
     )
     .put(
