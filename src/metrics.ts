@@ -31,6 +31,7 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     notificationsPublished: new Counter({ name: 'parcelcast_notifications_published_total', help: 'Notifications appended to notifications:stream, by path (inline after commit, or outbox relay)', labelNames: ['path'] as const, registers }),
     notificationsDelivered: new Counter({ name: 'parcelcast_notifications_delivered_marks_total', help: 'Notifications marked deliveredAt by this process (a socket of the user was sent it)', registers }),
     deliveredDropped: new Counter({ name: 'parcelcast_notifications_delivered_dropped_total', help: 'deliveredAt marks dropped because the pending buffer was full (those stay without deliveredAt)', registers }),
+    notificationsDeleted: new Counter({ name: 'parcelcast_notifications_deleted_total', help: 'Rows deleted by the retention loop, by what (notifications past NOTIFICATION_RETENTION_DAYS, idempotency answers past 24 h)', labelNames: ['what'] as const, registers }),
     presenceConnections: new Gauge({ name: 'parcelcast_presence_connections', help: 'Presence entries (user, connection) this process keeps alive with heartbeats', registers }),
     presenceFailures: new Counter({ name: 'parcelcast_presence_failures_total', help: 'Presence writes (touch, leave) the engine did not take, by kind', labelNames: ['kind'] as const, registers }),
     wsConnections: new Gauge({ name: 'parcelcast_ws_connections', help: 'Open WebSocket connections in this process', registers }),

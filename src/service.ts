@@ -17,6 +17,7 @@ import { notificationOutbox } from './notifications/outbox.ts'
 import { createPresence } from './notifications/presence.ts'
 import { createNotificationPublisher } from './notifications/publish.ts'
 import { createNotificationQueries } from './notifications/queries.ts'
+import { createRetention } from './notifications/retention.ts'
 import { createWatcherStore } from './notifications/watchers.ts'
 import { createCarrierClient } from './carriers/clients.ts'
 import { createCarrierDirectory } from './carriers/directory.ts'
@@ -87,6 +88,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const notificationQueries = createNotificationQueries(sql)
   const delivered = createDeliveredMarks({ queries: notificationQueries, log, metrics })
   const presence = createPresence({ engine, ttlMs: config.PRESENCE_TTL_MS, log, metrics })
+  const retention = createRetention({ sql, log, metrics, days: config.NOTIFICATION_RETENTION_DAYS, intervalMs: config.RETENTION_INTERVAL_MS })
   // The kinds of topic the hub serves.
   const kinds = [
     createShipmentKind(createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })),
@@ -120,7 +122,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
 
   return {
     config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
-    notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, presence, watchers,
+    notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, presence, retention, watchers,
     get port() {
       return server?.port ?? 0
     },
@@ -137,6 +139,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       relay.start()
       webhooks.start()
       notificationRelay.start()
+      retention.start()
       presence.start()
       server = listen({
         fetch: app.fetch, hub, log, port: config.PORT, hostname: '0.0.0.0',
@@ -151,7 +154,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     async stop() {
       if (server) await server.stop(true).catch(() => {})
       await Promise.all(pollers.map((p) => p.stop()))
-      await Promise.all([relay.stop(), notificationRelay.stop()])
+      await Promise.all([relay.stop(), notificationRelay.stop(), retention.stop()])
       await webhooks.stop()
       await Promise.all([broadcaster.stop(), notificationWorkers.stop()])
       await hub.stop()

@@ -2,7 +2,7 @@
  * Notifications over REST against the real services (contract §8): watchers and the
  * `shipment.status_changed` notification in the ingest transaction; `POST /v1/notifications`
  * with its validation and idempotency; per-user gap-free seq under concurrent writers; the inbox
- * and acks; presence of users never seen.
+ * and acks; presence of users never seen; retention.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -271,12 +271,35 @@ describe('the inbox', () => {
   })
 })
 
-describe('presence', () => {
+describe('presence and retention', () => {
   test('a user never seen is offline with no connections; up to 1,000 at once, in the order asked', async () => {
     expect((await call('GET', '/v1/users/nobody@x/presence')).body).toEqual({ userId: 'nobody@x', online: false, connections: 0, lastSeenAt: null })
     const many = Array.from({ length: 1000 }, (_, i) => `p${i}`)
     const res = await call('GET', `/v1/presence?userIds=${many.join(',')},p0`)
     expect(res.body.items.length).toBe(1000)
     expect(res.body.items[999]).toEqual({ userId: 'p999', online: false, connections: 0, lastSeenAt: null })
+  })
+
+  test('retention deletes notifications past NOTIFICATION_RETENTION_DAYS (with their outbox rows) and idempotency answers past 24 h, in bounded batches', async () => {
+    const u = unique('old')
+    for (let i = 0; i < 5; i++) await call('POST', '/v1/notifications', { userId: u, type: 'old.one', idempotencyKey: `${u}-${i}` })
+    await db.sql`update notifications set created_at = now() - interval '91 days' where user_id = ${u} and seq <= 3`
+    await db.sql`insert into notification_outbox (user_id, seq) values (${u}, 2) on conflict do nothing`
+    await db.sql`update notification_requests set created_at = now() - interval '25 hours' where idempotency_key in (${`${u}-0`}, ${`${u}-1`})`
+    await service.notificationAcks.flush()
+    const result = await service.retention.runOnce()
+    expect(result).toMatchObject({ status: 'ok' })
+    expect((await rows(u)).map((r) => r.seq)).toEqual([4, 5])
+    expect(await outbox(u)).toEqual([])
+    const [left] = await db.sql<{ n: number }[]>`select count(*)::int as n from notification_requests where idempotency_key like ${u + '-%'}`
+    expect(left!.n).toBe(3)
+    // Bounded: a loop of small batches, stopping at the cap.
+    const { createRetention } = await import('../../src/notifications/retention.ts')
+    const prefix = unique('many')
+    await call('POST', '/v1/notifications', { userIds: Array.from({ length: 30 }, (_, i) => `${prefix}-${i}`), type: 'old.many' })
+    await db.sql`update notifications set created_at = now() - interval '100 days' where user_id like ${prefix + '-%'}`
+    const small = createRetention({ sql: service.sql, log: service.log, metrics: service.metrics, days: 90, intervalMs: 60_000, batchSize: 10, maxBatches: 2 })
+    expect(await small.runOnce()).toMatchObject({ status: 'ok', notifications: 20 })
+    expect(await small.runOnce()).toMatchObject({ status: 'ok', notifications: 10 })
   })
 })

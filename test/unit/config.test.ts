@@ -7,7 +7,7 @@ const base = { API_KEYS: 'a-key-of-length' }
 describe('config', () => {
   test('defaults are the contract’s', () => {
     const c = loadConfig(base)
-    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: undefined, ENGINE: 'auto', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: undefined, API_KEYS: ['a-key-of-length'] })
+    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: undefined, ENGINE: 'auto', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: undefined, API_KEYS: ['a-key-of-length'], PRESENCE_TTL_MS: 30000, NOTIFICATION_RETENTION_DAYS: 90 })
     expect(Object.isFrozen(c)).toBe(true)
   })
 
@@ -22,7 +22,10 @@ describe('config', () => {
       [{ API_KEYS: 'short' }, /API_KEYS: every key must be at least 8 characters/],
       [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
       [{ CLAIM_IDLE_MS: '-1' }, /CLAIM_IDLE_MS/],
-      [{ TOKEN_SECRET: 'too-short' }, /TOKEN_SECRET must be at least 32 characters/]
+      [{ TOKEN_SECRET: 'too-short' }, /TOKEN_SECRET must be at least 32 characters/],
+      [{ PRESENCE_TTL_MS: '10' }, /PRESENCE_TTL_MS must be at least 300/],
+      [{ NOTIFICATION_RETENTION_DAYS: '0' }, /NOTIFICATION_RETENTION_DAYS must be at least 1/],
+      [{ RETENTION_INTERVAL_MS: 'soon' }, /RETENTION_INTERVAL_MS must be a whole number/]
     ]
     for (const [env, message] of cases) {
       const run = () => loadConfig({ ...base, ...env })
