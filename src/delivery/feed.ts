@@ -60,6 +60,7 @@ export function createFeed({ engine, subs, log, metrics, reconcileMs, channels =
 
   async function reconcile() {
     const stop = metrics.reconcileDuration.startTimer()
+    metrics.wsTopics.set(sequencer.topics().size)
     try {
       for (const [kind, topics] of subs.topicsByKind()) {
         for (let i = 0; i < topics.length; i += RECONCILE_CHUNK) {
