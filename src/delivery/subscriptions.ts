@@ -16,7 +16,7 @@ import { createSequencer } from './sequencer.ts'
 import { send, sendError, type Conn, type Publisher } from './socket.ts'
 import type { TokenClaims } from './tokens.ts'
 import type { Frame, TopicKind, TopicKinds } from './topic-kind.ts'
-import { parseTopic, topicAllowed } from './topics.ts'
+import { parseTopic, topicAllowed, type Topic } from './topics.ts'
 
 const MAX_TOPICS_PER_SOCKET = 100
 
@@ -69,18 +69,27 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     }
   })
 
-  async function subscribe(c: Conn, claims: TokenClaims, frame: { topic?: unknown; since?: unknown }) {
-    if (typeof frame.topic !== 'string') return sendError(c, 'bad_message', 'subscribe needs a topic')
-    if (frame.since !== undefined && (!Number.isInteger(frame.since) || (frame.since as number) < 0)) return sendError(c, 'bad_message', 'since must be a whole number ≥ 0', frame.topic)
+  /** The frame's topic, parsed, if the socket's token grants it now; else null, the error frame sent. */
+  function granted(c: Conn, claims: TokenClaims, raw: unknown, op: string): Topic | null {
+    if (typeof raw !== 'string') return sendError(c, 'bad_message', `${op} needs a topic`), null
     let topic
     try {
-      topic = parseTopic(frame.topic)
+      topic = parseTopic(raw)
     } catch (err) {
-      if (err instanceof IdentityError) return sendError(c, 'bad_message', err.message, frame.topic)
+      if (err instanceof IdentityError) return sendError(c, 'bad_message', err.message, raw), null
       throw err
     }
-    if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name)
-    if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name)
+    if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name), null
+    if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name), null
+    return topic
+  }
+
+  async function subscribe(c: Conn, claims: TokenClaims, frame: { topic?: unknown; since?: unknown }) {
+    if (frame.since !== undefined && (!Number.isInteger(frame.since) || (frame.since as number) < 0)) {
+      return sendError(c, 'bad_message', 'since must be a whole number ≥ 0', typeof frame.topic === 'string' ? frame.topic : undefined)
+    }
+    const topic = granted(c, claims, frame.topic, 'subscribe')
+    if (!topic) return
     const kind = kinds.get(topic.kind)
     if (!kind) return sendError(c, 'not_supported', `this server serves no ${topic.kind} topics`, topic.name)
     if (c.topics.has(topic.name)) return sendError(c, 'already_subscribed', `already subscribed to ${topic.name}`, topic.name)
@@ -131,16 +140,8 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
 
   /** A kind's operation on a topic the token grants (`ack`): its answer frame, or an error frame. */
   async function command(c: Conn, claims: TokenClaims, op: string, frame: Record<string, unknown>) {
-    if (typeof frame.topic !== 'string') return sendError(c, 'bad_message', `${op} needs a topic`)
-    let topic
-    try {
-      topic = parseTopic(frame.topic)
-    } catch (err) {
-      if (err instanceof IdentityError) return sendError(c, 'bad_message', err.message, frame.topic)
-      throw err
-    }
-    if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name)
-    if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name)
+    const topic = granted(c, claims, frame.topic, op)
+    if (!topic) return
     const run = kinds.get(topic.kind)?.commands?.[op]
     if (!run) return sendError(c, 'bad_message', `${op} is not an operation on ${topic.kind} topics`, topic.name)
     try {

@@ -13,17 +13,9 @@ import { notificationBody, type NotificationRecord } from './model.ts'
 /** Notifications a snapshot lists at most; the rest follow as frames. */
 export const SNAPSHOT_NOTIFICATION_LIMIT = 1000
 
-/** A notification as the inbox and snapshots show it. */
-export interface Notification {
-  id: string
-  userId: string
-  seq: number
-  type: string
-  title: string | null
-  body: string | null
+/** A notification as the inbox and snapshots show it: as created, `data` parsed, and its state. */
+export interface Notification extends Omit<NotificationRecord, 'data'> {
   data: Record<string, unknown> | null
-  shipmentId: string | null
-  createdAt: string
   deliveredAt: string | null
   readAt: string | null
 }
