@@ -66,7 +66,7 @@ const Env = v.object({
   // A socket's presence entry lives this long unless its process touches it again (every third of it).
   PRESENCE_TTL_MS: int('PRESENCE_TTL_MS', 30_000, 300, 3_600_000),
   NOTIFICATION_RETENTION_DAYS: int('NOTIFICATION_RETENTION_DAYS', 90, 1, 36_500),
-  RETENTION_INTERVAL_MS: int('RETENTION_INTERVAL_MS', 60_000, 100, 86_400_000),
+  NOTIFICATION_RETENTION_INTERVAL_MS: int('NOTIFICATION_RETENTION_INTERVAL_MS', 60_000, 100, 86_400_000),
   // Unset: each carrier's own value from carrier_configs (batch_size default 10, poll_interval_ms 60000).
   POLL_BATCH_SIZE: v.optional(int('POLL_BATCH_SIZE', 10, 1, 1000)),
   POLL_INTERVAL_MS: v.optional(int('POLL_INTERVAL_MS', 60_000, 100, 86_400_000)),

@@ -88,7 +88,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const notificationQueries = createNotificationQueries(sql)
   const delivered = createDeliveredMarks({ queries: notificationQueries, log, metrics })
   const presence = createPresence({ engine, ttlMs: config.PRESENCE_TTL_MS, log, metrics })
-  const retention = createRetention({ sql, log, metrics, days: config.NOTIFICATION_RETENTION_DAYS, intervalMs: config.RETENTION_INTERVAL_MS })
+  const retention = createRetention({ sql, log, metrics, days: config.NOTIFICATION_RETENTION_DAYS, intervalMs: config.NOTIFICATION_RETENTION_INTERVAL_MS })
   // The kinds of topic the hub serves.
   const kinds = [
     createShipmentKind(createDeliveryQueries(sql, { onLookupQuery: (n) => metrics.subscribeLookups.observe(n) })),

@@ -25,7 +25,7 @@ describe('config', () => {
       [{ TOKEN_SECRET: 'too-short' }, /TOKEN_SECRET must be at least 32 characters/],
       [{ PRESENCE_TTL_MS: '10' }, /PRESENCE_TTL_MS must be at least 300/],
       [{ NOTIFICATION_RETENTION_DAYS: '0' }, /NOTIFICATION_RETENTION_DAYS must be at least 1/],
-      [{ RETENTION_INTERVAL_MS: 'soon' }, /RETENTION_INTERVAL_MS must be a whole number/]
+      [{ NOTIFICATION_RETENTION_INTERVAL_MS: 'soon' }, /NOTIFICATION_RETENTION_INTERVAL_MS must be a whole number/]
     ]
     for (const [env, message] of cases) {
       const run = () => loadConfig({ ...base, ...env })

@@ -13,8 +13,8 @@ import { newSecret } from '../../webhooks/signature.ts'
 import { EVENT_TYPES, MESSAGE_STATES } from '../../webhooks/store.ts'
 import { checkTarget } from '../../webhooks/url-guard.ts'
 import type { Webhooks } from '../../webhooks/webhooks.ts'
+import { USER_ID_RE } from '../../notifications/model.ts'
 
-const USER_ID_RE = /^[A-Za-z0-9._@:-]{1,128}$/
 const MAX_USER_IDS = 1000
 
 const limitOf = (raw: string | undefined, def = 50, max = 200): number => {
