@@ -197,6 +197,51 @@ describe('connections', () => {
   })
 })
 
+describe('the database could not do it now', () => {
+  test('an ingest cancelled while it waits for a lock (pg_cancel_backend) is a retryable 503 naming why, not a 500; nothing stored', async () => {
+    const service = testService({ DATABASE_URL: db.url, POLL_ENABLED: 'false' })
+    const call = api(service)
+    const holder = await db.sql.reserve()
+    try {
+      const [tn] = await shipments('CANCELX', 1)
+      await holder`begin`
+      await holder`select id from shipments where tracking_number = ${tn!} for update`
+      const ingest = within(10_000, call('POST', '/v1/events', { events: [ev(tn!)] }))
+      await db.sql`select pg_cancel_backend(${await lockWaiter()})`
+      const res = await ingest
+      expect(res.status).toBe(503)
+      expect(res.body.error).toEqual({ code: 'database_unavailable', message: 'a statement was cancelled or ran past its time limit (SQLSTATE 57014); nothing was stored, retry later' })
+      expect(res.headers.get('retry-after')).toBe('1')
+      await holder`rollback`
+      expect(await eventCount('CANCELX%')).toBe(0)
+      // The connection was given back: the next call on it works.
+      expect((await within(10_000, call('POST', '/v1/events', { events: [ev(tn!)] }))).status).toBe(200)
+    } finally {
+      await holder`rollback`.catch(() => {})
+      holder.release()
+      await service.stop()
+    }
+  })
+
+  test('a lock not granted in time (55P03) and a read-only database (25006) are 503s too', async () => {
+    const service = testService({ DATABASE_URL: db.url, INGEST_CONCURRENCY: '1', POLL_ENABLED: 'false' })
+    const call = api(service)
+    try {
+      const [tn] = await shipments('NOTNOW', 1)
+      for (const [sqlstate, why] of [['55P03', 'a lock was not granted in time'], ['25006', 'the database is read-only for now']]) {
+        await fault(sqlstate!, 1)
+        const res = await within(10_000, call('POST', '/v1/events', { events: [ev(tn!)] }))
+        expect(res.status, sqlstate).toBe(503)
+        expect(res.body.error.message).toBe(`${why} (SQLSTATE ${sqlstate}); nothing was stored, retry later`)
+      }
+      await db.sql`truncate test_fault`
+      expect((await within(10_000, call('POST', '/v1/events', { events: [ev(tn!)] }))).status).toBe(200)
+    } finally {
+      await service.stop()
+    }
+  })
+})
+
 describe('conflicts', () => {
   test('a deadlock or serialization failure is retried; the call succeeds and stores its events once', async () => {
     const service = testService({ DATABASE_URL: db.url, POLL_ENABLED: 'false' })
