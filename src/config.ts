@@ -55,6 +55,10 @@ const Env = v.object({
   INGEST_CONCURRENCY: int('INGEST_CONCURRENCY', 4, 1, 64),
   INGEST_OVERLAP_EVENTS: int('INGEST_OVERLAP_EVENTS', 100, 1, 1000),
   INGEST_QUEUE_EVENTS: int('INGEST_QUEUE_EVENTS', 20_000, 1000, 1_000_000),
+  // The longest an ingest transaction (or an outbox relay batch) may take; then its connection is closed: 503.
+  INGEST_TIMEOUT_MS: int('INGEST_TIMEOUT_MS', 10_000, 100, 600_000),
+  // The longest stop() (SIGTERM) waits for running work before it closes everything at once.
+  STOP_TIMEOUT_MS: int('STOP_TIMEOUT_MS', 10_000, 100, 600_000),
   STREAM_MAXLEN: int('STREAM_MAXLEN', 100_000, 100, 100_000_000),
   PUBLISH_TIMEOUT_MS: int('PUBLISH_TIMEOUT_MS', 1000, 10, 60_000),
   OUTBOX_INTERVAL_MS: int('OUTBOX_INTERVAL_MS', 1000, 10, 3_600_000),

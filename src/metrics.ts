@@ -18,6 +18,7 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}) 
     ingestQueued: new Gauge({ name: 'parcelcast_ingest_queued_events', help: 'Events waiting for an ingest transaction slot', registers }),
     ingestRefused: new Counter({ name: 'parcelcast_ingest_refused_events_total', help: 'Events refused with 503 overloaded because the ingest queue was full', registers }),
     ingestRetries: new Counter({ name: 'parcelcast_ingest_retries_total', help: 'Ingest transactions retried after a serialization failure or deadlock, by SQLSTATE', labelNames: ['sqlstate'] as const, registers }),
+    dbDeadlines: new Counter({ name: 'parcelcast_db_deadlines_total', help: 'Database calls abandoned at their deadline (INGEST_TIMEOUT_MS), their connection closed and replaced, by what was running (ingest transaction, outbox relay batch, readiness probe)', labelNames: ['what'] as const, registers }),
     ingestIsolated: new Counter({ name: 'parcelcast_ingest_isolated_events_total', help: 'Events PostgreSQL refused as data, each found by retrying its transaction without it (stored nothing of it)', labelNames: ['sqlstate'] as const, registers }),
     acksPending: new Gauge({ name: 'parcelcast_publish_acks_pending', help: 'Events on the stream waiting to be taken out of the outbox', registers }),
     acksDropped: new Counter({ name: 'parcelcast_publish_acks_dropped_total', help: 'Outbox acks dropped because the pending buffer was full (the relay resends those events)', registers }),

@@ -7,6 +7,7 @@ import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
+import type { GuardedConnections } from '../db/guarded.ts'
 import type { DatabaseKind } from '../db/select.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
@@ -30,6 +31,8 @@ import type { Webhooks } from '../webhooks/webhooks.ts'
 
 export interface AppDeps {
   sql: Sql
+  /** Ingest's own connections (db/guarded.ts), which /readyz looks at too. */
+  ingest?: Pick<GuardedConnections, 'probe'>
   engine: Engine
   processor: Processor
   log: Logger
@@ -75,7 +78,7 @@ export function createApp(deps: AppDeps) {
       if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, engine, metrics, broadcaster, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
+    .use(healthRoutes({ sql, ingest: deps.ingest, engine, metrics, broadcaster, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))

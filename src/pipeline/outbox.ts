@@ -12,6 +12,7 @@
  *     `stop()` waits for the running cycle to end.
  */
 import type { Sql } from '../db/client.ts'
+import type { GuardedConnections } from '../db/guarded.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
@@ -50,7 +51,9 @@ interface OutboxRow {
 }
 
 export function createOutboxRelay(deps: {
-  sql: Sql
+  /** The relay's connection, with its deadline (the service's); or a plain pool, without one. */
+  connections?: Pick<GuardedConnections, 'run'>
+  sql?: Sql
   engine: Engine
   stream: StreamWriter
   log: Logger
@@ -61,9 +64,10 @@ export function createOutboxRelay(deps: {
   maxBatches?: number
 }): OutboxRelay {
   const { sql, engine, stream, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
+  const onConnection: Pick<GuardedConnections, 'run'> = deps.connections ?? { run: (_what, f) => f(sql!) }
 
   async function backlog(): Promise<number> {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_outbox`
+    const [row] = await onConnection.run('outbox backlog count', (sql) => sql<{ n: number }[]>`select count(*)::int as n from event_outbox`)
     metrics.outboxBacklog.set(row!.n)
     return row!.n
   }
@@ -71,7 +75,7 @@ export function createOutboxRelay(deps: {
   // One batch under the cross-process lock. Returns how many were published, or null when
   // another process holds the lock.
   async function batch(): Promise<number | null> {
-    return sql.begin(async (tx) => {
+    return onConnection.run('outbox relay batch', (sql) => sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY}::bigint) as ok`
       if (!lock!.ok) return null
       // The outbox drives: each of its rows is looked up by key (the `limit 1` laterals cannot
@@ -112,7 +116,7 @@ export function createOutboxRelay(deps: {
       metrics.eventsPublished.inc({ path: 'relay' }, done.length)
       if (done.length < rows.length) throw new RelayStall(rows.length - done.length, done.length)
       return done.length
-    })
+    }))
   }
 
   async function cycle(): Promise<CycleResult> {
