@@ -157,6 +157,7 @@ describe('PostgreSQL that stops answering', () => {
     const call = api(service)
     const holder = await db.sql.reserve()
     try {
+      await waitFor('engine ready', () => service.engine.isReady)
       expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'ready', db: 'up', ingest: 'up' })
       await holder`begin`
       await holder`select id from shipments where tracking_number = 'HOLE3' for update`
