@@ -8,6 +8,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 
 COPY package.json package-lock.json ./
+# patches/: fixes to dependencies, applied by the postinstall script (patch-package) during npm ci.
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error \
  && (node_modules/.bin/bun --version || node node_modules/bun/install.js) \
  && npm cache clean --force

@@ -48,13 +48,19 @@ const Env = v.object({
   ENGINE: v.optional(v.picklist(['redis', 'memory', 'auto'], 'ENGINE must be redis, memory or auto'), 'auto'),
   REDIS_PREFIX: v.pipe(v.optional(v.string(), ''), v.regex(/^[\w:.-]*$/, 'REDIS_PREFIX may hold letters, digits and _ : . - only')),
   API_KEYS: v.pipe(list, v.minLength(1, 'API_KEYS must list at least one key (comma-separated)'),
-    v.check((keys) => keys.every((k) => k.length >= 8), 'API_KEYS: every key must be at least 8 characters')),
+    v.check((keys) => keys.every((k) => k.length >= 8), 'API_KEYS: every key must be at least 8 characters'),
+    // `Authorization: Bearer <key>` carries no whitespace: such a key could never be sent.
+    v.check((keys) => keys.every((k) => !/\s/.test(k)), 'API_KEYS: a key must not contain whitespace (keys are separated by commas)')),
   TOKEN_SECRET: v.pipe(v.optional(v.string(), ''), v.check((s) => s === '' || s.length >= 32, 'TOKEN_SECRET must be at least 32 characters')),
   LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'), 'info'),
   BODY_LIMIT_BYTES: int('BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
   INGEST_CONCURRENCY: int('INGEST_CONCURRENCY', 4, 1, 64),
   INGEST_OVERLAP_EVENTS: int('INGEST_OVERLAP_EVENTS', 100, 1, 1000),
   INGEST_QUEUE_EVENTS: int('INGEST_QUEUE_EVENTS', 20_000, 1000, 1_000_000),
+  // The longest an ingest transaction (or an outbox relay batch) may take; then its connection is closed: 503.
+  INGEST_TIMEOUT_MS: int('INGEST_TIMEOUT_MS', 10_000, 100, 600_000),
+  // The longest stop() (SIGTERM) waits for running work before it closes everything at once.
+  STOP_TIMEOUT_MS: int('STOP_TIMEOUT_MS', 10_000, 100, 600_000),
   STREAM_MAXLEN: int('STREAM_MAXLEN', 100_000, 100, 100_000_000),
   PUBLISH_TIMEOUT_MS: int('PUBLISH_TIMEOUT_MS', 1000, 10, 60_000),
   OUTBOX_INTERVAL_MS: int('OUTBOX_INTERVAL_MS', 1000, 10, 3_600_000),

@@ -38,7 +38,36 @@ export class NotFoundError extends AppError {
 
 export class DatabaseUnavailableError extends AppError {
   constructor(cause: unknown) {
-    super('database_unavailable', 'the database cannot be reached; nothing was stored, retry later', { status: 503, retryable: true, cause })
+    super('database_unavailable', `${unavailableWhy(cause)}; nothing was stored, retry later`, { status: 503, retryable: true, cause })
+  }
+}
+
+/** What kept the database from doing it, in words that name no table or query. */
+function unavailableWhy(cause: unknown): string {
+  const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown }
+  if (cause instanceof DeadlineError) return String(message)
+  if (typeof code !== 'string') return 'the database cannot be reached'
+  const sqlstate = /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ''
+  if (networkCodes.has(code) || code.startsWith('08')) return 'the database cannot be reached'
+  if (code === '57014') return `a statement was cancelled or ran past its time limit${sqlstate}`
+  if (code === '55P03' || code === '55006') return `a lock was not granted in time${sqlstate}`
+  if (code === '25P03' || code === '25P04' || code === '57P05') return `the database ended the session after a timeout${sqlstate}`
+  if (/^57P0[123]$/.test(code)) return `the database is shutting down or restarting${sqlstate}`
+  if (code.startsWith('53')) return `the database is out of disk, memory or connections${sqlstate}`
+  if (code === '25006') return `the database is read-only for now${sqlstate}`
+  return `the database could not do this now${sqlstate}`
+}
+
+/**
+ * A database call that did not finish within its deadline (INGEST_TIMEOUT_MS): its connection was
+ * destroyed, so the transaction never commits after this error (unless its COMMIT had already
+ * reached the server: see docs/ARCHITECTURE.md).
+ */
+export class DeadlineError extends Error {
+  readonly code = 'DEADLINE'
+  constructor(what: string, ms: number) {
+    super(`${what} did not finish within ${ms} ms; its connection was closed`)
+    this.name = 'DeadlineError'
   }
 }
 
@@ -74,25 +103,41 @@ export class MigrationError extends AppError {
 
 const networkCodes = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN',
-  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+  // A call past its deadline: its connection was destroyed (DeadlineError).
+  'DEADLINE'
 ])
 
 /**
- * True when a postgres.js error means "the database is not there right now" rather than
- * "this query is wrong": network failures, SQLSTATE class 08 (connection), 53 (resources)
- * and 57P01-57P03 (shutdown, crash recovery).
+ * SQLSTATEs that say "the database could not do it now" of a request that may well succeed if
+ * sent again: a statement cancelled (57014: statement_timeout, pg_cancel_backend), a lock not
+ * granted in time (55P03) or held by a session using the object (55006), a session ended by its
+ * idle or transaction timeout (25P03, 25P04, 57P05), a server read-only for now (25006: a standby
+ * after a failover), an outcome the server could not confirm (40003), and the classes 08
+ * (connection), 53 (resources), 57 (operator intervention: shutdown, crash recovery) and 58
+ * (system: I/O errors).
+ */
+const notNowCodes = new Set(['57014', '55P03', '55006', '25P03', '25P04', '57P05', '25006', '40003'])
+
+/**
+ * True when a postgres.js error means "the database cannot do this right now" rather than
+ * "this query is wrong": network failures and the SQLSTATEs above. Such a request is answered
+ * 503 `database_unavailable` (retryable), never a 500.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return false
-  return networkCodes.has(code) || code.startsWith('08') || code.startsWith('53') || /^57P0[123]$/.test(code)
+  return networkCodes.has(code) || notNowCodes.has(code) || /^(?:08|53|57|58)/.test(code)
 }
 
-/** The connection itself is gone (network, SQLSTATE class 08, shutdown): nothing more can be sent on it. */
+/**
+ * The connection itself is gone (network, SQLSTATE class 08, a session the server ended:
+ * shutdown, crash recovery, an idle or transaction timeout): nothing more can be sent on it.
+ */
 export function isConnectionLost(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return false
-  return networkCodes.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code)
+  return networkCodes.has(code) || code.startsWith('08') || /^57P0[1235]$/.test(code) || code === '25P03' || code === '25P04'
 }
 
 /** 40001 serialization_failure, 40P01 deadlock_detected: the same transaction again may succeed. */

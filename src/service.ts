@@ -25,7 +25,8 @@ import { createCarrierHealth } from './carriers/health.ts'
 import { createPoller, type Poller } from './carriers/poller.ts'
 import type { Config } from './config.ts'
 import { createTokens } from './delivery/tokens.ts'
-import { createSql } from './db/client.ts'
+import { createSql, sessionTimeouts } from './db/client.ts'
+import { createGuardedConnections } from './db/guarded.ts'
 import type { DatabaseKind } from './db/select.ts'
 import { migrate } from './db/migrate.ts'
 import { createApp } from './http/app.ts'
@@ -57,8 +58,21 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const metrics = createMetrics({ defaults: opts.defaultMetrics ?? true })
   const sql = createSql(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
   // Ingest has connections of its own, one per transaction slot: a burst of reads (thousands of
-  // sockets resubscribing at once, each reading a snapshot) queues in `sql`, never in front of a commit.
-  const ingestSql = createSql(config.DATABASE_URL, { max: config.INGEST_CONCURRENCY })
+  // sockets resubscribing at once, each reading a snapshot) queues in `sql`, never in front of a
+  // commit. They, and the outbox relay's, carry the deadline INGEST_TIMEOUT_MS (db/guarded.ts).
+  const guarded = (slots: number) =>
+    createGuardedConnections({
+      slots,
+      timeoutMs: config.INGEST_TIMEOUT_MS,
+      make: () => createSql(config.DATABASE_URL, { max: 1, settings: sessionTimeouts(config.INGEST_TIMEOUT_MS) }),
+      onDeadline: (what, ms) => {
+        metrics.dbDeadlines.inc({ what })
+        log.error({ component: 'database', what, timeoutMs: ms }, `${what}: PostgreSQL did not finish it within ${ms} ms (INGEST_TIMEOUT_MS); its connection was closed and replaced`)
+      }
+    })
+  const ingestConnections = guarded(config.INGEST_CONCURRENCY)
+  // One slot per outbox relay (events, notifications).
+  const relayConnections = guarded(2)
   // ENGINE=auto with REDIS_URL unset needs a probe (chooseEngine, as main.ts does); unprobed, the default Redis.
   const engineChoice: EngineChoice = opts.engine
     ? opts.engine.kind === 'memory'
@@ -75,12 +89,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     engine, acks: notificationAcks, log, metrics, maxLen: config.STREAM_MAXLEN, onCommitted: (messages) => hub.onCommittedData(messages)
   })
   const processor = createProcessor({
-    sql: ingestSql, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit, notifications: notificationPublisher,
+    connections: ingestConnections, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit, notifications: notificationPublisher,
     limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
   })
   const relayTiming = { intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE }
-  const relay = createOutboxRelay({ sql, engine, source: eventOutbox(stream), log, metrics, ...relayTiming })
-  const notificationRelay = createOutboxRelay({ sql, engine, source: notificationOutbox(engine, config.STREAM_MAXLEN), log, metrics, ...relayTiming })
+  const relay = createOutboxRelay({ connections: relayConnections, engine, source: eventOutbox(stream), log, metrics, ...relayTiming })
+  const notificationRelay = createOutboxRelay({ connections: relayConnections, engine, source: notificationOutbox(engine, config.STREAM_MAXLEN), log, metrics, ...relayTiming })
   if (!config.TOKEN_SECRET) {
     log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
   }
@@ -113,7 +127,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const watchers = createWatcherStore(sql)
   const app = createApp({
-    sql, engine, processor, tokens, broadcaster, notificationWorkers, carriers, log, metrics,
+    sql, ingest: ingestConnections, engine, processor, tokens, broadcaster, notificationWorkers, carriers, log, metrics,
     notifications: { queries: notificationQueries, watchers, publisher: notificationPublisher },
     apiKeys: config.API_KEYS, database: opts.database,
     webhooks, webhookOptions: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS }
@@ -121,7 +135,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   let server: ReturnType<typeof listen> | null = null
 
   return {
-    config, log, metrics, sql, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
+    config, log, metrics, sql, ingestConnections, relayConnections, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
     notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, presence, retention, watchers,
     get port() {
       return server?.port ?? 0
@@ -151,16 +165,38 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       for (const p of pollers) p.start()
       log.info({ component: 'service', port: server?.port, database: opts.database ?? 'external' }, 'parcelcast listening')
     },
+    /**
+     * Undoes start() in reverse, waiting for running work, but for STOP_TIMEOUT_MS at most: then
+     * every connection is closed at once and the loops' running cycles are abandoned, so a
+     * database or Redis that stopped answering never makes SIGTERM hang.
+     */
     async stop() {
-      if (server) await server.stop(true).catch(() => {})
-      await Promise.all(pollers.map((p) => p.stop()))
-      await Promise.all([relay.stop(), notificationRelay.stop(), retention.stop()])
-      await webhooks.stop()
-      await Promise.all([broadcaster.stop(), notificationWorkers.stop()])
-      await hub.stop()
-      await Promise.all([acks.stop(), notificationAcks.stop(), delivered.stop(), presence.stop()])
-      if (!opts.engine) await engine.close()
-      await Promise.all([sql.end({ timeout: 5 }), ingestSql.end({ timeout: 5 })])
+      const orderly = (async () => {
+        if (server) await server.stop(true).catch(() => {})
+        await Promise.all(pollers.map((p) => p.stop()))
+        await Promise.all([relay.stop(), notificationRelay.stop(), retention.stop()])
+        await webhooks.stop()
+        await Promise.all([broadcaster.stop(), notificationWorkers.stop()])
+        await hub.stop()
+        await Promise.all([acks.stop(), notificationAcks.stop(), delivered.stop(), presence.stop()])
+        if (!opts.engine) await engine.close()
+        await Promise.all([sql.end({ timeout: 5 }), ingestConnections.end({ timeout: 5 }), relayConnections.end({ timeout: 5 })])
+      })()
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const inTime = await Promise.race([
+        orderly.then(() => true, (err) => {
+          log.error({ component: 'service', err: (err as Error).message }, 'stopping failed; closing what is left at once')
+          return false
+        }),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), config.STOP_TIMEOUT_MS)))
+      ])
+      clearTimeout(timer)
+      if (!inTime) {
+        log.error({ component: 'service', stopTimeoutMs: config.STOP_TIMEOUT_MS }, `stopping took longer than ${config.STOP_TIMEOUT_MS} ms (STOP_TIMEOUT_MS): closing every database connection at once, abandoning the running cycles`)
+        const abandonWithin = (p: Promise<unknown>) => Promise.race([p.catch(() => {}), Bun.sleep(1000)])
+        await Promise.all([sql.end({ timeout: 0 }), ingestConnections.end({ timeout: 0 }), relayConnections.end({ timeout: 0 })].map(abandonWithin))
+        if (!opts.engine) await abandonWithin(engine.close())
+      }
       log.info({ component: 'service' }, 'parcelcast stopped')
     }
   }

@@ -36,7 +36,8 @@ export interface ExpectedDelivery {
 export type TrackResult =
   | { trackingNumber: string; kind: 'events'; events: ScanCheck[]; expectedDelivery?: ExpectedDelivery | null }
   | { trackingNumber: string; kind: 'not_found' }
-  | { trackingNumber: string; kind: 'error'; message: string }
+  /** `sample`: the carrier's answer for this shipment as it came, for one log line (redacted there). */
+  | { trackingNumber: string; kind: 'error'; message: string; sample?: unknown }
 
 export type ParseOutcome =
   | { kind: 'ok'; results: TrackResult[] }
@@ -74,10 +75,23 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   return Number.isNaN(at) ? null : Math.max(0, at - now)
 }
 
+/** The longest scan description kept, in UTF-16 units; longer ones are cut (`cutText`). */
+export const DESCRIPTION_MAX = 1000
+
+/**
+ * `text` cut to at most `max` UTF-16 units, never inside a surrogate pair: a cut through an emoji
+ * would leave half of it, which PostgreSQL refuses, and the scan would be rejected instead of stored.
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text
+  const last = text.charCodeAt(max - 1)
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max)
+}
+
 /** A short, log-safe description of a body that was not what we expected. */
 export function bodyHint(body: string): string {
   const flat = body.replace(/\s+/g, ' ').trim()
-  return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat
+  return flat.length > 120 ? `${cutText(flat, 120)}…` : flat
 }
 
 /**
@@ -146,7 +160,7 @@ const PERSONAL = /name|receiver|recipient|consignee|sender|address|street|phone|
  * depth and breadth bounded. What stays is what an operator needs to see a format change.
  */
 export function redact(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return value.length > 80 ? `${value.slice(0, 80)}…` : value
+  if (typeof value === 'string') return value.length > 80 ? `${cutText(value, 80)}…` : value
   if (value === null || typeof value !== 'object') return value
   if (depth >= 5) return '…'
   if (Array.isArray(value)) return value.slice(0, 10).map((x) => redact(x, depth + 1))

@@ -7,7 +7,7 @@
  */
 import type { Sql } from '../db/client.ts'
 import { storableCopy } from '../pipeline/storable.ts'
-import type { ExpectedDelivery } from './adapter.ts'
+import { cutText, type ExpectedDelivery } from './adapter.ts'
 
 export interface AnswerRecord {
   trackingNumber: string
@@ -25,8 +25,8 @@ export async function recordAnswers(sql: Sql, carrier: string, records: AnswerRe
     .map((r) => ({
       tracking_number: r.trackingNumber,
       touch_error: r.pollError !== undefined,
-      // Storable whatever the carrier sent: a cut at 500 may split a surrogate pair.
-      poll_error: r.pollError ? storableCopy(r.pollError.slice(0, 500)) : null,
+      // Storable whatever the carrier sent (a lone surrogate, a NUL), cut at a code point.
+      poll_error: r.pollError ? storableCopy(cutText(r.pollError, 500)) : null,
       touch_ed: Boolean(r.expectedDelivery),
       ed_from: r.expectedDelivery?.from ?? null,
       ed_to: r.expectedDelivery?.to ?? null,

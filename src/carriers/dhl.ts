@@ -15,7 +15,7 @@
 import * as v from 'valibot'
 import type { Status } from '../pipeline/identity.ts'
 import {
-  bodyHint, endpoint, expectedDelivery, instantOrNull, readBody, retryAfterMs, scanCheck,
+  bodyHint, cutText, DESCRIPTION_MAX, endpoint, expectedDelivery, instantOrNull, readBody, retryAfterMs, scanCheck,
   type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome
 } from './adapter.ts'
 import type { Carrier } from './carrier.ts'
@@ -40,6 +40,7 @@ const DhlResponse = v.object({
   shipments: v.array(
     v.object({
       id: v.string(),
+      details: v.optional(v.nullable(v.object({ pieceIds: v.optional(v.nullable(v.array(v.string()))) }))),
       events: v.optional(v.array(v.unknown()), []),
       estimatedTimeOfDelivery: v.optional(v.unknown()),
       estimatedDeliveryTimeFrame: v.optional(v.unknown())
@@ -97,8 +98,15 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
 
   const parsed = readBody('DHL', res.body, DhlResponse)
   if (!parsed.ok) return parsed.outcome
-  const shipment = parsed.value.shipments.find((s) => norm(s.id) === trackingNumber) ?? parsed.value.shipments[0]
-  if (!shipment) return { kind: 'ok', results: [{ trackingNumber, kind: 'not_found' }] }
+  // The shipment answering this number: by its id, or by one of its pieces (a piece number asked
+  // for is answered under the shipment's id). Never another shipment: its events would be stored
+  // under this number.
+  const shipment = parsed.value.shipments.find((s) => norm(s.id) === trackingNumber) ?? parsed.value.shipments.find((s) => s.details?.pieceIds?.some((p) => norm(p) === trackingNumber))
+  if (!shipment) {
+    if (parsed.value.shipments.length === 0) return { kind: 'ok', results: [{ trackingNumber, kind: 'not_found' }] }
+    const ids = parsed.value.shipments.map((s) => s.id).slice(0, 3).join(', ')
+    return { kind: 'ok', results: [{ trackingNumber, kind: 'error', message: `DHL answered for ${ids}, not for ${trackingNumber}`, sample: { ids: parsed.value.shipments.map((s) => s.id).slice(0, 10) } }] }
+  }
   const events = shipment.events.map((raw, i) => {
     const e = v.safeParse(DhlEvent, raw)
     if (!e.success) return { ok: false as const, field: `events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, message: e.issues[0].message, sample: raw }
@@ -113,7 +121,7 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
         status: dhlStatus(statusCode, `${status ?? ''} ${description ?? ''}`),
         occurredAt: timestamp,
         location: [place, a?.countryCode].filter(Boolean).join(', ') || null,
-        description: (description || status || null)?.slice(0, 1000) ?? null
+        description: description || status ? cutText((description || status)!, DESCRIPTION_MAX) : null
       },
       { zone: DHL_ZONE, raw, at: `events[${i}]`, names: { occurredAt: 'timestamp', carrierStatus: 'statusCode', description: 'description', location: 'location' } }
     )
@@ -131,7 +139,7 @@ export function dhlPush(body: string): ParseOutcome {
   const shipments = (parsed.json as { shipments: unknown[] }).shipments
   const results = parsed.value.shipments.flatMap((s, i) => {
     const out = dhlParse(norm(s.id), { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ shipments: [shipments[i]] }) })
-    return out.kind === 'ok' ? out.results : [{ trackingNumber: norm(s.id), kind: 'error' as const, message: out.kind === 'error' ? out.message : 'unreadable' }]
+    return out.kind === 'ok' ? out.results : [{ trackingNumber: norm(s.id), kind: 'error' as const, message: out.kind === 'error' ? out.message : 'unreadable', sample: shipments[i] }]
   })
   return { kind: 'ok', results }
 }

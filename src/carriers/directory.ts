@@ -7,7 +7,7 @@
 import type { Config } from '../config.ts'
 import type { Sql } from '../db/client.ts'
 import { loadCarrierSetups, type CarrierSetup } from './configs.ts'
-import type { CarrierHealth, Health } from './health.ts'
+import type { CarrierHealth, CycleSample, Health } from './health.ts'
 import { CARRIERS, carrierFor } from './registry.ts'
 
 export interface CarrierView {
@@ -61,6 +61,8 @@ export function createCarrierDirectory({ sql, config, health, polling }: { sql: 
       const carrier = (await this.list()).find((c) => c.code === code)!
       return { carrier, created: row!.created }
     },
+    /** A push's sample of a carrier's health (routes/webhooks.ts), as a poll cycle's is. */
+    record: (code: string, sample: CycleSample) => health.record(code, sample),
     /** Health of the carriers this process polls, for /readyz. */
     health: () => health.snapshot([...new Set([...CARRIERS.map((c) => c.code), ...polling()])])
   }

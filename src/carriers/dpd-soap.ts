@@ -15,7 +15,7 @@
  */
 import { XMLParser } from 'fast-xml-parser'
 import * as v from 'valibot'
-import { bodyHint, endpoint, rejected, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type ScanCheck } from './adapter.ts'
+import { bodyHint, cutText, endpoint, rejected, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type ScanCheck } from './adapter.ts'
 import type { TokenOutcome } from './carrier.ts'
 import { DPD_DEFAULT_LOCALE, dpdLocalTime, dpdStatusEntry, dpdZone } from './dpd.ts'
 import { normalizeInstant } from '../pipeline/identity.ts'
@@ -90,14 +90,17 @@ const line = (x: unknown): string | null => {
 
 const Fault = v.object({ faultcode: v.optional(v.unknown()), faultstring: v.optional(v.unknown()), detail: v.optional(v.unknown()) })
 
-function fault(body: Record<string, any>): { message: string; auth: boolean } | null {
+function fault(body: Record<string, any>): { message: string; auth: boolean; client: boolean } | null {
   const f = body?.Fault
   if (!f || typeof f !== 'object') return null
   const p = v.safeParse(Fault, f)
   const detail = p.success ? JSON.stringify(p.output.detail ?? '') : ''
   const text = p.success ? `${typeof p.output.faultstring === 'string' ? p.output.faultstring : 'SOAP fault'}` : 'SOAP fault'
+  // SOAP's own split: a `Client` (1.2: `Sender`) fault blames the request — here, the parcel
+  // asked for; `Server` or anything else blames DPD.
+  const code = p.success && typeof p.output.faultcode === 'string' ? p.output.faultcode : ''
   // DPD reports a refused or expired token as an authenticationFault (LOGIN_*).
-  return { message: `DPD SOAP fault: ${text.slice(0, 200)}`, auth: /authenticationFault|LOGIN_|authToken/i.test(detail + text) }
+  return { message: `DPD SOAP fault: ${cutText(text, 200)}`, auth: /authenticationFault|LOGIN_|authToken/i.test(detail + text), client: /(?:^|:)(?:Client|Sender)$/i.test(code.trim()) }
 }
 
 const isXml = (type: string | undefined) => /xml/i.test(type ?? '')
@@ -116,9 +119,11 @@ export function dpdSoapParse(parcelLabelNumber: string, res: CarrierResponse, lo
   const f = fault(body)
   if (f) {
     if (f.auth) return { kind: 'error', retryable: true, reauthenticate: true, message: f.message }
-    if (res.status >= 500 && /server|internal|unavailable|timeout/i.test(f.message)) return { kind: 'error', retryable: true, message: f.message }
-    // A fault about this parcel: an answer that says it cannot be tracked, not a carrier outage.
-    return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'error', message: f.message }] }
+    // A fault about this parcel (a Client fault): an answer that says it cannot be tracked. Any
+    // other fault ("Fault occurred while processing.") is DPD failing: a failed call, backed
+    // off and counted in the carrier's health.
+    if (f.client) return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'error', message: f.message }] }
+    return { kind: 'error', retryable: true, message: `${f.message} (HTTP ${res.status})` }
   }
   if (res.status !== 200) return { kind: 'error', retryable: res.status >= 500, message: `DPD answered HTTP ${res.status}: ${bodyHint(res.body)}` }
   const result = body.getTrackingDataResponse?.trackingresult

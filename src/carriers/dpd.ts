@@ -27,7 +27,7 @@
 import * as v from 'valibot'
 import type { Status } from '../pipeline/identity.ts'
 import {
-  bodyHint, endpoint, readBody, rejected, retryAfterMs, scanCheck,
+  bodyHint, cutText, DESCRIPTION_MAX, endpoint, readBody, rejected, retryAfterMs, scanCheck,
   type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type ScanCheck
 } from './adapter.ts'
 import { formOf, type Carrier } from './carrier.ts'
@@ -166,7 +166,7 @@ export function dpdStatusEntry(
   const local = typeof e.date === 'string' ? dpdLocalTime(e.date) : null
   if (!local) return rejected(`${at}.date`, e.date == null || e.date === '' ? 'is required for a reached status' : `${JSON.stringify(e.date)} is not a DPD date (${DPD_DATE_FORMS})`, raw)
   return scanCheck(
-    { carrier: 'dpd', trackingNumber: parcelLabelNumber, carrierStatus: e.status, status: dpdStatus(e.status), occurredAt: local, location: e.location || null, description: (e.description || e.label || null)?.slice(0, 1000) ?? null },
+    { carrier: 'dpd', trackingNumber: parcelLabelNumber, carrierStatus: e.status, status: dpdStatus(e.status), occurredAt: local, location: e.location || null, description: e.description || e.label ? cutText((e.description || e.label)!, DESCRIPTION_MAX) : null },
     { zone, raw, at, names: { occurredAt: 'date', carrierStatus: 'status', location: 'location', description: 'description' } }
   )
 }
@@ -186,7 +186,7 @@ function scanEvent(parcelLabelNumber: string, raw: unknown, i: number, zone: str
   const depot = scanData.scanDepot?.number
   const where = [scanData.location, depot ? `depot ${depot}` : null].filter(Boolean).join(', ')
   return scanCheck(
-    { carrier: 'dpd', trackingNumber: parcelLabelNumber, carrierStatus: name, status: dpdStatus(name), occurredAt: local, location: where || null, description: scanDescription?.content?.join(' ').slice(0, 1000) || null },
+    { carrier: 'dpd', trackingNumber: parcelLabelNumber, carrierStatus: name, status: dpdStatus(name), occurredAt: local, location: where || null, description: cutText(scanDescription?.content?.join(' ') ?? '', DESCRIPTION_MAX) || null },
     { zone, raw, at, names: { occurredAt: 'date', carrierStatus: 'scanData.scanType.name', location: 'scanData.location', description: 'scanDescription.content' } }
   )
 }

@@ -12,7 +12,7 @@
  */
 import * as v from 'valibot'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, endpoint, readBody, rejected, retryAfterMs, scanCheck, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+import { bodyHint, cutText, DESCRIPTION_MAX, endpoint, readBody, rejected, retryAfterMs, scanCheck, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
 import type { Carrier, TokenOutcome } from './carrier.ts'
 
 export const GLS_ZONE = 'Europe/Berlin'
@@ -104,16 +104,24 @@ export function glsParse(trackingNumbers: string[], res: CarrierResponse): Parse
   if (res.status !== 200) return { kind: 'error', retryable: false, message: `GLS answered HTTP ${res.status}: ${bodyHint(res.body)}` }
   const parsed = readBody('GLS', res.body, GlsResponse)
   if (!parsed.ok) return parsed.outcome
-  const byNumber = new Map(parsed.value.parcels.map((p) => [p.requested.replace(/\s+/g, '').toUpperCase(), p]))
-  const results: TrackResult[] = trackingNumbers.map((tn) => {
-    const p = byNumber.get(tn)
-    if (!p) return { trackingNumber: tn, kind: 'error', message: 'GLS did not answer for this tracking number' }
-    if (p.errorCode) {
-      return /404|NOT.?FOUND/i.test(`${p.errorCode} ${p.errorMessage ?? ''}`)
+  // Every entry of a number: an answer (or a push) may name one twice, and each entry's scans count.
+  const byNumber = new Map<string, (typeof parsed.value.parcels)[number][]>()
+  for (const p of parsed.value.parcels) {
+    const tn = p.requested.replace(/\s+/g, '').toUpperCase()
+    byNumber.set(tn, [...(byNumber.get(tn) ?? []), p])
+  }
+  const results: TrackResult[] = [...new Set(trackingNumbers)].flatMap((tn): TrackResult[] => {
+    const entries = byNumber.get(tn) ?? []
+    if (entries.length === 0) return [{ trackingNumber: tn, kind: 'error', message: 'GLS did not answer for this tracking number' }]
+    const failed = entries.filter((p) => p.errorCode)
+    const readable = entries.filter((p) => !p.errorCode)
+    const errors = failed.map((p): TrackResult =>
+      /404|NOT.?FOUND/i.test(`${p.errorCode} ${p.errorMessage ?? ''}`)
         ? { trackingNumber: tn, kind: 'not_found' }
-        : { trackingNumber: tn, kind: 'error', message: `GLS: ${p.errorCode} ${p.errorMessage ?? ''}`.trim() }
-    }
-    const events = (p.events ?? []).map((raw, i) => {
+        : { trackingNumber: tn, kind: 'error', message: `GLS: ${p.errorCode} ${p.errorMessage ?? ''}`.trim(), sample: p })
+    if (readable.length === 0) return errors.slice(0, 1)
+    const raws = readable.flatMap((p) => p.events ?? [])
+    const events = raws.map((raw, i) => {
       const e = v.safeParse(GlsEvent, raw)
       if (!e.success) return rejected(`parcels[${tn}].events[${i}].${v.getDotPath(e.issues[0]) ?? ''}`, e.issues[0].message, raw)
       const { code, description, city, postalCode, country, eventDateTime } = e.output
@@ -121,12 +129,13 @@ export function glsParse(trackingNumbers: string[], res: CarrierResponse): Parse
         {
           carrier: 'gls', trackingNumber: tn, carrierStatus: code, status: glsStatus(code), occurredAt: eventDateTime,
           location: [[postalCode, city].filter(Boolean).join(' '), country].filter(Boolean).join(', ') || null,
-          description: description?.slice(0, 1000) ?? null
+          description: description == null ? null : cutText(description, DESCRIPTION_MAX)
         },
         { zone: GLS_ZONE, raw, at: `parcels[${tn}].events[${i}]`, names: { occurredAt: 'eventDateTime', carrierStatus: 'code' } }
       )
     })
-    return { trackingNumber: tn, kind: 'events', events, expectedDelivery: null }
+    // Scans and an error for one number: the scans are stored, the error is not hidden.
+    return [{ trackingNumber: tn, kind: 'events', events, expectedDelivery: null }, ...errors.filter((r) => r.kind === 'error')]
   })
   return { kind: 'ok', results }
 }

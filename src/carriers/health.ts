@@ -1,16 +1,25 @@
 /**
  * Carrier health: whether a carrier's answers still make sense. Every poll cycle that asked the
- * carrier something adds a sample (calls made, calls failed, scans read, scans rejected by
- * field); over the last `window` samples (younger than `maxAgeMs`), a carrier whose scans were
- * mostly rejected, or whose calls mostly failed, is `failing: <why>`, else `ok` — and it is `ok`
- * again as soon as a cycle reads cleanly (no rejected scan, no failed call), not only once the
- * bad cycles have left the window: the shipments that were failing may be done by then. `/readyz` and
- * `GET /v1/carriers` show it; a failing carrier makes the service `degraded` (still ready: the
- * other carriers, the API and the sockets work). It is per process, like the pollers it watches.
+ * carrier something, and every signed push, adds a sample: calls made and failed (a 429 is a
+ * failed call, as is a push that could not be read at all), shipments answered and those whose
+ * answer was an error (the carrier's own per-shipment error, a SOAP fault about one parcel, a
+ * shipment of a push that could not be read), scans read and rejected by field. Over the last
+ * `window` samples (younger than `maxAgeMs`), a carrier whose scans were mostly rejected, whose
+ * calls mostly failed, or whose shipments' answers were mostly errors is `failing: <why>`, else
+ * `ok` — and it is `ok` again as soon as a sample reads cleanly (nothing rejected, nothing failed),
+ * not only once the bad ones have left the window: the shipments that were failing may be done by
+ * then. `/readyz` and `GET /v1/carriers` show it; a failing carrier makes the service `degraded`
+ * (still ready: the other carriers, the API and the sockets work). It is per process, like the
+ * pollers and the pushes it sees.
  */
+import { cutText } from './adapter.ts'
+
 export interface CycleSample {
   calls: number
   failedCalls: number
+  /** Shipments the carrier answered for, and those whose answer was an error. */
+  shipments: number
+  failedShipments: number
   scans: number
   rejected: number
   /** Rejected scans by the carrier's field (`date`). */
@@ -21,7 +30,7 @@ export interface CycleSample {
 export type Health = 'ok' | `failing: ${string}`
 
 export function emptySample(): CycleSample {
-  return { calls: 0, failedCalls: 0, scans: 0, rejected: 0, fields: {}, lastError: null }
+  return { calls: 0, failedCalls: 0, shipments: 0, failedShipments: 0, scans: 0, rejected: 0, fields: {}, lastError: null }
 }
 
 export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = () => Date.now() }: { window?: number; maxAgeMs?: number; now?: () => number } = {}) {
@@ -36,13 +45,15 @@ export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = 
   function of(carrier: string): Health {
     const list = recent(carrier)
     const last = list.at(-1)
-    if (!last || (last.rejected === 0 && last.failedCalls === 0)) return 'ok'
-    let calls = 0, failed = 0, scans = 0, rejected = 0
+    if (!last || (last.rejected === 0 && last.failedCalls === 0 && last.failedShipments === 0)) return 'ok'
+    let calls = 0, failed = 0, shipments = 0, failedShipments = 0, scans = 0, rejected = 0
     const fields: Record<string, number> = {}
     let lastError: string | null = null
     for (const s of list) {
       calls += s.calls
       failed += s.failedCalls
+      shipments += s.shipments
+      failedShipments += s.failedShipments
       scans += s.scans
       rejected += s.rejected
       for (const [f, n] of Object.entries(s.fields)) fields[f] = (fields[f] ?? 0) + n
@@ -52,14 +63,18 @@ export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = 
       const why = Object.entries(fields).sort((a, b) => b[1] - a[1]).map(([f]) => f).join(', ')
       return `failing: ${rejected} of ${scans} scans rejected (${why})`
     }
-    if (calls > 0 && failed * 2 > calls) return `failing: ${failed} of ${calls} calls failed (${(lastError ?? 'unknown error').slice(0, 200)})`
+    const why = () => cutText(lastError ?? 'unknown error', 200)
+    // A failed call is a call, whoever counted it.
+    calls = Math.max(calls, failed)
+    if (calls > 0 && failed * 2 > calls) return `failing: ${failed} of ${calls} calls failed (${why()})`
+    if (shipments > 0 && failedShipments * 2 > shipments) return `failing: ${failedShipments} of ${shipments} shipments answered with an error (${why()})`
     return 'ok'
   }
 
   return {
-    /** One poll cycle's sample; a cycle that asked nothing adds none. */
+    /** One poll cycle's or push's sample; one that asked nothing and failed nothing adds none. */
     record(carrier: string, s: CycleSample) {
-      if (s.calls === 0 && s.scans === 0) return
+      if (s.calls === 0 && s.failedCalls === 0 && s.shipments === 0 && s.scans === 0) return
       const list = samples.get(carrier) ?? []
       list.push({ at: now(), s })
       if (list.length > window) list.splice(0, list.length - window)

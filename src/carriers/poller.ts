@@ -154,11 +154,12 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
             continue
           }
           const out = await client.track(chunk.map((s) => s.tracking_number))
-          if (out.kind !== 'rate_limited') sample.calls++
+          sample.calls++
           if (out.kind === 'ok') {
             attempt = 0
             polled += chunk.length
             for (const r of out.results) {
+              sample.shipments++
               if (r.kind === 'events') {
                 sample.scans += r.events.length
                 let bad = 0
@@ -178,6 +179,9 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
                 answers.push({ trackingNumber: r.trackingNumber, pollError, expectedDelivery: r.expectedDelivery, asOf })
               } else if (r.kind === 'error') {
                 errors++
+                sample.failedShipments++
+                sample.lastError = r.message
+                metrics.carrierShipmentErrors.inc({ carrier, source: 'poll' })
                 answers.push({ trackingNumber: r.trackingNumber, pollError: r.message })
                 log.warn({ component: 'poller', carrier, trackingNumber: r.trackingNumber, err: r.message }, 'carrier could not answer for one shipment')
               } else answers.push({ trackingNumber: r.trackingNumber, pollError: null })
@@ -185,7 +189,10 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
             continue
           }
           unpolled.push(...chunk.map((s) => s.id))
+          // A 429 is a failed call to carrier health: a carrier that only ever answers 429 is failing.
+          sample.failedCalls++
           if (out.kind === 'rate_limited') {
+            sample.lastError = 'rate limited (HTTP 429)'
             if (!failed) {
               attempt++
               const wait = out.retryAfterMs ?? backoffMs()
@@ -196,7 +203,6 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
             metrics.pollErrors.inc({ carrier, kind: 'rate_limited' })
             continue
           }
-          sample.failedCalls++
           sample.lastError = out.message
           for (const s of chunk) answers.push({ trackingNumber: s.tracking_number, pollError: out.message })
           if (out.retryable) {

@@ -4,9 +4,10 @@
  * endpoint), tests call `app.handle(new Request(...))` or go over the wire.
  */
 import { openapi } from '@elysiajs/openapi'
-import { Elysia } from 'elysia'
+import { Elysia, StatusMap } from 'elysia'
 import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
+import type { GuardedConnections } from '../db/guarded.ts'
 import type { DatabaseKind } from '../db/select.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
@@ -34,6 +35,8 @@ import type { WatcherStore } from '../notifications/watchers.ts'
 
 export interface AppDeps {
   sql: Sql
+  /** Ingest's own connections (db/guarded.ts), which /readyz looks at too. */
+  ingest?: Pick<GuardedConnections, 'probe'>
   engine: Engine
   processor: Processor
   log: Logger
@@ -53,6 +56,10 @@ export interface AppDeps {
 }
 
 const started = new WeakMap<Request, number>()
+const errorStatus = new WeakMap<Request, number>()
+
+/** `set.status` as a number: Elysia takes a name too (`'Created'`). */
+const statusOf = (status: number | string | undefined) => (typeof status === 'number' ? status : status === undefined ? 200 : (StatusMap[status as keyof typeof StatusMap] ?? 200))
 
 /**
  * Routes and the API key. Two checks, one decision: the key is required by a `beforeHandle`
@@ -69,20 +76,38 @@ export function createApp(deps: AppDeps) {
   const { sql, engine, processor, tokens, broadcaster, carriers, log, metrics, apiKeys, webhooks } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
 
+  /** One observation per answer, with the status that went out. */
+  const observe = (request: Request, route: string, status: number) => {
+    const t0 = started.get(request)
+    if (t0 === undefined) return
+    started.delete(request)
+    metrics.httpRequests.observe({ method: request.method, route, status: String(status) }, (performance.now() - t0) / 1000)
+  }
+
   return new Elysia({ handler: { standardHostname: false } })
     .onRequest((ctx) => {
       started.set(ctx.request, performance.now())
       // `path` is on the pre-routing context at run time (Elysia builds it with the router's
       // path), though not in its type; without it every request would need the key.
-      if (needsApiKey((ctx as typeof ctx & { path?: unknown }).path)) return checkApiKey(ctx.request)
+      if (!needsApiKey((ctx as typeof ctx & { path?: unknown }).path)) return
+      const refused = checkApiKey(ctx.request)
+      // Answered before routing: no afterResponse hook runs for it, so it is recorded here.
+      if (refused) observe(ctx.request, 'unrouted', refused.status)
+      return refused
     })
-    .onError(({ code, error, request }) => toErrorResponse(code, error, log, request))
-    .onAfterResponse(({ request, route, set }) => {
-      const t0 = started.get(request)
-      if (t0 !== undefined) metrics.httpRequests.observe({ method: request.method, route: route || 'unmatched', status: String(set.status ?? 200) }, (performance.now() - t0) / 1000)
+    .onError(({ code, error, request }) => {
+      const res = toErrorResponse(code, error, log, request)
+      errorStatus.set(request, res.status)
+      return res
+    })
+    .onAfterResponse(({ request, route, set, responseValue }) => {
+      // The status that went out: an error's answer, a Response a route returned (set.status
+      // stays 200 for those), else what the route set.
+      const status = errorStatus.get(request) ?? (responseValue instanceof Response ? responseValue.status : statusOf(set.status))
+      observe(request, route || 'unmatched', status)
     })
     .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
-    .use(healthRoutes({ sql, engine, metrics, broadcaster, notificationWorkers: deps.notificationWorkers, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
+    .use(healthRoutes({ sql, ingest: deps.ingest, engine, metrics, broadcaster, notificationWorkers: deps.notificationWorkers, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))

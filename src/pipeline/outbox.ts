@@ -15,6 +15,7 @@
  *     `stop()` waits for the running cycle to end.
  */
 import type { Sql, Tx } from '../db/client.ts'
+import type { GuardedConnections } from '../db/guarded.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
@@ -68,7 +69,9 @@ interface OutboxRow {
 }
 
 export function createOutboxRelay<M>(deps: {
-  sql: Sql
+  /** The relay's connection, with its deadline (the service's); or a plain pool, without one. */
+  connections?: Pick<GuardedConnections, 'run'>
+  sql?: Sql
   engine: Engine
   source: OutboxSource<M>
   log: Logger
@@ -81,9 +84,10 @@ export function createOutboxRelay<M>(deps: {
   const { sql, engine, source, log, metrics, intervalMs, graceMs, batchSize, maxBatches = 20 } = deps
   const outbox = source.name
   const published = outbox === 'events' ? metrics.eventsPublished : metrics.notificationsPublished
+  const onConnection: Pick<GuardedConnections, 'run'> = deps.connections ?? { run: (_what, f) => f(sql!) }
 
   async function backlog(): Promise<number> {
-    const n = await source.backlog(sql)
+    const n = await onConnection.run(`${outbox} outbox backlog count`, (sql) => source.backlog(sql))
     metrics.outboxBacklog.set({ outbox }, n)
     return n
   }
@@ -91,7 +95,7 @@ export function createOutboxRelay<M>(deps: {
   // One batch under the cross-process lock. Returns how many were published, or null when
   // another process holds the lock.
   async function batch(): Promise<number | null> {
-    return sql.begin(async (tx) => {
+    return onConnection.run(`${outbox} outbox relay batch`, (sql) => sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${source.lockKey}::bigint) as ok`
       if (!lock!.ok) return null
       const rows = await source.read(tx, graceMs, batchSize)
@@ -101,7 +105,7 @@ export function createOutboxRelay<M>(deps: {
       published.inc({ path: 'relay' }, n)
       if (n < rows.length) throw new RelayStall(rows.length - n, n)
       return n
-    })
+    }))
   }
 
   async function cycle(): Promise<CycleResult> {

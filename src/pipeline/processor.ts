@@ -3,6 +3,8 @@
  *
  * Guarantees:
  *   - a database failure throws DatabaseUnavailableError and nothing is written or published;
+ *     so does a transaction that has not finished after INGEST_TIMEOUT_MS: its connection is
+ *     closed and replaced (`connections`, db/guarded.ts), so its slot is free again at once;
  *   - an event is stored once per dedupKey, with the next gap-free seq of its shipment;
  *   - a shipment's projection only moves to a strictly newer carrier time;
  *   - publishing happens after the commit; if Redis fails the events stay unpublished in the
@@ -22,6 +24,7 @@
  */
 import type { Sql } from '../db/client.ts'
 import { CONFLICT_ATTEMPTS, retryConflicts } from '../db/conflicts.ts'
+import type { GuardedConnections } from '../db/guarded.ts'
 import { ConflictError, DatabaseUnavailableError, isDataError, isDatabaseUnavailable, isSerializationFailure } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
@@ -60,8 +63,10 @@ export interface IngestLimits {
 
 export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 20_000 }
 
-export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, onWebhookMessages, notifications, limits = defaultIngestLimits, random = Math.random }: {
-  sql: Sql
+export function createProcessor({ sql, connections, stream, acks, log, metrics, onCommitted, onWebhookMessages, notifications, limits = defaultIngestLimits, random = Math.random }: {
+  /** Ingest's connections, with their deadline (the service's); or a plain pool, without one. */
+  connections?: Pick<GuardedConnections, 'run'>
+  sql?: Sql
   stream: StreamWriter
   acks: PublishAcks
   log: Logger
@@ -74,6 +79,7 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
   limits?: IngestLimits
   random?: () => number
 }): Processor {
+  const onConnection: Pick<GuardedConnections, 'run'> = connections ?? { run: (_what, f) => f(sql!) }
   const commits = createGroupCommit({
     ...limits,
     metrics,
@@ -81,7 +87,7 @@ export function createProcessor({ sql, stream, acks, log, metrics, onCommitted, 
     async commit(events) {
       const stop = metrics.ingestDuration.startTimer()
       try {
-        return await withConflictRetries(() => runIngest(sql, events))
+        return await withConflictRetries(() => onConnection.run('ingest transaction', (tx) => runIngest(tx, events)))
       } catch (err) {
         if (isDatabaseUnavailable(err)) {
           log.error({ component: 'processor', err: (err as Error).message, events: events.length }, 'database unavailable; batch not stored')

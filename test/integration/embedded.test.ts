@@ -109,6 +109,41 @@ describe('embedded PostgreSQL', () => {
     await stop(server)
   })
 
+  test('restarted four times under 8 parallel ingests: calls meanwhile are 200 or 503, never hang, and ingest works after each restart', async () => {
+    let server = await start()
+    const port = server.port
+    // The deadline (INGEST_TIMEOUT_MS) would heal a lost connection by itself; out of reach here.
+    const service = testService({ DATABASE_URL: server.url, INGEST_TIMEOUT_MS: '120000', POLL_ENABLED: 'false' })
+    const call = api(service)
+    /** A call, or a failure naming it once `ms` have passed: an ingest waiting for a lost connection waits forever. */
+    const within = <T>(ms: number, what: string, p: Promise<T>) =>
+      Promise.race([p, Bun.sleep(ms).then(() => Promise.reject(new Error(`${what}: no answer within ${ms} ms; ingest hangs`)))])
+    try {
+      const tns = Array.from({ length: 8 }, (_, i) => `RESTART${i}`)
+      for (const tn of tns) expect((await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })).status).toBeLessThan(300)
+      let minute = 0
+      const ev = (tn: string) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'transit', occurredAt: new Date(Date.UTC(2026, 10, 1) + ++minute * 60_000).toISOString() })
+      for (let round = 1; round <= 4; round++) {
+        let restarting = true
+        const statuses: number[] = []
+        const load = tns.map(async (tn) => {
+          while (restarting) statuses.push((await within(15_000, `round ${round}, under the restart`, call('POST', '/v1/events', { events: [ev(tn)] }))).status)
+        })
+        await Bun.sleep(50)
+        await stop(server)
+        server = await start(dataDir, port)
+        restarting = false
+        await Promise.all(load)
+        expect(statuses.filter((s) => s !== 200 && s !== 503), `round ${round}`).toEqual([])
+        const after = await Promise.all(tns.map((tn) => within(15_000, `round ${round}, after the restart`, call('POST', '/v1/events', { events: [ev(tn)] }))))
+        expect(after.map((r) => r.status), `round ${round}`).toEqual(tns.map(() => 200))
+      }
+    } finally {
+      await service.stop()
+      await stop(server)
+    }
+  })
+
   test('a data directory in use is refused, naming it and the server holding it', async () => {
     const server = await start()
     const err = await start().catch((e: unknown) => e)

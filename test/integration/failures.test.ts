@@ -75,6 +75,128 @@ describe('PostgreSQL down', () => {
   })
 })
 
+describe('PostgreSQL that stops answering', () => {
+  /** A service on `db` through a proxy the test can blackhole. */
+  async function behindProxy(env: Record<string, string>) {
+    const proxy = await tcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) })
+    const url = new URL(db.url)
+    url.host = `127.0.0.1:${proxy.port}`
+    const service = testService({ DATABASE_URL: url.toString(), POLL_ENABLED: 'false', ...env })
+    return { proxy, service, call: api(service) }
+  }
+  /** `p`, or a failure once `ms` have passed. */
+  const within = <T>(ms: number, what: string, p: Promise<T>) =>
+    Promise.race([p, Bun.sleep(ms).then(() => Promise.reject(new Error(`${what}: still waiting after ${ms} ms`)))])
+  const stored = async (tn: string) => (await db.sql<{ n: number }[]>`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = ${tn}`)[0]!.n
+
+  test('blackholed: every ingest call is a 503 once INGEST_TIMEOUT_MS has passed, nothing stored, the slots free again; healed, ingest works', async () => {
+    await seedShipment('HOLE1')
+    const { proxy, service, call } = await behindProxy({ INGEST_TIMEOUT_MS: '1000', INGEST_CONCURRENCY: '2' })
+    try {
+      expect((await call('POST', '/v1/events', { events: [ev('HOLE1', 0)] })).status).toBe(200)
+      proxy.blackhole()
+      // More calls than slots: the later ones wait for a slot the deadline frees.
+      const answers = await within(15_000, 'ingest into a blackhole', Promise.all([1, 2, 3, 4, 5].map((i) => call('POST', '/v1/events', { events: [ev('HOLE1', i)] }))))
+      for (const res of answers) {
+        expect(res.status).toBe(503)
+        expect(res.body.error.code).toBe('database_unavailable')
+        expect(res.body.error.message).toBe('ingest transaction did not finish within 1000 ms; its connection was closed; nothing was stored, retry later')
+      }
+      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_db_deadlines_total')).toMatch(/parcelcast_db_deadlines_total\{what="ingest transaction"\} [1-9]/)
+      proxy.restore()
+      const back = await waitFor('ingest after the blackhole', async () => {
+        const r = await call('POST', '/v1/events', { events: [ev('HOLE1', 9)] })
+        return r.status === 200 && r
+      })
+      expect(back.body.results[0]).toMatchObject({ outcome: 'inserted', seq: 2 })
+      expect(await stored('HOLE1')).toBe(2)
+    } finally {
+      proxy.close()
+      await service.stop()
+    }
+  })
+
+  test('answers lost on the way back: the client gives up at the deadline, and the server rolls the transaction back by itself, letting go of its row locks', async () => {
+    await seedShipment('HOLE2')
+    const { proxy, service, call } = await behindProxy({ INGEST_TIMEOUT_MS: '1000', INGEST_CONCURRENCY: '1' })
+    try {
+      expect((await call('POST', '/v1/events', { events: [ev('HOLE2', 0)] })).status).toBe(200)
+      // The server gets BEGIN and the lock, its answers never arrive: ingest never sends its COMMIT.
+      proxy.blackhole('replies')
+      const res = await within(15_000, 'ingest with its answers lost', call('POST', '/v1/events', { events: [ev('HOLE2', 1)] }))
+      expect(res.status).toBe(503)
+      // The proxy tells the server nothing: it is the server's idle_in_transaction_session_timeout
+      // that ends the session, not the client going away.
+      await waitFor('the row lock let go', async () => {
+        const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where a.datname = ${db.name} and a.application_name = 'parcelcast' and l.relation = 'shipments'::regclass`
+        return row!.n === 0
+      }, 10_000)
+      expect(await stored('HOLE2')).toBe(1)
+    } finally {
+      proxy.close()
+      await service.stop()
+    }
+  })
+
+  test('the outbox relay: a batch PostgreSQL does not finish is abandoned at the deadline; the cycle is an error, not a hang', async () => {
+    const { proxy, service } = await behindProxy({ INGEST_TIMEOUT_MS: '1000' })
+    try {
+      await waitFor('engine ready', () => service.engine.isReady)
+      proxy.blackhole()
+      const result = await within(10_000, 'a relay cycle into a blackhole', service.relay.runOnce())
+      expect(result).toEqual({ status: 'error', error: 'events outbox relay batch did not finish within 1000 ms; its connection was closed' })
+    } finally {
+      proxy.close()
+      await service.stop()
+    }
+  })
+
+  test('/readyz sees the ingest connections: every slot stuck behind a lock is not_ready (503), with the shared pool fine', async () => {
+    await seedShipment('HOLE3')
+    const service = testService({ DATABASE_URL: db.url, INGEST_CONCURRENCY: '1', INGEST_TIMEOUT_MS: '60000', POLL_ENABLED: 'false' })
+    const call = api(service)
+    const holder = await db.sql.reserve()
+    try {
+      await waitFor('engine ready', () => service.engine.isReady)
+      expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'ready', db: 'up', ingest: 'up' })
+      await holder`begin`
+      await holder`select id from shipments where tracking_number = 'HOLE3' for update`
+      const ingest = call('POST', '/v1/events', { events: [ev('HOLE3', 0)] })
+      await waitFor('ingest waiting for the lock', async () => (await db.sql`select 1 from pg_stat_activity where datname = ${db.name} and wait_event_type = 'Lock'`).length > 0)
+      const ready = await call('GET', '/readyz')
+      expect(ready.status).toBe(503)
+      expect(ready.body).toMatchObject({ status: 'not_ready', db: 'up', ingest: 'down' })
+      await holder`rollback`
+      expect((await ingest).status).toBe(200)
+      expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'ready', ingest: 'up' })
+    } finally {
+      await holder`rollback`.catch(() => {})
+      holder.release()
+      await service.stop()
+    }
+  })
+
+  test('SIGTERM with PostgreSQL blackholed: stop() ends after STOP_TIMEOUT_MS, abandoning the hung ingest and relay cycle', async () => {
+    await seedShipment('HOLE4')
+    // The ingest deadline out of reach: only stop()'s own deadline can end this.
+    const { proxy, service, call } = await behindProxy({ INGEST_TIMEOUT_MS: '600000', STOP_TIMEOUT_MS: '1000', OUTBOX_INTERVAL_MS: '20' })
+    try {
+      await service.start()
+      expect((await call('POST', '/v1/events', { events: [ev('HOLE4', 0)] })).status).toBe(200)
+      proxy.blackhole()
+      const hung = call('POST', '/v1/events', { events: [ev('HOLE4', 1)] })
+      await Bun.sleep(200)
+      const t0 = performance.now()
+      await within(8000, 'service.stop() with PostgreSQL blackholed', service.stop())
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(900)
+      expect((await within(5000, 'the hung ingest call', hung)).status).toBe(503)
+    } finally {
+      proxy.close()
+      await service.stop()
+    }
+  })
+})
+
 describe('Redis down', () => {
   // Needs no Redis server, so it runs on a machine without one too.
   test('an unreachable Redis: events accepted with published false, kept in the outbox', async () => {
@@ -87,7 +209,7 @@ describe('Redis down', () => {
       expect(performance.now() - t0).toBeLessThan(1000)
       expect(res.status).toBe(200)
       expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
-      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, notificationWorkers: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
+      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', ingest: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, notificationWorkers: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
         webhooks: { status: 'ok', deadLetters: 0, deadLettersLastHour: 0, pending: 0, disabledEndpoints: [] }
       })
       expect((await call('GET', '/readyz')).status).toBe(200)

@@ -205,3 +205,60 @@ describe('token bucket', () => {
     expect(await b.take(0)).toBe(true)
   })
 })
+
+describe('carrier health sees every failure', () => {
+  const fakeCarrier = (fetch: (req: Request) => Response | Promise<Response>) => Bun.serve({ port: 0, fetch })
+  const pollerOn = (carrier: 'dhl' | 'dpd' | 'gls', url: string, health: ReturnType<typeof createCarrierHealth>, config: Record<string, string> = {}) =>
+    createPoller({ sql: service.sql, processor: service.processor, client: createCarrierClient(carrier, { baseUrl: url, apiKey: 'k', clientId: 'id', clientSecret: 'secret', locale: 'de_DE', ...config }, 2000)!, settings: settings({ backoffBaseMs: 1 }), log: silentLog, metrics: service.metrics, health })
+
+  test('a carrier that only ever answers 429 is failing', async () => {
+    await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
+    await shipments('dhl', 'ALWAYS429', 2)
+    const server = fakeCarrier(() => new Response('{}', { status: 429, headers: { 'retry-after': '0' } }))
+    try {
+      const health = createCarrierHealth()
+      const p = pollerOn('dhl', `http://127.0.0.1:${server.port}`, health)
+      for (let i = 0; i < 6; i++) {
+        await p.runOnce()
+        await Bun.sleep(5)
+      }
+      expect(health.of('dhl')).toMatch(/^failing: \d+ of \d+ calls failed \(rate limited \(HTTP 429\)\)$/)
+    } finally {
+      server.stop(true)
+    }
+  })
+
+  test('GLS answering every parcel with an error (E_500_01): failing, and counted per shipment', async () => {
+    await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
+    await shipments('gls', 'GLSERR', 3)
+    const server = fakeCarrier((req) => {
+      if (new URL(req.url).pathname.endsWith('/token')) return Response.json({ access_token: 't', expires_in: 3600 })
+      const ids = new URL(req.url).pathname.split('/').pop()!.split(',')
+      return Response.json({ parcels: ids.map((requested) => ({ requested, errorCode: 'E_500_01', errorMessage: 'internal error' })) })
+    })
+    try {
+      const health = createCarrierHealth()
+      expect(await pollerOn('gls', `http://127.0.0.1:${server.port}`, health).runOnce()).toMatchObject({ status: 'ok', polled: 3, errors: 3 })
+      expect(health.of('gls')).toBe('failing: 3 of 3 shipments answered with an error (GLS: E_500_01 internal error)')
+      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_shipment_errors_total')).toContain('parcelcast_carrier_shipment_errors_total{carrier="gls",source="poll"} 3')
+    } finally {
+      server.stop(true)
+    }
+  })
+
+  test('DPD SOAP answering HTTP 500 "Fault occurred while processing.": a failed call, and failing', async () => {
+    await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
+    await shipments('dpd', 'SOAPFAULT', 1)
+    const login = await Bun.file(`${import.meta.dir}/../fixtures/dpd/soap-login.xml`).text()
+    const fault = '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occurred while processing.</faultstring></soap:Fault></soap:Body></soap:Envelope>'
+    const server = fakeCarrier((req) =>
+      new URL(req.url).pathname.includes('LoginService') ? new Response(login, { headers: { 'content-type': 'text/xml' } }) : new Response(fault, { status: 500, headers: { 'content-type': 'text/xml' } }))
+    try {
+      const health = createCarrierHealth()
+      expect(await pollerOn('dpd', `http://127.0.0.1:${server.port}`, health, { form: 'soap' }).runOnce()).toMatchObject({ status: 'error', error: 'DPD SOAP fault: Fault occurred while processing. (HTTP 500)' })
+      expect(health.of('dpd')).toBe('failing: 1 of 1 calls failed (DPD SOAP fault: Fault occurred while processing. (HTTP 500))')
+    } finally {
+      server.stop(true)
+    }
+  })
+})

@@ -1,13 +1,28 @@
 /**
- * A TCP proxy in front of PostgreSQL that a test can cut: `cut()` drops every open
- * connection and refuses new ones, like a database host going away; `restore()` heals it.
+ * A TCP proxy in front of PostgreSQL that a test can cut or blackhole: `cut()` drops every open
+ * connection and refuses new ones, like a database host going away; `blackhole()` keeps every
+ * connection open but silently drops what travels on it (and accepts new connections that never
+ * get an answer), like a host or network that stops answering without closing anything;
+ * `blackhole('replies')` drops only the server's answers, so the server still runs what it is
+ * sent. `restore()` heals either: connections that lost bytes to the blackhole are closed (their
+ * streams are broken), new ones work.
  */
 import type { Socket, TCPSocketListener } from 'bun'
 
+type Pair = { client: Socket<unknown>; upstream?: Socket<unknown>; pending: Uint8Array[]; holed: boolean }
+export type Blackhole = 'both' | 'replies'
+
 export async function tcpProxy(target: { host: string; port: number }) {
-  const pairs = new Set<{ client: Socket<unknown>; upstream?: Socket<unknown> }>()
-  let listener: TCPSocketListener<{ pair: { client: Socket<unknown>; upstream?: Socket<unknown>; pending: Uint8Array[] } }> | null = null
+  const pairs = new Set<Pair>()
+  let listener: TCPSocketListener<{ pair: Pair }> | null = null
   let port = 0
+  let hole: Blackhole | null = null
+
+  function end(p: Pair) {
+    p.client.terminate()
+    p.upstream?.terminate()
+    pairs.delete(p)
+  }
 
   function listen() {
     listener = Bun.listen({
@@ -15,17 +30,23 @@ export async function tcpProxy(target: { host: string; port: number }) {
       port,
       socket: {
         async open(client) {
-          const pair = { client, upstream: undefined as Socket<unknown> | undefined, pending: [] as Uint8Array[] }
+          const pair: Pair = { client, upstream: undefined, pending: [], holed: hole !== null }
           client.data = { pair }
           pairs.add(pair)
+          // A new connection into a blackhole: accepted, never answered, never passed on.
+          if (hole) return
           try {
             pair.upstream = await Bun.connect({
               hostname: target.host,
               port: target.port,
               socket: {
-                data(_s, chunk) { client.write(chunk) },
-                close() { client.terminate() },
-                error() { client.terminate() }
+                data(_s, chunk) {
+                  if (hole) pair.holed = true
+                  else client.write(chunk)
+                },
+                // A close does not cross a blackhole either.
+                close() { if (!hole) client.terminate() },
+                error() { if (!hole) client.terminate() }
               }
             })
             for (const chunk of pair.pending) pair.upstream.write(chunk)
@@ -36,15 +57,22 @@ export async function tcpProxy(target: { host: string; port: number }) {
         },
         data(client, chunk) {
           const pair = client.data.pair
+          if (hole === 'both' || (pair.holed && !pair.upstream)) {
+            pair.holed = true
+            return
+          }
           if (pair.upstream) pair.upstream.write(chunk)
           else pair.pending.push(new Uint8Array(chunk))
         },
         close(client) {
-          client.data.pair.upstream?.terminate()
-          pairs.delete(client.data.pair)
+          const pair = client.data.pair
+          // In a blackhole the server never hears of it: the pair stays, for restore() to end.
+          if (hole) return
+          pairs.delete(pair)
+          pair.upstream?.terminate()
         },
         error(client) {
-          client.data.pair.upstream?.terminate()
+          if (!hole) client.data.pair.upstream?.terminate()
         }
       }
     })
@@ -57,15 +85,21 @@ export async function tcpProxy(target: { host: string; port: number }) {
       return port
     },
     cut() {
+      hole = null
       listener?.stop(true)
       listener = null
-      for (const p of pairs) {
-        p.client.terminate()
-        p.upstream?.terminate()
-      }
-      pairs.clear()
+      for (const p of [...pairs]) end(p)
+    },
+    /** Every byte dropped from now on (`replies`: only the server's), every connection left open. */
+    blackhole(direction: Blackhole = 'both') {
+      hole = direction
+      for (const p of pairs) p.holed = true
     },
     restore() {
+      if (hole) {
+        hole = null
+        for (const p of [...pairs]) if (p.holed) end(p)
+      }
       if (!listener) listen()
     },
     close() {

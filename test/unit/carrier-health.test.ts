@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { fieldLabel, redact } from '../../src/carriers/adapter.ts'
+import { cutText, fieldLabel, redact } from '../../src/carriers/adapter.ts'
 import { createCarrierHealth, emptySample, type CycleSample } from '../../src/carriers/health.ts'
 
 const sample = (over: Partial<CycleSample>): CycleSample => ({ ...emptySample(), ...over })
@@ -46,5 +46,26 @@ describe('carrier health', () => {
     expect(redact({ date: 'x', scanData: { scanType: { name: 'Depot' } }, receiver: { name: 'Jane Doe', street: 'Main St 1' }, signedBy: 'J. DOE', note: 'y'.repeat(200) })).toEqual({
       date: 'x', scanData: { scanType: { name: 'Depot' } }, receiver: '[redacted]', signedBy: '[redacted]', note: `${'y'.repeat(80)}…`
     })
+  })
+
+  test('per-shipment errors count: mostly failed shipments are failing with the last error; a clean sample is ok again', () => {
+    const h = createCarrierHealth()
+    h.record('gls', sample({ calls: 1, shipments: 10, failedShipments: 10, lastError: 'GLS: E_500_01 internal error' }))
+    expect(h.of('gls')).toBe('failing: 10 of 10 shipments answered with an error (GLS: E_500_01 internal error)')
+    h.record('gls', sample({ calls: 1, shipments: 10, scans: 30 }))
+    expect(h.of('gls')).toBe('ok')
+  })
+
+  test('a sample with failures only (no call counted, no scan) is still a sample', () => {
+    const h = createCarrierHealth()
+    h.record('dhl', sample({ failedCalls: 1, lastError: 'rate limited (HTTP 429)' }))
+    expect(h.of('dhl')).toStartWith('failing')
+  })
+
+  test('cutText never cuts a surrogate pair in two', () => {
+    expect(cutText('ab😀', 3)).toBe('ab')
+    expect(cutText('ab😀', 4)).toBe('ab😀')
+    expect(cutText('abc', 2)).toBe('ab')
+    expect(cutText('😀😀', 3)).toBe('😀')
   })
 })

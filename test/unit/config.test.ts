@@ -20,6 +20,8 @@ describe('config', () => {
       [{ ENGINE: 'etcd' }, /ENGINE must be redis, memory or auto/],
       [{ API_KEYS: '' }, /API_KEYS must list at least one key/],
       [{ API_KEYS: 'short' }, /API_KEYS: every key must be at least 8 characters/],
+      [{ API_KEYS: 'first-key-1,second key-2' }, /API_KEYS: a key must not contain whitespace/],
+      [{ API_KEYS: 'tab\tseparated-key' }, /API_KEYS: a key must not contain whitespace/],
       [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
       [{ CLAIM_IDLE_MS: '-1' }, /CLAIM_IDLE_MS/],
       [{ TOKEN_SECRET: 'too-short' }, /TOKEN_SECRET must be at least 32 characters/],

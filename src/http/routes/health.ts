@@ -1,6 +1,10 @@
 /**
- * Liveness, readiness and Prometheus metrics. Readiness: `{status, db, database, redis, engine,
- * broadcaster, notificationWorkers, carriers, webhooks}` (`broadcaster`, `notificationWorkers`: the lag of each consumer group). `engine` is the delivery engine this process runs (`redis` or
+ * Liveness, readiness and Prometheus metrics. Readiness: `{status, db, ingest, database, redis,
+ * engine, broadcaster, notificationWorkers, carriers, webhooks}` (`broadcaster`,
+ * `notificationWorkers`: the lag of each consumer group). `db` is the shared pool, `ingest` ingest's own
+ * connections: a free one must answer within a second (one that does not is replaced), so an
+ * ingest path that hangs while reads work — a lost connection, every slot stuck on a lock — is
+ * `down` and the process `not_ready` (503). `engine` is the delivery engine this process runs (`redis` or
  * `memory`); `redis` is `up` or `down` with the Redis engine (down = degraded but ready: ingest
  * goes on, the outbox keeps what Redis missed), and `not_used` with the memory engine. A failing
  * carrier is degraded but ready too, and so are webhooks with an endpoint disabled by failures or a
@@ -9,6 +13,7 @@
  */
 import { Elysia } from 'elysia'
 import type { Sql } from '../../db/client.ts'
+import type { GuardedConnections } from '../../db/guarded.ts'
 import type { Engine } from '../../engine/engine.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { Broadcaster } from '../../delivery/broadcaster.ts'
@@ -21,14 +26,15 @@ const STALL_MS = 10_000
 const within = <T>(ms: number, p: Promise<T>) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref?.())])
 
-export function healthRoutes({ sql, engine, metrics, broadcaster, notificationWorkers, carriers = () => ({}), webhooks, database }: { sql: Sql; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; notificationWorkers?: Broadcaster; carriers?: () => Record<string, string>; webhooks?: () => Promise<WebhookHealth>; database: DatabaseKind }) {
+export function healthRoutes({ sql, ingest, engine, metrics, broadcaster, notificationWorkers, carriers = () => ({}), webhooks, database }: { sql: Sql; ingest?: Pick<GuardedConnections, 'probe'>; engine: Engine; metrics: Metrics; broadcaster: Broadcaster; notificationWorkers?: Broadcaster; carriers?: () => Record<string, string>; webhooks?: () => Promise<WebhookHealth>; database: DatabaseKind }) {
   return new Elysia({ name: 'health' })
     .get('/healthz', () => ({ status: 'ok' }), { detail: { summary: 'Liveness', tags: ['ops'] } })
     .get(
       '/readyz',
       async () => {
-        const [db, rd] = await Promise.all([
+        const [db, ing, rd] = await Promise.all([
           within(1000, sql`select 1`).then(() => 'up' as const, () => 'down' as const),
+          ingest ? ingest.probe(1000).then((ok) => (ok ? ('up' as const) : ('down' as const))) : ('up' as const),
           engine.kind === 'memory'
             ? ('not_used' as const)
             : engine.isReady ? within(1000, engine.ping()).then(() => 'up' as const, () => 'down' as const) : ('down' as const)
@@ -44,10 +50,10 @@ export function healthRoutes({ sql, engine, metrics, broadcaster, notificationWo
         // Dead letters and endpoints disabled by failures show here too: never a silent failure.
         const hooks = db === 'up' && webhooks ? await within(1000, webhooks()).catch(() => null) : null
         const hooksFailing = hooks !== null && hooks.status !== 'ok'
-        const status = db === 'down' ? 'not_ready' : rd === 'down' || stalled || failing || hooksFailing ? 'degraded' : 'ready'
-        return json(db === 'up' ? 200 : 503, { status, db, database, redis: rd, engine: engine.kind, broadcaster: lag ?? null, notificationWorkers: notificationLag ?? null, carriers: health, webhooks: hooks })
+        const status = db === 'down' || ing === 'down' ? 'not_ready' : rd === 'down' || stalled || failing || hooksFailing ? 'degraded' : 'ready'
+        return json(status === 'not_ready' ? 503 : 200, { status, db, ingest: ing, database, redis: rd, engine: engine.kind, broadcaster: lag ?? null, notificationWorkers: notificationLag ?? null, carriers: health, webhooks: hooks })
       },
-      { detail: { summary: 'Readiness: {status, db, database, redis, engine, broadcaster, notificationWorkers, carriers, webhooks}', tags: ['ops'] } }
+      { detail: { summary: 'Readiness: {status, db, ingest, database, redis, engine, broadcaster, notificationWorkers, carriers, webhooks}', tags: ['ops'] } }
     )
     .get(
       '/metrics',

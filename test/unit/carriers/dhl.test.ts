@@ -90,3 +90,26 @@ describe('DHL adapter', () => {
     )
   })
 })
+
+describe('DHL: which shipment answers, and long descriptions', () => {
+  const scan = { timestamp: '2026-11-20T10:00:00+01:00', statusCode: 'transit', status: 'Processed' }
+  test('an answer naming only other shipments is an error naming them, never their events under this number', () => {
+    const out = dhlParse(TN, res(200, JSON.stringify({ shipments: [{ id: 'JJD000OTHER', events: [scan] }] })))
+    expect(out).toEqual({ kind: 'ok', results: [{ trackingNumber: TN, kind: 'error', message: `DHL answered for JJD000OTHER, not for ${TN}`, sample: { ids: ['JJD000OTHER'] } }] })
+    expect(dhlParse(TN, res(200, JSON.stringify({ shipments: [] })))).toEqual({ kind: 'ok', results: [{ trackingNumber: TN, kind: 'not_found' }] })
+  })
+
+  test('a piece number is answered under its shipment\'s id: that shipment is the answer', () => {
+    const out = dhlParse('JD014600003828', res(200, JSON.stringify({ shipments: [{ id: '7777777770', details: { pieceIds: ['JD014600003828'] }, events: [scan] }] })))
+    expect(rows(out).events).toHaveLength(1)
+  })
+
+  test('a description over 1,000 UTF-16 units is cut at a code point: an emoji across the cut does not make the scan unstorable', () => {
+    const description = `${'a'.repeat(999)}😀 and more`
+    const out = dhlParse(TN, res(200, JSON.stringify({ shipments: [{ id: TN, events: [{ ...scan, description }] }] })))
+    if (out.kind !== 'ok' || out.results[0]!.kind !== 'events') throw new Error('expected events')
+    const e = out.results[0]!.events[0]!
+    expect(e.ok).toBe(true)
+    expect(e.ok && e.event.description).toBe('a'.repeat(999))
+  })
+})

@@ -57,6 +57,9 @@ describe('DPD adapter, SOAP form', () => {
     expect(dpdSoapParse(PLN, xml(429, ''))).toEqual({ kind: 'rate_limited', retryAfterMs: null })
     const parcelFault = '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>parcelLabelNumber is not valid</faultstring></soap:Fault></soap:Body></soap:Envelope>'
     expect(dpdSoapParse(PLN, xml(500, parcelFault))).toEqual({ kind: 'ok', results: [{ trackingNumber: PLN, kind: 'error', message: 'DPD SOAP fault: parcelLabelNumber is not valid' }] })
+    // Any other fault is DPD failing, not the parcel: a failed call (backed off, counted in health).
+    const serverFault = '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occurred while processing.</faultstring></soap:Fault></soap:Body></soap:Envelope>'
+    expect(dpdSoapParse(PLN, xml(500, serverFault))).toEqual({ kind: 'error', retryable: true, message: 'DPD SOAP fault: Fault occurred while processing. (HTTP 500)' })
     expect(dpdSoapParse(PLN, xml(200, '<a></a>'))).toMatchObject({ kind: 'error' })
   })
 
