@@ -112,7 +112,7 @@ export function createApp(deps: AppDeps) {
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
       api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
         .use(webhookEndpointRoutes(webhooks, deps.webhookOptions))
-        .use(notificationRoutes({ sql, engine, log, ...deps.notifications }))
+        .use(notificationRoutes({ sql, engine, log, ...deps.notifications, onWebhookMessages: webhooks.afterCommit }))
     )
 }
 

@@ -1,8 +1,10 @@
 /**
  * `POST /v1/notifications`: one notification for each of 1–10,000 users, in one transaction and
  * one set-based statement — every user's seq bumped by one insert … on conflict … returning (rows
- * locked in user_id order, as every writer of user_seqs locks them), the notifications and their
- * outbox rows inserted from it — answering in the request's user order.
+ * locked in user_id order, as every writer of user_seqs locks them), the notifications, their
+ * outbox rows and their `notification.created` webhook messages (webhooks/messages-sql.ts)
+ * inserted from it — answering in the request's user order. An accepted notification is never
+ * without its messages; an idempotent replay creates neither.
  *
  * With an idempotencyKey, the request's row in `notification_requests` is inserted first, in
  * the same transaction: a concurrent duplicate waits on its primary key until this one commits
@@ -13,6 +15,7 @@
 import type { Sql } from '../db/client.ts'
 import { ValidationError } from '../errors.ts'
 import { jsonProblem, isStorableText, UNSTORABLE_TEXT } from '../pipeline/storable.ts'
+import { messageRefs, notificationMessages, refsOf, type MessageRef } from '../webhooks/messages-sql.ts'
 import { TYPE_RE, toMessage, userIdOf, type NotificationMessage } from './model.ts'
 
 export const MAX_USERS_PER_REQUEST = 10_000
@@ -86,13 +89,15 @@ interface Row {
   seq: number
   id: string
   created_at: string
+  webhook_messages: MessageRef[] | null
 }
 
 /**
  * Writes the notifications (or finds the first answer to the same idempotency key). `messages`
- * are the committed notifications, to publish; empty for a replay.
+ * are the committed notifications, to publish; `webhookMessages` the `notification.created`
+ * webhook messages the same statement created, to schedule. Both empty for a replay.
  */
-export async function createNotifications(sql: Sql, req: NotificationRequest, apiKeyHash: Buffer): Promise<{ answer: CreatedNotifications; replayed: boolean; messages: NotificationMessage[] }> {
+export async function createNotifications(sql: Sql, req: NotificationRequest, apiKeyHash: Buffer): Promise<{ answer: CreatedNotifications; replayed: boolean; messages: NotificationMessage[]; webhookMessages: MessageRef[] }> {
   return sql.begin(async (tx) => {
     if (req.idempotencyKey !== null) {
       const [mine] = await tx`
@@ -103,7 +108,7 @@ export async function createNotifications(sql: Sql, req: NotificationRequest, ap
       if (!mine) {
         const [first] = await tx<{ response: CreatedNotifications }[]>`
           select response from notification_requests where api_key_hash = ${apiKeyHash} and idempotency_key = ${req.idempotencyKey}`
-        return { answer: first!.response, replayed: true, messages: [] }
+        return { answer: first!.response, replayed: true, messages: [], webhookMessages: [] }
       }
     }
     // The users travel as one JSON document (postgres.js escapes array parameters element by element).
@@ -120,9 +125,10 @@ export async function createNotifications(sql: Sql, req: NotificationRequest, ap
       ins as (
         insert into notifications (user_id, seq, type, title, body, data)
         select user_id, last_seq, ${req.type}, ${req.title}, ${req.body}, ${req.data}::text::json from bumped
-        returning user_id, seq, id, iso_utc(created_at) as created_at
+        returning *
       ),
       outbox as (insert into notification_outbox (user_id, seq) select user_id, seq from ins),
+      messages as (${notificationMessages(tx)}),
       answer as (
         update notification_requests set response = (
           select json_build_object('notifications', json_agg(json_build_object('userId', i.user_id, 'id', i.id, 'seq', i.seq) order by input.ord))
@@ -130,9 +136,10 @@ export async function createNotifications(sql: Sql, req: NotificationRequest, ap
         )
         where ${req.idempotencyKey !== null} and api_key_hash = ${apiKeyHash} and idempotency_key = ${req.idempotencyKey ?? ''}
       )
-      select i.user_id, i.seq, i.id, i.created_at from ins i join input on input.user_id = i.user_id order by input.ord`
+      select i.user_id, i.seq, i.id, iso_utc(i.created_at) as created_at, ${messageRefs(tx, 'messages')} as webhook_messages
+      from ins i join input on input.user_id = i.user_id order by input.ord`
     const notifications = rows.map((r) => ({ userId: r.user_id, id: r.id, seq: r.seq }))
     const messages = rows.map((r) => toMessage({ id: r.id, userId: r.user_id, seq: r.seq, type: req.type, title: req.title, body: req.body, data: req.data, shipmentId: null, createdAt: r.created_at }))
-    return { answer: { notifications }, replayed: false, messages }
+    return { answer: { notifications }, replayed: false, messages, webhookMessages: refsOf(rows) }
   })
 }

@@ -50,6 +50,14 @@ export interface NotificationMessage {
   data: string
 }
 
+/**
+ * A notification as the inbox and snapshots show it (queries.ts's `Notification`), as SQL over a
+ * row of `notifications` aliased `n`: the inbox, snapshots and the `data` of `notification.created`
+ * webhook messages (webhooks/messages-sql.ts) are built by this one expression.
+ */
+export const NOTIFICATION_JSON = `json_build_object('id', n.id, 'userId', n.user_id, 'seq', n.seq, 'type', n.type, 'title', n.title, 'body', n.body, 'data', n.data,
+  'shipmentId', n.shipment_id, 'createdAt', iso_utc(n.created_at), 'deliveredAt', iso_utc(n.delivered_at), 'readAt', iso_utc(n.read_at))`
+
 const str = (s: string | null) => (s === null ? 'null' : JSON.stringify(s))
 
 /** `{"notification":{…}}`: the body of a notification frame, built by concatenation (`data` is already JSON). */

@@ -8,7 +8,7 @@
  */
 import type { Sql } from '../db/client.ts'
 import { createLookupBatcher } from '../delivery/lookup-batcher.ts'
-import { notificationBody, type NotificationRecord } from './model.ts'
+import { NOTIFICATION_JSON, notificationBody, type NotificationRecord } from './model.ts'
 
 /** Notifications a snapshot lists at most; the rest follow as frames. */
 export const SNAPSHOT_NOTIFICATION_LIMIT = 1000
@@ -28,9 +28,6 @@ export interface UserSnapshot {
   firstAfter: number | null
 }
 
-const ITEM = `json_build_object('id', n.id, 'userId', n.user_id, 'seq', n.seq, 'type', n.type, 'title', n.title, 'body', n.body, 'data', n.data,
-  'shipmentId', n.shipment_id, 'createdAt', iso_utc(n.created_at), 'deliveredAt', iso_utc(n.delivered_at), 'readAt', iso_utc(n.read_at))`
-
 const LAST_SEQ = (user: string) => `coalesce((select last_seq from user_seqs s where s.user_id = ${user}), 0)`
 
 export function createNotificationQueries(sql: Sql) {
@@ -49,11 +46,11 @@ export function createNotificationQueries(sql: Sql) {
                 (select count(*)::int from notifications n where n.user_id = i.user_id and n.read_at is null and n.seq <= u.last_seq) as unread,
                 case when i.since is null then
                   (select coalesce(json_agg(x.j order by x.seq), '[]') from (
-                     select n.seq, ${ITEM} as j from notifications n
+                     select n.seq, ${NOTIFICATION_JSON} as j from notifications n
                      where n.user_id = i.user_id and n.read_at is null and n.seq <= u.last_seq order by n.seq limit ${SNAPSHOT_NOTIFICATION_LIMIT}) x)
                 else
                   (select coalesce(json_agg(x.j order by x.seq), '[]') from (
-                     select n.seq, ${ITEM} as j from notifications n
+                     select n.seq, ${NOTIFICATION_JSON} as j from notifications n
                      where n.user_id = i.user_id and n.seq > i.since and n.seq <= u.last_seq order by n.seq limit ${SNAPSHOT_NOTIFICATION_LIMIT}) x)
                 end as items,
                 case when i.since is null then null else (select min(n.seq) from notifications n where n.user_id = i.user_id and n.seq > i.since) end as first_after
@@ -99,7 +96,7 @@ export function createNotificationQueries(sql: Sql) {
         `select u.last_seq,
                 (select count(*)::int from notifications n where n.user_id = $1 and n.read_at is null) as unread,
                 (select coalesce(json_agg(x.j order by x.seq), '[]') from (
-                   select n.seq, ${ITEM} as j from notifications n
+                   select n.seq, ${NOTIFICATION_JSON} as j from notifications n
                    where n.user_id = $1 and n.seq > $2 ${state === 'unread' ? 'and n.read_at is null' : ''} and n.seq <= u.last_seq
                    order by n.seq limit $3) x) as items
          from (select ${LAST_SEQ('$1')} as last_seq) u`,

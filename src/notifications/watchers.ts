@@ -1,7 +1,9 @@
 /**
  * Watchers of shipments (contract §8): who follows a shipment, and the `shipment.status_changed`
  * notification each of them gets when its projected status changes — written by the ingest
- * transaction (pipeline/ingest-query.ts, round trip B) in the same commit as the event.
+ * transaction (pipeline/ingest-query.ts, round trip B) in the same commit as the event, by one
+ * statement that also creates their `notification.created` webhook messages (contract §9,
+ * webhooks/messages-sql.ts).
  *
  * The statement numbers each watcher's notifications from `user_seqs` under its row lock,
  * taken in user_id order (as every statement that bumps users does), so two transactions never
@@ -11,6 +13,7 @@
 import type { Sql } from '../db/client.ts'
 import { AppError } from '../errors.ts'
 import type { NormalizedEvent } from '../pipeline/event.ts'
+import { messageRefs, notificationMessages, refsOf, type MessageRef } from '../webhooks/messages-sql.ts'
 import { STATUS_CHANGED, toMessage, type NotificationMessage } from './model.ts'
 
 /** Watchers a shipment may have: each status change writes one notification per watcher in the ingest transaction. */
@@ -34,13 +37,21 @@ interface Row {
   seq: number
   id: string
   created_at: string
+  webhook_messages: MessageRef[] | null
+}
+
+/** What the watchers' statement wrote: notifications for the stream, webhook messages for the schedule. */
+export interface WatcherNotifications {
+  notifications: NotificationMessage[]
+  webhookMessages: MessageRef[]
 }
 
 /**
  * The pending statement for one batch's status changes (not yet sent: the caller puts it in its
- * pipeline, in order). Resolves with the notifications written, as messages for the stream.
+ * pipeline, in order). Resolves with the notifications written, as messages for the stream, and
+ * the `notification.created` webhook messages it created.
  */
-export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]): PromiseLike<NotificationMessage[]> {
+export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]): PromiseLike<WatcherNotifications> {
   const byOrd = new Map(changes.map((c) => [c.ord, { change: c, ...statusChangedContent(c) }]))
   const rows = changes.map((c) => ({ ord: c.ord, shipment_id: c.shipmentId, title: byOrd.get(c.ord)!.title, data: byOrd.get(c.ord)!.data }))
   const query = tx<Row[]>`
@@ -64,20 +75,23 @@ export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]):
     ins as (
       insert into notifications (user_id, seq, type, title, data, shipment_id)
       select user_id, seq, ${STATUS_CHANGED}, title, data::json, shipment_id from numbered
-      returning user_id, seq, id, iso_utc(created_at) as created_at
+      returning *
     ),
-    outbox as (insert into notification_outbox (user_id, seq) select user_id, seq from ins)
-    select n.ord, i.user_id, i.seq, i.id, i.created_at
+    outbox as (insert into notification_outbox (user_id, seq) select user_id, seq from ins),
+    messages as (${notificationMessages(tx)})
+    select n.ord, i.user_id, i.seq, i.id, iso_utc(i.created_at) as created_at, ${messageRefs(tx, 'messages')} as webhook_messages
     from ins i join numbered n on n.user_id = i.user_id and n.seq = i.seq
     order by i.user_id, i.seq`
-  const messages = (found: Row[]) =>
-    found.map((r) => {
+  const written = (found: Row[]): WatcherNotifications => ({
+    notifications: found.map((r) => {
       const { change, title, data } = byOrd.get(r.ord)!
       return toMessage({ id: r.id, userId: r.user_id, seq: r.seq, type: STATUS_CHANGED, title, body: null, data, shipmentId: change.shipmentId, createdAt: r.created_at })
-    })
+    }),
+    webhookMessages: refsOf(found)
+  })
   // Not sent until the caller's pipeline asks for it (postgres.js sends a query when it is
   // awaited), so that it goes out in the caller's order.
-  return { then: ((ok, fail) => query.then(messages).then(ok, fail)) as PromiseLike<NotificationMessage[]>['then'] }
+  return { then: ((ok, fail) => query.then(written).then(ok, fail)) as PromiseLike<WatcherNotifications>['then'] }
 }
 
 /** The title and the data (JSON text) of a `shipment.status_changed` notification. */

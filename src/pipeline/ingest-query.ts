@@ -12,7 +12,8 @@
  *   B. insert the new events with their seq (each into the outbox, and its webhook messages
  *      for the enabled endpoints that take it, src/webhooks/messages-sql.ts), move each touched
  *      shipment's last_seq and (only to a strictly newer carrier time) its projection; when an
- *      event changed a shipment's status, notify its watchers (notifications/watchers.ts); COMMIT.
+ *      event changed a shipment's status, notify its watchers (notifications/watchers.ts: the
+ *      notifications, their outbox rows and their `notification.created` messages); COMMIT.
  *      If any statement fails, the server turns the COMMIT into a rollback.
  *
  * Each round trip costs socket writes and a wake-up on each side; `sql.begin` would add two
@@ -24,7 +25,7 @@
 import type { Sql } from '../db/client.ts'
 import { isConnectionLost } from '../errors.ts'
 import type { NormalizedEvent } from './event.ts'
-import { shipmentMessages } from '../webhooks/messages-sql.ts'
+import { shipmentMessages, type MessageRef } from '../webhooks/messages-sql.ts'
 import { watcherNotifications, type StatusChange } from '../notifications/watchers.ts'
 import type { NotificationMessage } from '../notifications/model.ts'
 
@@ -58,8 +59,8 @@ export interface Planned {
 export interface IngestResult {
   planned: Planned[]
   receivedAt: string
-  /** The webhook messages the transaction created (src/webhooks/): to be scheduled after the commit. */
-  webhookMessages: { id: string; endpointId: string }[]
+  /** The webhook messages the transaction created (src/webhooks/), of events and of notifications: to be scheduled after the commit. */
+  webhookMessages: MessageRef[]
   /** The watchers' `shipment.status_changed` notifications committed with the events. */
   notifications: NotificationMessage[]
 }
@@ -159,7 +160,7 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
       // all when nothing changed a status (most batches).
       const receivedAt = locked[0]!.now
       const changes: StatusChange[] = inserts.flatMap((p) => (p.statusChange ? [{ ord: p.ord, shipmentId: p.shipmentId!, seq: p.seq!, ...p.statusChange, event: byOrd.get(p.ord)!, receivedAt }] : []))
-      const [messages, , notifications] = await Promise.all([
+      const [messages, , watched] = await Promise.all([
         // Each event enters the outbox in the statement that stores it, and so do its webhook
         // messages (contract §9: an accepted event is never without them). With no enabled
         // endpoint the message insert stops at its one-time filter, one probe of a tiny index.
@@ -188,10 +189,13 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
           -- the id list is the planner's cue to probe the primary key; joined on u.id alone it
           -- hashes the recordset and scans every shipment
           where s.id = u.id and s.id = any(${touched.map((t) => t.id)}::uuid[])`,
-        changes.length > 0 ? watcherNotifications(tx, changes) : [],
+        changes.length > 0 ? watcherNotifications(tx, changes) : { notifications: [], webhookMessages: [] },
         tx`commit`
       ])
-      return { planned, receivedAt, webhookMessages: messages.map((m) => ({ id: m.id, endpointId: m.endpoint_id })), notifications }
+      return {
+        planned, receivedAt, notifications: watched.notifications,
+        webhookMessages: [...messages.map((m) => ({ id: m.id, endpointId: m.endpoint_id })), ...watched.webhookMessages]
+      }
     }
     await tx`commit`
     // Nothing inserted; with no shipment locked, receivedAt is not read.

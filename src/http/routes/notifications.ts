@@ -15,6 +15,7 @@ import { userIdOf } from '../../notifications/model.ts'
 import type { NotificationPublisher } from '../../notifications/publish.ts'
 import type { NotificationQueries } from '../../notifications/queries.ts'
 import type { WatcherStore } from '../../notifications/watchers.ts'
+import type { MessageRef } from '../../webhooks/messages-sql.ts'
 import type { Sql } from '../../db/client.ts'
 import { retryConflicts } from '../../db/conflicts.ts'
 import { isUuid } from '../../shipments/store.ts'
@@ -31,13 +32,15 @@ const keyHash = (request: Request) => {
 const presenceUnavailable = (err: unknown) =>
   new AppError('unavailable', 'presence cannot be read now: the delivery engine does not answer; retry shortly', { status: 503, retryable: true, cause: err })
 
-export function notificationRoutes({ sql, queries, watchers, publisher, engine, log }: {
+export function notificationRoutes({ sql, queries, watchers, publisher, engine, log, onWebhookMessages }: {
   sql: Sql
   queries: NotificationQueries
   watchers: WatcherStore
   publisher: NotificationPublisher
   engine: Engine
   log: Logger
+  /** After the commit: the `notification.created` webhook messages it created, to be scheduled. Must not throw. */
+  onWebhookMessages?: (messages: readonly MessageRef[]) => void
 }) {
   async function presenceOf(userIds: string[]) {
     let found
@@ -61,7 +64,9 @@ export function notificationRoutes({ sql, queries, watchers, publisher, engine, 
         const done = await retryConflicts(() => createNotifications(sql, req, keyHash(request)), {
           onRetry: (sqlstate, attempt) => log.warn({ component: 'notifications', sqlstate, attempt }, 'creating notifications conflicted; retrying')
         })
-        // After the commit; never throws (what the engine does not take stays in the outbox).
+        // After the commit; neither throws (what the engine does not take stays in the outbox, and
+        // in webhook_messages for the schedule's rebuild).
+        if (done.webhookMessages.length > 0) onWebhookMessages?.(done.webhookMessages)
         await publisher.publish(done.messages, 'api')
         set.status = 202
         if (done.replayed) set.headers['idempotent-replayed'] = 'true'
