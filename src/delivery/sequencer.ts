@@ -96,8 +96,13 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
     return true
   }
 
-  // Delivers the next contiguous event to everyone on the topic.
-  function emit(topic: string, t: TopicState<E, S>, e: E) {
+  /**
+   * Delivers the next contiguous event to everyone on the topic, and attaches every handed-over
+   * subscriber that now has exactly what the topic delivered. `replay`: an event of the topic's
+   * early list (offered before its start was known), which every subscriber still waiting for its
+   * snapshot already holds in its buffer — it is not buffered for them twice.
+   */
+  function emit(topic: string, t: TopicState<E, S>, e: E, replay = false) {
     if (t.dead) return
     out.publish(topic, e)
     t.last = e.seq
@@ -105,25 +110,27 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
       if (p.sent !== null && e.seq === p.sent + 1) {
         out.send(sub, topic, e)
         p.sent = e.seq
-      } else if (p.sent === null || e.seq > p.sent) {
+      } else if (p.sent === null ? !replay : e.seq > p.sent) {
         if (p.buffer.length >= maxBuffer) {
           t.pending.delete(sub)
           out.overflow(sub, topic)
-        } else p.buffer.push(e)
+          continue
+        }
+        p.buffer.push(e)
       }
+      if (p.sent === t.last) attach(topic, t, sub)
     }
-    promote(topic, t)
+  }
+
+  function attach(topic: string, t: TopicState<E, S>, sub: S) {
+    t.pending.delete(sub)
+    t.attached++
+    out.attach(sub, topic)
   }
 
   // Attaches every handed-over subscriber that has exactly what the topic delivered.
   function promote(topic: string, t: TopicState<E, S>) {
-    for (const [sub, p] of t.pending) {
-      if (p.sent !== null && p.sent === t.last) {
-        t.pending.delete(sub)
-        t.attached++
-        out.attach(sub, topic)
-      }
-    }
+    for (const [sub, p] of t.pending) if (p.sent !== null && p.sent === t.last) attach(topic, t, sub)
   }
 
   /**
@@ -136,11 +143,14 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
     p.buffer.sort(bySeq)
     for (;;) {
       if (t.dead || t.pending.get(sub) !== p || p.sent === null || t.last === null || p.sent >= t.last) return
+      // Sorted: copies of what it has are passed over, the next events sent, up to the first missing one.
       let i = 0
-      while (i < p.buffer.length && p.buffer[i]!.seq <= p.sent) i++
-      while (i < p.buffer.length && p.buffer[i]!.seq === p.sent + 1) {
-        out.send(sub, topic, p.buffer[i]!)
-        p.sent = p.buffer[i++]!.seq
+      for (; i < p.buffer.length; i++) {
+        const e = p.buffer[i]!
+        if (e.seq === p.sent + 1) {
+          out.send(sub, topic, e)
+          p.sent = e.seq
+        } else if (e.seq > p.sent) break
       }
       if (i > 0) p.buffer = p.buffer.slice(i)
       if (p.sent >= t.last) return
@@ -166,7 +176,7 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
   }
 
   // Brings the topic to `upto` (to `e.seq - 1`, then delivers `e`, when given) from the database.
-  async function advance(topic: string, t: TopicState<E, S>, upto: number, e?: E) {
+  async function advance(topic: string, t: TopicState<E, S>, upto: number, e?: E, replay = false) {
     const target = e ? upto - 1 : upto
     while (!t.dead && t.last !== null && t.last < target) {
       const before: number = t.last
@@ -175,10 +185,10 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
       for (const r of rows) if (r.seq === t.last + 1) emit(topic, t, r)
       if (t.last === before) break // the database has nothing newer yet
     }
-    if (e && t.last !== null && e.seq === t.last + 1) emit(topic, t, e)
+    if (e && t.last !== null && e.seq === t.last + 1) emit(topic, t, e, replay)
   }
 
-  function accept(topic: string, t: TopicState<E, S>, e: E) {
+  function accept(topic: string, t: TopicState<E, S>, e: E, replay = false) {
     return async () => {
       if (t.last === null) {
         // Bounded: what is dropped here is read back as a gap once the topic's start is known.
@@ -187,8 +197,8 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
         return
       }
       if (e.seq <= t.last) return
-      if (e.seq === t.last + 1) emit(topic, t, e)
-      else await advance(topic, t, e.seq, e)
+      if (e.seq === t.last + 1) emit(topic, t, e, replay)
+      else await advance(topic, t, e.seq, e, replay)
     }
   }
 
@@ -238,13 +248,23 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
             t.last = lastSeq
             const early = t.early.sort(bySeq)
             t.early = []
-            // Others still being handed over keep their own buffers: their snapshots may be older.
-            for (const e of early) await accept(topic, t, e)()
+            // Others still being handed over keep their own buffers (their snapshots may be
+            // older), which already hold these.
+            for (const e of early) await accept(topic, t, e, true)()
           }
-          // What the topic delivered after this snapshot, then attach.
-          await catchUpAll(topic, t)
-          // Behind the snapshot: the stream lost or has not yet brought these; read them.
-          if (t.pending.get(sub) === p && (t.last ?? 0) < lastSeq) await advance(topic, t, lastSeq)
+          // What the topic delivered after this snapshot, then attach: this subscriber only, so
+          // that a topic's handovers cost each its own work, not a pass over all the others.
+          const lagging = t.lagging
+          // Stays set if the read fails: the topic's next work tries again.
+          t.lagging = true
+          await catchUp(topic, t, sub, p)
+          t.lagging = lagging
+          if (t.pending.get(sub) !== p || t.last === null) return
+          if (p.sent === t.last) attach(topic, t, sub)
+          // Behind the snapshot: the stream lost or has not yet brought these; read them (the
+          // subscriber is attached when the topic reaches its snapshot).
+          else if (p.sent > t.last) await advance(topic, t, lastSeq)
+          else t.lagging = true
         },
         false
       )

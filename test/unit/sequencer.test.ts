@@ -71,6 +71,25 @@ function world({ strict = true, maxBuffer }: { strict?: boolean; maxBuffer?: num
 }
 
 const upTo = (n: number, from = 0) => Array.from({ length: Math.max(0, n - from) }, (_, i) => from + i + 1)
+/** How many steps every Map iteration (for-of, entries, values, keys) takes while `f` runs. */
+async function countMapSteps(f: () => Promise<void>): Promise<number> {
+  const proto = Map.prototype as any
+  const names = [Symbol.iterator, 'entries', 'values', 'keys'] as const
+  const saved = names.map((n) => proto[n])
+  let steps = 0
+  names.forEach((n, i) => {
+    proto[n] = function (this: Map<unknown, unknown>) {
+      const it = saved[i].call(this)
+      return { next: () => (steps++, it.next()), [Symbol.iterator]() { return this } }
+    }
+  })
+  try {
+    await f()
+  } finally {
+    names.forEach((n, i) => (proto[n] = saved[i]))
+  }
+  return steps
+}
 /** Lets every promise that can settle now settle (a held read stays held). */
 const settle = async () => { for (let i = 0; i < 20; i++) await Promise.resolve() }
 
@@ -228,6 +247,44 @@ describe('sequencer', () => {
     await w.seq.idle()
     expect(w.got.get('b')).toEqual([3])
     expect(w.seq.topics().get(T)).toBe(3)
+  })
+
+  test('subscribers handed over before the topic\'s start is known get each buffered event once, with no database read', async () => {
+    const w = world()
+    for (let i = 0; i < 7; i++) w.commit()
+    w.begin('A'); w.begin('B')
+    // Each event arrives twice (the local hand-off and the stream) while neither snapshot is sent.
+    for (const s of [6, 6, 7, 7]) w.seq.offer(T, { seq: s })
+    w.snapshot('A', 5); w.snapshot('B', 5)
+    w.complete('A'); w.complete('B')
+    await w.seq.idle()
+    expect(w.got.get('A')).toEqual([6, 7])
+    expect(w.got.get('B')).toEqual([6, 7])
+    expect(w.fetches).toEqual([])
+    expect([...w.attached].sort()).toEqual(['A', 'B'])
+  })
+
+  test('a handover costs its own subscriber\'s work: completing P subscribers of one topic is linear in P, not quadratic', async () => {
+    const w = world()
+    w.begin('first'); w.snapshot('first'); w.complete('first')
+    for (let i = 0; i < 3; i++) w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    const P = 2000
+    const subs = Array.from({ length: P }, (_, i) => `s${i}`)
+    for (const s of subs) { w.begin(s); w.snapshot(s) }
+    // Two more events while they are all pending: each is buffered for every one of them.
+    for (let i = 0; i < 2; i++) w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    // Counts every step of every Map iteration while the handovers complete (the sequencer keeps
+    // a topic's pending subscribers in a Map): a pass over all of them per completion is P² steps.
+    const steps = await countMapSteps(async () => {
+      for (const s of subs) w.complete(s)
+      await w.seq.idle()
+    })
+    for (const s of subs) expect(w.got.get(s)).toEqual([4, 5])
+    expect(w.attached.size).toBe(P + 1)
+    expect(w.fetches).toEqual([])
+    expect(steps).toBeLessThan(10 * P)
   })
 
   const step = fc.oneof(
