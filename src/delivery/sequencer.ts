@@ -7,7 +7,8 @@
  *   - it receives every event with seq > its snapshot's `lastSeq`, exactly once, in seq order:
  *     first through `send` (while it is being handed over), then through `publish` once it is
  *     `attach`ed to the topic;
- *   - a jump in seq is filled from `fetch` (the database) before anything newer goes out;
+ *   - a jump in seq is filled from `fetch` (the database) before anything newer goes out; only
+ *     a hole that `firstRetained` says was deleted for good (retention) is skipped;
  *   - per topic, work is serialized; `offer`, `begin`, `complete` and `leave` never block.
  *
  * Handoff protocol (the caller's side): `begin(topic, sub)` BEFORE reading the snapshot, then
@@ -32,6 +33,13 @@ export interface SequencerOutput<E extends SeqEvent, S> {
 export interface SequencerOptions<E extends SeqEvent, S> {
   /** Events of `topic` with after < seq <= upto, in seq order (at most `limit`). */
   fetch(topic: string, after: number, upto: number, limit: number): Promise<E[]>
+  /**
+   * For topics whose old events may be deleted (topic-kind.ts's `firstRetained`): the lowest seq
+   * still stored (every seq below it is gone for good), or null when the topic cannot tell. Asked
+   * only when a gap read finds nothing at the next seq; without it, or with null, the gap waits
+   * for the database.
+   */
+  firstRetained?(topic: string): Promise<number | null>
   out: SequencerOutput<E, S>
   onError?(topic: string, err: unknown): void
   /** Events buffered per subscriber during its handover; and per topic while a gap is filled. */
@@ -62,7 +70,7 @@ interface TopicState<E, S> {
 const bySeq = (a: SeqEvent, b: SeqEvent) => a.seq - b.seq
 
 export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E, S>) {
-  const { fetch, out, onError = () => {}, maxBuffer = 10_000, fetchLimit = 1000 } = opts
+  const { fetch, firstRetained, out, onError = () => {}, maxBuffer = 10_000, fetchLimit = 1000 } = opts
   const topics = new Map<string, TopicState<E, S>>()
   /** Work still running on states of topics already forgotten (idle() waits for it). */
   const retired = new Set<Promise<void>>()
@@ -157,13 +165,44 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
       const from: number = p.sent
       const rows = await fetch(topic, from, t.last, fetchLimit)
       if (t.dead || t.pending.get(sub) !== p) return
-      for (const r of rows) {
-        if (r.seq !== p.sent + 1) continue
-        out.send(sub, topic, r)
-        p.sent = r.seq
+      const send = () => {
+        for (const r of rows) {
+          if (r.seq !== p.sent! + 1) continue
+          out.send(sub, topic, r)
+          p.sent = r.seq
+        }
       }
-      if (p.sent === from) return // the database has nothing newer yet
+      send()
+      if (p.sent === from) {
+        const to = await hole(topic, from, t.last)
+        if (to === null || t.dead || t.pending.get(sub) !== p || p.sent !== from) return // the database has nothing newer yet
+        p.sent = to
+        send()
+      }
     }
+  }
+
+  /**
+   * Every seq up to `to` is deleted for good: the topic goes on after the hole (attached sockets
+   * see the jump in seq), and so do the handed-over subscribers that were in it.
+   */
+  function skip(topic: string, t: TopicState<E, S>, to: number) {
+    t.last = to
+    for (const [sub, p] of t.pending) {
+      if (p.sent === null || p.sent > to) continue
+      p.sent = to
+      attach(topic, t, sub)
+    }
+  }
+
+  /**
+   * Nothing is stored at `after + 1`: not yet (wait for it), or never again (deleted by the
+   * topic's retention, which `firstRetained` tells). The seq to go on from, at most `upto`, or null.
+   */
+  async function hole(topic: string, after: number, upto: number): Promise<number | null> {
+    if (!firstRetained) return null
+    const first = await firstRetained(topic)
+    return first !== null && first > after + 1 ? Math.min(first - 1, upto) : null
   }
 
   async function catchUpAll(topic: string, t: TopicState<E, S>) {
@@ -183,7 +222,12 @@ export function createSequencer<E extends SeqEvent, S>(opts: SequencerOptions<E,
       const rows = await fetch(topic, before, target, fetchLimit)
       if (t.dead) return
       for (const r of rows) if (r.seq === t.last + 1) emit(topic, t, r)
-      if (t.last === before) break // the database has nothing newer yet
+      if (t.last === before) {
+        const to = await hole(topic, before, target)
+        if (to === null || t.dead || t.last !== before) break // the database has nothing newer yet
+        skip(topic, t, to)
+        for (const r of rows) if (r.seq === t.last + 1) emit(topic, t, r)
+      }
     }
     if (e && t.last !== null && e.seq === t.last + 1) emit(topic, t, e, replay)
   }

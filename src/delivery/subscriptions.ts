@@ -39,6 +39,10 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
       metrics.gapFills.inc(frames.length)
       return frames
     },
+    async firstRetained(topic) {
+      const l = live.get(topic)
+      return l?.kind.firstRetained && l.ref !== undefined ? l.kind.firstRetained(topic, l.ref) : null
+    },
     out: {
       publish(topic, e) {
         // Bun answers 0 when the topic has no socket (only handovers, which get `send`).

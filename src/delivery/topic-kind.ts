@@ -40,6 +40,15 @@ export interface TopicKind<Ref = unknown> {
   notFound(topic: Topic): string
   /** Events with after < seq <= upto, at most `limit`, in seq order, as frames (gap repair). */
   fetch(topic: string, ref: Ref, after: number, upto: number, limit: number): Promise<Frame[]>
+  /**
+   * Only for kinds whose old events may be deleted (retention: issue 18's user topics): the
+   * lowest seq still stored for the topic — every seq below it is gone for good — or, when none
+   * is, its last seq + 1. The sequencer asks it only when a gap read finds nothing at the next
+   * seq, and then skips the hole instead of waiting for rows that will never come (a socket sees
+   * the jump in seq). A kind that never deletes (shipment) leaves it out: a gap then waits for
+   * the database, as it must. E.g. `select coalesce(min(seq), <last seq> + 1) … where <topic>`.
+   */
+  firstRetained?(topic: string, ref: Ref): Promise<number>
   /** The current last seq of each topic that exists (reconcile). */
   lastSeqs(topics: readonly string[]): Promise<Map<string, number>>
   /** The text frame of an event, from its `data`. */

@@ -16,8 +16,10 @@ const T = 'shipment:dhl:X1'
  * collected: database reads fail on purpose (`failNext`), and the sequencer must recover.
  * `hold()`: the next database reads wait until released, so that work can happen meanwhile.
  */
-function world({ strict = true, maxBuffer }: { strict?: boolean; maxBuffer?: number } = {}) {
+function world({ strict = true, maxBuffer, retention = false }: { strict?: boolean; maxBuffer?: number; retention?: boolean } = {}) {
   let committed = 0
+  /** Every seq up to this one was deleted (retention): fetch no longer finds it. */
+  let deleted = 0
   let failNext = 0
   let held: (() => void)[] | null = null
   const attached = new Set<string>()
@@ -35,9 +37,11 @@ function world({ strict = true, maxBuffer }: { strict?: boolean; maxBuffer?: num
         throw new Error('the database read failed')
       }
       const rows: Ev[] = []
-      for (let s = after + 1; s <= Math.min(upto, committed) && rows.length < limit; s++) rows.push({ seq: s })
+      for (let s = Math.max(after, deleted) + 1; s <= Math.min(upto, committed) && rows.length < limit; s++) rows.push({ seq: s })
       return rows
     },
+    // The kind's hook: only a kind whose topics lose old events has one.
+    firstRetained: retention ? async () => deleted + 1 : undefined,
     out: {
       publish: (_t, e) => { for (const s of attached) got.get(s)!.push(e.seq) },
       send: (s, _t, e) => got.get(s)!.push(e.seq),
@@ -57,6 +61,9 @@ function world({ strict = true, maxBuffer }: { strict?: boolean; maxBuffer?: num
   return {
     seq, got, attached, snapshots, fetches, errors, overflowed,
     commit: () => ++committed,
+    /** Retention deletes every event up to `seq`. */
+    retain(seq: number) { deleted = Math.max(deleted, Math.min(seq, committed)) },
+    get deleted() { return deleted },
     get committed() { return committed },
     failNext(n = 1) { failNext = n },
     hold() { held = [] },
@@ -287,6 +294,48 @@ describe('sequencer', () => {
     expect(steps).toBeLessThan(10 * P)
   })
 
+  test('a hole the kind confirms was deleted (retention) is skipped: the topic goes on from the first retained seq', async () => {
+    const w = world({ retention: true })
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    // 2..8 never reach this process; retention deletes everything up to 5; then 9 arrives.
+    for (let i = 0; i < 7; i++) w.commit()
+    w.retain(5)
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    expect(w.got.get('a')).toEqual([1, 6, 7, 8, 9])
+    // A subscriber whose snapshot is older than the retained events is handed over past the hole too.
+    w.begin('b'); w.snapshot('b', 2); w.complete('b')
+    await w.seq.idle()
+    expect(w.attached.has('b')).toBe(true)
+    expect(w.got.get('b')).toEqual([6, 7, 8, 9])
+    // Everything deleted, nothing following: reconcile moves the topic to the last seq, sending nothing.
+    w.commit(); w.commit()
+    w.retain(11)
+    w.seq.reconcile(T, w.committed)
+    await w.seq.idle()
+    expect(w.seq.topics().get(T)).toBe(11)
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    expect(w.got.get('a')).toEqual([1, 6, 7, 8, 9, 12])
+    expect(w.got.get('b')).toEqual([6, 7, 8, 9, 12])
+  })
+
+  test('without the hook (shipment topics, which never delete), a gap waits for the database as before', async () => {
+    const w = world()
+    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.seq.offer(T, { seq: w.commit() })
+    await w.seq.idle()
+    for (let i = 0; i < 7; i++) w.commit()
+    w.retain(5)
+    w.seq.offer(T, { seq: w.commit() })
+    w.seq.reconcile(T, w.committed)
+    await w.seq.idle()
+    expect(w.got.get('a')).toEqual([1])
+    expect(w.seq.topics().get(T)).toBe(1)
+  })
+
   const step = fc.oneof(
     fc.record({ kind: fc.constant('commit' as const), copies: fc.integer({ min: 0, max: 2 }) }),
     fc.record({ kind: fc.constant('replay' as const), back: fc.integer({ min: 1, max: 6 }) }),
@@ -298,7 +347,8 @@ describe('sequencer', () => {
     fc.record({ kind: fc.constant('rejoin' as const), sub: fc.nat() }),
     fc.record({ kind: fc.constant('fail' as const) }),
     fc.record({ kind: fc.constant('hold' as const) }),
-    fc.record({ kind: fc.constant('release' as const) })
+    fc.record({ kind: fc.constant('release' as const) }),
+    fc.record({ kind: fc.constant('retain' as const), keep: fc.integer({ min: 0, max: 5 }) })
   )
   type Step = typeof step extends fc.Arbitrary<infer X> ? X : never
 
@@ -307,8 +357,8 @@ describe('sequencer', () => {
    * every subscriber still there has exactly from+1..N, in order; one that left (or was cut off)
    * got a gap-free from+1..m and nothing after it left.
    */
-  async function play(steps: Step[], { faults, maxBuffer }: { faults: boolean; maxBuffer?: number }) {
-    const w = world({ strict: !faults, maxBuffer })
+  async function play(steps: Step[], { faults, maxBuffer, retention = false }: { faults: boolean; maxBuffer?: number; retention?: boolean }) {
+    const w = world({ strict: !faults, maxBuffer, retention })
     const phase = new Map<string, 'begun' | 'snapshotted' | 'completed'>()
     const left = new Map<string, number[]>()
     let n = 0
@@ -359,6 +409,7 @@ describe('sequencer', () => {
       } else if (faults && s.kind === 'fail') w.failNext()
       else if (faults && s.kind === 'hold' && !held) { w.hold(); held = true }
       else if (s.kind === 'release' && held) { w.release(); held = false }
+      else if (retention && s.kind === 'retain') w.retain(w.committed - s.keep)
     }
     w.release()
     w.failNext(0)
@@ -372,6 +423,7 @@ describe('sequencer', () => {
       await w.seq.idle()
     }
     for (const e of w.errors) expect(String(e)).toMatch(/the database read failed|events queued/)
+    if (retention) return checkRetained(w, phase.keys(), left)
     for (const sub of phase.keys()) {
       const from = w.snapshots.get(sub)!
       if (w.overflowed.has(sub)) {
@@ -387,6 +439,26 @@ describe('sequencer', () => {
     }
   }
 
+  /**
+   * With retention, a subscriber may miss what was deleted before it could be delivered, and
+   * nothing else: it gets a rising run of seqs after its snapshot that holds every seq still
+   * stored at the end (so it did not stall at a hole); one that left, nothing after it left.
+   */
+  function checkRetained(w: ReturnType<typeof world>, present: Iterable<string>, left: Map<string, number[]>) {
+    const rising = (got: number[], from: number) => got.every((s, i) => s > (i === 0 ? from : got[i - 1]!))
+    for (const sub of present) {
+      const from = w.snapshots.get(sub)!
+      const got = w.got.get(sub)!
+      expect(rising(got, from)).toBe(true)
+      expect(got.at(-1) ?? from).toBeLessThanOrEqual(w.committed)
+      if (!w.overflowed.has(sub)) expect(got.filter((s) => s > w.deleted)).toEqual(upTo(w.committed, Math.max(from, w.deleted)))
+    }
+    for (const [sub, at] of left) {
+      expect(w.got.get(sub)).toEqual(at)
+      expect(rising(at, w.snapshots.get(sub) ?? 0)).toBe(true)
+    }
+  }
+
   test('property: every subscriber sees lastSeq+1..N exactly once, in order, however the stream behaves', async () => {
     await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: false })), { numRuns: 500 })
   })
@@ -397,5 +469,9 @@ describe('sequencer', () => {
 
   test('property: the same with a topic queue and handover buffers of 3 (work dropped, sockets cut off and resuming)', async () => {
     await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, maxBuffer: 3 })), { numRuns: 500 })
+  })
+
+  test('property: with retention deleting old events, holes are skipped and every event still stored arrives, in order, once', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, retention: true })), { numRuns: 500 })
   })
 })
