@@ -5,7 +5,11 @@
  * process, as nothing in Redis has to (PostgreSQL is the truth, and repairs).
  *
  * Bounded: a stream keeps at most maxLen + maxLen/10 entries (trimmed by the oldest, as Redis's
- * approximate MAXLEN does), and its pending lists only hold entries still in it; presence holds
+ * approximate MAXLEN does), and drops the entries every group of it has read and acknowledged
+ * (in chunks of RELEASE_CHUNK: one array splice each), so what it holds is what its groups still
+ * need — unlike Redis, which keeps maxLen of them for inspection, a process's heap is no place to
+ * keep 100,000 delivered entries. A stream without groups keeps its maxLen. Its pending lists
+ * only hold entries still in it; presence holds
  * live connections (expired ones are swept at least every PRESENCE_SWEEP_MS) and at most
  * `maxLastSeen` last-seen times (least recently seen forgotten first); a lease key at most
  * `limit` holders; schedules what the caller adds.
@@ -14,6 +18,8 @@ import type { Logger } from '../log.ts'
 import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
 
 const PRESENCE_SWEEP_MS = 10_000
+/** Entries every group is done with are dropped once this many have gathered. */
+const RELEASE_CHUNK = 1024
 
 interface Entry extends StreamEntry {
   /** Position in the stream since it was created: entries[n - first]. */
@@ -104,6 +110,21 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
     s.first += excess
     // Pending entries that were trimmed away can never be delivered (XAUTOCLAIM drops them too).
     for (const g of s.groups.values()) for (const [id, p] of g.pending) if (p.n < s.first) g.pending.delete(id)
+  }
+
+  /** Drops the entries no group needs any more: before every group's oldest pending entry and first unread one. */
+  function release(s: Stream) {
+    if (s.groups.size === 0) return
+    let low = s.next
+    for (const g of s.groups.values()) {
+      // Pending entries are kept in delivery order, which is stream order: the first is the oldest.
+      const oldest = g.pending.values().next().value
+      low = Math.min(low, g.cursor + 1, oldest ? oldest.n : low)
+    }
+    const k = low - s.first
+    if (k < RELEASE_CHUNK) return
+    s.entries.splice(0, k)
+    s.first = low
   }
 
   function take(s: Stream, g: Group, consumer: string, count: number): StreamEntry[] {
@@ -256,6 +277,7 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       const s = stream(name)
       for (const message of entries) s.entries.push({ n: s.next++, id: nextId(s), message })
       trim(s, maxLen)
+      release(s)
       for (const wake of s.waiters) wake()
       return entries.length
     },
@@ -301,9 +323,11 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
     async publishAndAck(name, groupName, ids, channel, message) {
       open()
       if (message !== null) dispatch(channel, message)
-      const g = streams.get(name)?.groups.get(groupName)
+      const s = streams.get(name)
+      const g = s?.groups.get(groupName)
       let acked = 0
       if (g) for (const id of ids) if (g.pending.delete(id)) acked++
+      if (acked > 0) release(s!)
       return acked
     },
 

@@ -302,6 +302,37 @@ for (const [name, make] of implementations) {
   })
 }
 
+describe('memory engine only', () => {
+  test('a stream drops what every group has acknowledged (Redis keeps maxLen of it; a heap should not), and keeps what a group still needs', async () => {
+    const e = createMemoryEngine()
+    opened.push(e)
+    await e.ensureGroup(S, G)
+    // 110,000 entries read and acknowledged in batches, as the broadcaster does, under a maxLen of 100,000.
+    for (let b = 0; b < 110; b++) {
+      await e.append(S, rows(b * 1000 + 1, 1000), { maxLen: 100_000 })
+      const read = await e.readGroup(S, G, 'a', { count: 1000, blockMs: 0 })
+      await e.publishAndAck(S, G, read.map((x) => x.id), 'contract:none', null)
+    }
+    expect((await e.streamRange(S, 1_000_000)).length).toBeLessThan(2048)
+    // An entry left pending holds the stream from there on; a group that has not read yet holds what it has not read.
+    await e.append(S, rows(200_001, 10), { maxLen: 100_000 })
+    const held = await e.readGroup(S, G, 'a', { count: 1, blockMs: 0 })
+    await e.publishAndAck(S, G, (await e.readGroup(S, G, 'a', { count: 100, blockMs: 0 })).map((x) => x.id), 'contract:none', null)
+    await e.ensureGroup(S, 'late')
+    await e.append(S, rows(300_001, 5000), { maxLen: 100_000 })
+    for (let i = 0; i < 5; i++) await e.publishAndAck(S, G, (await e.readGroup(S, G, 'a', { count: 1000, blockMs: 0 })).map((x) => x.id), 'contract:none', null)
+    let kept = seqs(await e.streamRange(S, 1_000_000))
+    expect(kept[0]!).toBeLessThanOrEqual(200_001)
+    expect(kept).toContain(seqs(held)[0]!)
+    expect(seqs(await e.readGroup(S, 'late', 'b', { count: 10_000, blockMs: 0 }))).toEqual(Array.from({ length: 5000 }, (_, i) => 300_001 + i))
+    // Once nothing is pending and every group has read, they go (maxLen stays the ceiling meanwhile: the case above).
+    await e.publishAndAck(S, G, held.map((x) => x.id), 'contract:none', null)
+    await e.publishAndAck(S, 'late', (await e.streamRange(S, 1_000_000)).map((x) => x.id), 'contract:none', null)
+    kept = seqs(await e.streamRange(S, 1_000_000))
+    expect(kept.length).toBeLessThan(1024)
+  })
+})
+
 describe('redis engine only', () => {
   const run = testRedisUrl === null ? test.skip : test
   run(`a group re-created after its stream vanished reads the new stream from its start${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`, async () => {
