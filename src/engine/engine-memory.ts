@@ -54,7 +54,7 @@ interface Schedule {
 
 export interface MemoryEngineOptions {
   log?: Logger
-  /** The clock of presence, schedules and leases (tests move it). */
+  /** The clock of presence, schedules and leases (the process's; tests move it). */
   now?: () => number
   maxLastSeen?: number
 }
@@ -415,8 +415,9 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       for (const { member, dueAt } of items) if (!opts?.onlyNew || !s.due.has(member)) setDue(s, member, dueAt)
     },
 
-    async scheduleClaim(key, { now: at, leaseMs, count }) {
+    async scheduleClaim(key, { leaseMs, count }) {
       open()
+      const at = now()
       const s = schedules.get(key)
       if (!s) return []
       const out: ScheduledMember[] = []

@@ -10,6 +10,10 @@
  *    up behind the silent connection, until a PING is answered again;
  *  - endless background reconnects with capped backoff; `onReady` listeners run on each return.
  *
+ * Presence, schedules and leases read "now" from Redis's own clock (TIME, inside each script),
+ * never from the process: two processes whose clocks disagree still never both hold a limit-1
+ * lease, claim one schedule member for one lease, or see each other's connections expire early.
+ *
  * Connections: one for commands, one per blocking reader (XREADGROUP BLOCK holds its connection;
  * made on the first read, per stream and consumer), one for subscriptions (made on the first
  * subscribe, re-subscribing by itself after reconnects). Lua scripts are files beside this one,
@@ -34,6 +38,7 @@ const PRESENCE_TOUCH_MANY = await lua('presence-touch-many')
 const PRESENCE_LEAVE_MANY = await lua('presence-leave-many')
 const SCHEDULE_CLAIM = await lua('schedule-claim')
 const LEASE_ACQUIRE = await lua('lease-acquire')
+const LEASE_COUNT = await lua('lease-count')
 
 /** How often a silent Redis is asked whether it answers again. */
 const STALL_PROBE_MS = 250
@@ -45,12 +50,10 @@ export interface RedisEngineOptions {
   log: Logger
   /** PUBLISH_TIMEOUT_MS: the longest any command may take (a blocking read: its block time more). */
   commandTimeoutMs: number
-  /** The clock of presence, schedules and leases. */
-  now?: () => number
 }
 
 export function createRedisEngine(opts: RedisEngineOptions): Engine {
-  const { url, prefix, log, commandTimeoutMs, now = Date.now } = opts
+  const { url, prefix, log, commandTimeoutMs } = opts
   const k = (name: string) => prefix + name
   const readyListeners = new Set<() => void>()
   const blockers = new Map<string, Client>()
@@ -334,28 +337,28 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     },
 
     async presenceTouch(userId, connId, ttlMs) {
-      await timed(main.eval(PRESENCE_TOUCH, { keys: presenceKeys(userId), arguments: [connId, String(now()), String(ttlMs), seenTtl] }))
+      await timed(main.eval(PRESENCE_TOUCH, { keys: presenceKeys(userId), arguments: [connId, String(ttlMs), seenTtl] }))
     },
 
     async presenceLeave(userId, connId) {
-      await timed(main.eval(PRESENCE_LEAVE, { keys: presenceKeys(userId), arguments: [connId, String(now()), seenTtl] }))
+      await timed(main.eval(PRESENCE_LEAVE, { keys: presenceKeys(userId), arguments: [connId, seenTtl] }))
     },
 
     async presenceTouchMany(entries, ttlMs) {
       if (entries.length === 0) return
-      await timed(main.eval(PRESENCE_TOUCH_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [String(now()), String(ttlMs), seenTtl, ...entries.map((e) => e.connId)] }))
+      await timed(main.eval(PRESENCE_TOUCH_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [String(ttlMs), seenTtl, ...entries.map((e) => e.connId)] }))
     },
 
     async presenceLeaveMany(entries) {
       if (entries.length === 0) return
-      await timed(main.eval(PRESENCE_LEAVE_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [String(now()), seenTtl, ...entries.map((e) => e.connId)] }))
+      await timed(main.eval(PRESENCE_LEAVE_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [seenTtl, ...entries.map((e) => e.connId)] }))
     },
 
     async presenceGet(userIds) {
       const out = new Map<string, Presence>()
       if (userIds.length === 0) return out
       const keys = userIds.flatMap(presenceKeys)
-      const res = (await timed(main.eval(PRESENCE_GET, { keys, arguments: [String(now())] }))) as (number | string)[]
+      const res = (await timed(main.eval(PRESENCE_GET, { keys, arguments: [] }))) as (number | string)[]
       userIds.forEach((userId, i) => {
         const seen = res[2 * i + 1]
         out.set(userId, { connections: Number(res[2 * i]), lastSeenAt: seen === '' || seen === undefined ? null : Number(seen) })
@@ -368,8 +371,8 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
       await timed(main.zAdd(k(`schedule:${key}`), items.map((i) => ({ score: i.dueAt, value: i.member })), opts?.onlyNew ? { condition: 'NX' } : undefined))
     },
 
-    async scheduleClaim(key, { now: at, leaseMs, count }) {
-      const res = (await timed(main.eval(SCHEDULE_CLAIM, { keys: [k(`schedule:${key}`)], arguments: [String(at), String(leaseMs), String(count)] }))) as string[]
+    async scheduleClaim(key, { leaseMs, count }) {
+      const res = (await timed(main.eval(SCHEDULE_CLAIM, { keys: [k(`schedule:${key}`)], arguments: [String(leaseMs), String(count)] }))) as string[]
       const out: ScheduledMember[] = []
       for (let i = 0; i < res.length; i += 2) out.push({ member: res[i]!, dueAt: Number(res[i + 1]) })
       return out
@@ -391,7 +394,7 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     },
 
     async leaseAcquire(key, holder, { limit, leaseMs }) {
-      const res = await timed(main.eval(LEASE_ACQUIRE, { keys: [k(`lease:${key}`)], arguments: [holder, String(limit), String(now()), String(leaseMs)] }))
+      const res = await timed(main.eval(LEASE_ACQUIRE, { keys: [k(`lease:${key}`)], arguments: [holder, String(limit), String(leaseMs)] }))
       return Number(res) === 1
     },
 
@@ -400,7 +403,7 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     },
 
     async leaseCount(key) {
-      return Number(await timed(main.zCount(k(`lease:${key}`), `(${now()}`, '+inf')))
+      return Number(await timed(main.eval(LEASE_COUNT, { keys: [k(`lease:${key}`)], arguments: [] })))
     },
 
     async close() {

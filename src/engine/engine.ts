@@ -24,7 +24,9 @@
  *  - Pub/sub: at most once; a subscriber that is disconnected meanwhile misses messages (the
  *    sequencer repairs gaps from PostgreSQL). Handlers never run inside `publish`.
  *  - Presence, schedules and leases: each operation is atomic (one Lua script in Redis); their
- *    times are the engine's clock (`now` option), in epoch milliseconds.
+ *    times are the engine's clock, in epoch milliseconds: Redis's own (TIME, read inside each
+ *    script) for the Redis engine, so that leases and claims stay exclusive and presence expires
+ *    when it should whatever the processes' clocks say; the process's for the memory engine.
  *  - Everything is bounded: streams by maxLen, pending lists by the stream, presence by TTLs,
  *    schedules by what the caller adds (issue 19: bounded by PostgreSQL's rows), leases by limit.
  */
@@ -153,11 +155,14 @@ export interface Engine {
    */
   scheduleAdd(key: string, items: readonly ScheduledMember[], opts?: { onlyNew?: boolean }): Promise<void>
   /**
-   * Atomically takes up to `count` members due at `now` (dueAt <= now, earliest first), moves
-   * each to now + leaseMs, and returns them with the due time they had. Two claimers never get
-   * one member for one lease; a claimer that dies leaves it due again when the lease ends.
+   * Atomically takes up to `count` members due now (dueAt <= now, earliest first), moves each to
+   * now + leaseMs, and returns them with the due time they had. Two claimers never get one member
+   * for one lease; a claimer that dies leaves it due again when the lease ends. "Now" is the
+   * engine's clock (Redis's with the Redis engine): `opts.now`, the caller's clock, is accepted
+   * for compatibility and not used — a caller whose clock ran ahead would take members another
+   * process holds.
    */
-  scheduleClaim(key: string, opts: { now: number; leaseMs: number; count: number }): Promise<ScheduledMember[]>
+  scheduleClaim(key: string, opts: { now?: number; leaseMs: number; count: number }): Promise<ScheduledMember[]>
   /** Removes members; resolves with how many were there. */
   scheduleRemove(key: string, members: readonly string[]): Promise<number>
   scheduleSize(key: string): Promise<number>

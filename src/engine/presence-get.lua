@@ -1,7 +1,8 @@
--- Presence of many users in one round trip. KEYS = per user: its connections, its last-seen
--- time. ARGV[1] = now. Returns per user: live connections, last-seen time ('' if none).
--- Expired connections are removed on the way.
-local now = tonumber(ARGV[1])
+-- Presence of many users in one round trip, as of Redis's clock. KEYS = per user: its
+-- connections, its last-seen time. Returns per user: live connections, last-seen time ('' if
+-- none). Expired connections are removed on the way.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 for i = 1, #KEYS, 2 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)

@@ -4,7 +4,7 @@
  * (each case with its own key prefix). Then what only the Redis engine can be put through: a
  * stream that vanished, and a Redis that stops answering.
  */
-import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test'
+import { afterEach, describe, expect, setDefaultTimeout, setSystemTime, test } from 'bun:test'
 import { createClient } from 'redis'
 import { GroupGoneError, type Engine } from '../../src/engine/engine.ts'
 import { createMemoryEngine } from '../../src/engine/engine-memory.ts'
@@ -16,8 +16,6 @@ import { waitFor } from '../support/service.ts'
 
 setDefaultTimeout(20_000)
 
-let clock = 1_800_000_000_000
-const now = () => clock
 const opened: Engine[] = []
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((e) => e.close()))
@@ -25,13 +23,13 @@ afterEach(async () => {
 
 type Make = () => Promise<Engine>
 const implementations: [string, Make | null][] = [
-  ['memory', async () => createMemoryEngine({ now })],
+  ['memory', async () => createMemoryEngine()],
   [
     'redis',
     testRedisUrl === null
       ? null
       : async () => {
-          const e = createRedisEngine({ url: testRedisUrl!, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 2000, now })
+          const e = createRedisEngine({ url: testRedisUrl!, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 2000 })
           await waitFor('redis engine ready', () => e.isReady)
           return e
         }
@@ -195,25 +193,29 @@ for (const [name, make] of implementations) {
 
     test('presence counts unexpired connections, and remembers when a user was last seen', async () => {
       const e = await engine()
-      const t0 = clock
-      await e.presenceTouch('ann', 'c1', 100_000)
-      clock += 10
-      await e.presenceTouch('ann', 'c2', 300_000)
-      await e.presenceTouch('bob', 'c3', 100_000)
-      expect(await e.presenceGet(['ann', 'bob', 'nobody'])).toEqual(new Map([
-        ['ann', { connections: 2, lastSeenAt: t0 + 10 }],
-        ['bob', { connections: 1, lastSeenAt: t0 + 10 }],
-        ['nobody', { connections: 0, lastSeenAt: null }]
-      ]))
-      // c1 and c3 stop heartbeating (a process killed): gone once their TTL is up.
-      clock += 150_000
-      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 1, lastSeenAt: t0 + 10 }], ['bob', { connections: 0, lastSeenAt: t0 + 10 }]]))
-      await e.presenceTouch('ann', 'c2', 300_000)
-      clock += 250_000
-      expect((await e.presenceGet(['ann']))!.get('ann')!.connections).toBe(1)
-      clock += 5
+      const t0 = Date.now()
+      await e.presenceTouch('ann', 'c1', 60_000)
+      await e.presenceTouch('ann', 'c2', 60_000)
+      await e.presenceTouch('bob', 'c3', 60_000)
+      const t1 = Date.now()
+      const first = await e.presenceGet(['ann', 'bob', 'nobody'])
+      expect([...first].map(([u, p]) => [u, p.connections])).toEqual([['ann', 2], ['bob', 1], ['nobody', 0]])
+      expect(first.get('nobody')!.lastSeenAt).toBeNull()
+      for (const u of ['ann', 'bob']) expect(first.get(u)!.lastSeenAt).toBeWithin(t0, t1 + 1)
+      // c1 and c3 stop heartbeating (their process was killed): gone once their TTL is up.
+      await e.presenceTouch('ann', 'c1', 50)
+      await e.presenceTouch('bob', 'c3', 50)
+      const t2 = Date.now()
+      await waitFor('c1 and c3 expired', async () => {
+        const p = await e.presenceGet(['ann', 'bob'])
+        return p.get('ann')!.connections === 1 && p.get('bob')!.connections === 0
+      })
+      expect((await e.presenceGet(['bob'])).get('bob')!.lastSeenAt).toBeWithin(t1, t2 + 1)
+      const t3 = Date.now()
       await e.presenceLeave('ann', 'c2')
-      expect(await e.presenceGet(['ann'])).toEqual(new Map([['ann', { connections: 0, lastSeenAt: clock }]]))
+      const left = (await e.presenceGet(['ann'])).get('ann')!
+      expect(left.connections).toBe(0)
+      expect(left.lastSeenAt).toBeWithin(t3, Date.now() + 1)
       const many = Array.from({ length: 1000 }, (_, i) => `user-${i}`)
       await Promise.all(many.slice(0, 10).map((u) => e.presenceTouch(u, 'c', 100_000)))
       const all = await e.presenceGet(many)
@@ -223,59 +225,93 @@ for (const [name, make] of implementations) {
 
     test('presence in batches: one call touches or removes many connections, as single calls do', async () => {
       const e = await engine()
-      const t0 = clock
+      const t0 = Date.now()
       await e.presenceTouchMany([{ userId: 'ann', connId: 'c1' }, { userId: 'ann', connId: 'c2' }, { userId: 'bob', connId: 'c1' }], 100_000)
-      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 2, lastSeenAt: t0 }], ['bob', { connections: 1, lastSeenAt: t0 }]]))
-      // A heartbeat that touches only ann's c1: the others expire at their TTL.
-      clock += 60_000
+      const t1 = Date.now()
+      const first = await e.presenceGet(['ann', 'bob'])
+      expect([...first].map(([u, p]) => [u, p.connections])).toEqual([['ann', 2], ['bob', 1]])
+      for (const p of first.values()) expect(p.lastSeenAt).toBeWithin(t0, t1 + 1)
+      // A heartbeat that touches only ann's c1 (and a short TTL for the test): the others expire at their TTL.
+      await e.presenceTouchMany([{ userId: 'ann', connId: 'c2' }, { userId: 'bob', connId: 'c1' }], 50)
+      const t2 = Date.now()
       await e.presenceTouchMany([{ userId: 'ann', connId: 'c1' }], 100_000)
-      clock += 50_000
-      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 1, lastSeenAt: t0 + 60_000 }], ['bob', { connections: 0, lastSeenAt: t0 }]]))
+      const t3 = Date.now()
+      await waitFor('c2 and bob\'s c1 expired', async () => {
+        const p = await e.presenceGet(['ann', 'bob'])
+        return p.get('ann')!.connections === 1 && p.get('bob')!.connections === 0
+      })
+      const later = await e.presenceGet(['ann', 'bob'])
+      expect(later.get('ann')!.lastSeenAt).toBeWithin(t2, t3 + 1)
+      expect(later.get('bob')!.lastSeenAt).toBeWithin(t1, t2 + 1)
+      const t4 = Date.now()
       await e.presenceLeaveMany([{ userId: 'ann', connId: 'c1' }, { userId: 'bob', connId: 'never-there' }])
-      expect(await e.presenceGet(['ann', 'bob'])).toEqual(new Map([['ann', { connections: 0, lastSeenAt: clock }], ['bob', { connections: 0, lastSeenAt: clock }]]))
+      const t5 = Date.now()
+      const left = await e.presenceGet(['ann', 'bob'])
+      for (const p of left.values()) {
+        expect(p.connections).toBe(0)
+        expect(p.lastSeenAt).toBeWithin(t4, t5 + 1)
+      }
       await e.presenceTouchMany([], 1000)
       await e.presenceLeaveMany([])
       // A process's tick: 5,000 connections of 1,000 users in one call.
       const users = Array.from({ length: 1000 }, (_, i) => `u${i}`)
+      const t6 = Date.now()
       await e.presenceTouchMany(Array.from({ length: 5000 }, (_, i) => ({ userId: users[i % 1000]!, connId: `c${i}` })), 100_000)
+      const t7 = Date.now()
       const all = await e.presenceGet(users)
-      expect([...all.values()].every((p) => p.connections === 5 && p.lastSeenAt === clock)).toBe(true)
+      expect([...all.values()].every((p) => p.connections === 5 && p.lastSeenAt! >= t6 && p.lastSeenAt! <= t7)).toBe(true)
     })
 
     test('a schedule orders by due time, and a claim takes what is due for a lease', async () => {
       const e = await engine()
-      const t = clock
-      await e.scheduleAdd('retries', [{ member: 'a', dueAt: t + 100 }, { member: 'b', dueAt: t + 50 }, { member: 'c', dueAt: t + 200 }])
-      expect(await e.scheduleRange('retries', 10)).toEqual([{ member: 'b', dueAt: t + 50 }, { member: 'a', dueAt: t + 100 }, { member: 'c', dueAt: t + 200 }])
-      expect(await e.scheduleClaim('retries', { now: t + 10, leaseMs: 1000, count: 10 })).toEqual([])
-      expect(await e.scheduleClaim('retries', { now: t + 150, leaseMs: 1000, count: 10 })).toEqual([{ member: 'b', dueAt: t + 50 }, { member: 'a', dueAt: t + 100 }])
-      // Leased: not due again until the lease ends.
-      expect(await e.scheduleClaim('retries', { now: t + 150, leaseMs: 1000, count: 10 })).toEqual([])
-      expect(await e.scheduleClaim('retries', { now: t + 1200, leaseMs: 1000, count: 2 })).toEqual([{ member: 'c', dueAt: t + 200 }, { member: 'a', dueAt: t + 1150 }])
+      const t = Date.now()
+      await e.scheduleAdd('retries', [{ member: 'a', dueAt: t - 1000 }, { member: 'b', dueAt: t - 2000 }, { member: 'c', dueAt: t + 600_000 }])
+      expect(await e.scheduleRange('retries', 10)).toEqual([{ member: 'b', dueAt: t - 2000 }, { member: 'a', dueAt: t - 1000 }, { member: 'c', dueAt: t + 600_000 }])
+      const before = Date.now()
+      expect(await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 })).toEqual([{ member: 'b', dueAt: t - 2000 }, { member: 'a', dueAt: t - 1000 }])
+      const after = Date.now()
+      // Leased: due again when the lease ends, not before.
+      const leased = await e.scheduleRange('retries', 2)
+      // (one lease end for both: ties go by member)
+      expect(leased.map((m) => m.member)).toEqual(['a', 'b'])
+      for (const m of leased) expect(m.dueAt).toBeWithin(before + 300_000, after + 300_001)
+      expect(await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 })).toEqual([])
+      // A claimer that dies: the member is due again once its (short) lease ends.
+      await e.scheduleAdd('retries', [{ member: 'd', dueAt: t - 500 }])
+      expect(await e.scheduleClaim('retries', { leaseMs: 50, count: 1 })).toEqual([{ member: 'd', dueAt: t - 500 }])
+      const again = await waitFor('d due again', async () => (await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 }))[0])
+      expect(again.member).toBe('d')
+      expect(again.dueAt).toBeGreaterThan(t)
       // Adding an existing member moves it.
-      await e.scheduleAdd('retries', [{ member: 'b', dueAt: t + 5 }])
-      expect((await e.scheduleRange('retries', 1))[0]).toEqual({ member: 'b', dueAt: t + 5 })
-      expect(await e.scheduleSize('retries')).toBe(3)
+      await e.scheduleAdd('retries', [{ member: 'b', dueAt: t - 5 }])
+      expect((await e.scheduleRange('retries', 1))[0]).toEqual({ member: 'b', dueAt: t - 5 })
+      expect(await e.scheduleSize('retries')).toBe(4)
       expect(await e.scheduleRemove('retries', ['b', 'zzz'])).toBe(1)
-      expect(await e.scheduleSize('retries')).toBe(2)
+      expect(await e.scheduleSize('retries')).toBe(3)
       expect(await e.scheduleRange('nothing', 10)).toEqual([])
-      expect(await e.scheduleClaim('nothing', { now: t, leaseMs: 1, count: 1 })).toEqual([])
+      expect(await e.scheduleClaim('nothing', { leaseMs: 1, count: 1 })).toEqual([])
     })
 
     test('an add with onlyNew leaves members already scheduled (a claim\'s lease) alone and adds the missing', async () => {
       const e = await engine()
-      const t = clock
+      const t = Date.now()
       await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }])
-      expect(await e.scheduleClaim('rebuild', { now: t, leaseMs: 5000, count: 10 })).toEqual([{ member: 'a', dueAt: t - 10 }])
+      const before = Date.now()
+      expect(await e.scheduleClaim('rebuild', { leaseMs: 300_000, count: 10 })).toEqual([{ member: 'a', dueAt: t - 10 }])
+      const after = Date.now()
       await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }, { member: 'b', dueAt: t - 5 }], { onlyNew: true })
-      expect(await e.scheduleRange('rebuild', 10)).toEqual([{ member: 'b', dueAt: t - 5 }, { member: 'a', dueAt: t + 5000 }])
+      const range = await e.scheduleRange('rebuild', 10)
+      expect(range.map((m) => m.member)).toEqual(['b', 'a'])
+      expect(range[0]!.dueAt).toBe(t - 5)
+      // a keeps its lease's end (the engine's clock + leaseMs), not the rebuild's due time.
+      expect(range[1]!.dueAt).toBeWithin(before + 300_000, after + 300_001)
     })
 
     test('claims running at once never take one member twice', async () => {
       const e = await engine()
-      const t = clock
+      const t = Date.now()
       await e.scheduleAdd('many', Array.from({ length: 100 }, (_, i) => ({ member: `m${String(i).padStart(3, '0')}`, dueAt: t - i })))
-      const claims = await Promise.all(Array.from({ length: 4 }, () => e.scheduleClaim('many', { now: t, leaseMs: 60_000, count: 30 })))
+      const claims = await Promise.all(Array.from({ length: 4 }, () => e.scheduleClaim('many', { leaseMs: 60_000, count: 30 })))
       const members = claims.flat().map((m) => m.member)
       expect(members.length).toBe(100)
       expect(new Set(members).size).toBe(100)
@@ -294,9 +330,11 @@ for (const [name, make] of implementations) {
       await e.leaseRelease('endpoint-1', 'h1')
       expect(await e.leaseAcquire('endpoint-1', 'h3', opts)).toBe(true)
       expect(await e.leaseAcquire('endpoint-2', 'h1', opts)).toBe(true)
-      clock += 100_001
-      expect(await e.leaseCount('endpoint-1')).toBe(0)
-      const racing = await Promise.all(Array.from({ length: 10 }, (_, i) => e.leaseAcquire('endpoint-3', `r${i}`, { limit: 3, leaseMs: 100_000 })))
+      // A holder that stops renewing: its slot is free once the lease is up.
+      expect(await e.leaseAcquire('endpoint-3', 'h1', { limit: 1, leaseMs: 50 })).toBe(true)
+      await waitFor('the lease expired', async () => (await e.leaseCount('endpoint-3')) === 0)
+      expect(await e.leaseAcquire('endpoint-3', 'h2', { limit: 1, leaseMs: 100_000 })).toBe(true)
+      const racing = await Promise.all(Array.from({ length: 10 }, (_, i) => e.leaseAcquire('endpoint-4', `r${i}`, { limit: 3, leaseMs: 100_000 })))
       expect(racing.filter(Boolean).length).toBe(3)
     })
   })
@@ -349,6 +387,29 @@ describe('redis engine only', () => {
     await expect(e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)
     expect(await e.ensureGroup(S, G)).toEqual({ created: true, from: '0' })
     expect(seqs(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 }))).toEqual([1, 2])
+  })
+
+  run(`leases, schedule claims and presence hold across processes whose clocks disagree by 20 s: the time is Redis's${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`, async () => {
+    const prefix = uniquePrefix()
+    const [a, b] = [0, 1].map(() => createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 2000 }))
+    opened.push(a!, b!)
+    await waitFor('ready', () => a!.isReady && b!.isReady)
+    const t = Date.now()
+    expect(await a!.leaseAcquire('endpoint', 'A', { limit: 1, leaseMs: 10_000 })).toBe(true)
+    await a!.scheduleAdd('retries', [{ member: 'm', dueAt: t - 1 }])
+    expect(await a!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([{ member: 'm', dueAt: t - 1 }])
+    await a!.presenceTouch('ann', 'conn-a', 10_000)
+    await a!.presenceTouchMany([{ userId: 'bob', connId: 'conn-b' }], 10_000)
+    // From here on this process's clock is 20 s ahead, as another process's may be.
+    setSystemTime(new Date(t + 20_000))
+    try {
+      expect(await b!.leaseAcquire('endpoint', 'B', { limit: 1, leaseMs: 10_000 })).toBe(false)
+      expect(await b!.leaseCount('endpoint')).toBe(1)
+      expect(await b!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([])
+      expect([...(await b!.presenceGet(['ann', 'bob'])).values()].map((p) => p.connections)).toEqual([1, 1])
+    } finally {
+      setSystemTime()
+    }
   })
 
   const stoppable = testRedisUrl === null || !hasRedisServer ? test.skip : test
