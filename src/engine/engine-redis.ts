@@ -7,7 +7,13 @@
  *  - every command is given up after `commandTimeoutMs` (PUBLISH_TIMEOUT_MS), also when Redis
  *    keeps the connection open and does not answer (node-redis's own timeout stops counting
  *    once a command is written). The engine then counts as not ready, so that nothing more piles
- *    up behind the silent connection, until a PING is answered again;
+ *    up behind the silent connection, until a PING is answered again — and when PINGs go
+ *    unanswered on it twice running, the connection is dropped for a new one: a connection that
+ *    went silent for good (a partition, a dead NAT entry: no RST) would otherwise hold the engine
+ *    down until the kernel gave up on it, some 15 minutes later;
+ *  - the subscriber connection is PINGed every `probeMs` (node-redis's pingInterval: nothing is
+ *    added to commands) and dropped for a new one, which subscribes again, when three go
+ *    unanswered;
  *  - endless background reconnects with capped backoff; `onReady` listeners run on each return.
  *
  * Presence, schedules and leases read "now" from Redis's own clock (TIME, inside each script),
@@ -42,6 +48,12 @@ const LEASE_COUNT = await lua('lease-count')
 
 /** How often a silent Redis is asked whether it answers again. */
 const STALL_PROBE_MS = 250
+/** Unanswered PINGs in a row after which the command connection is dropped for a new one. */
+const SILENT_PROBES = 2
+/** Probes in a row that find the command connection still not ready (a handshake nobody answers) before it is made again. */
+const OFFLINE_PROBES = 40
+/** Unanswered PINGs after which the subscriber connection is dropped for a new one. */
+const SUBSCRIBER_SILENT_PINGS = 3
 
 export interface RedisEngineOptions {
   url: string
@@ -62,28 +74,40 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
   let closed = false
   let stalled = false
   let appendFailing = false
+  /** How often the subscriber is PINGed (and a silent one looked for). */
+  const probeMs = Math.max(STALL_PROBE_MS, Math.min(commandTimeoutMs, 5000))
+  let subscriberHeardAt = 0
+  let watchdog: ReturnType<typeof setInterval> | null = null
 
-  const main = connect('commands', true)
-  main.on('ready', () => {
-    stalled = false
-    for (const listener of readyListeners) listener()
-  })
+  // Whether Redis was said to be down, per role: kept across the connections a role goes through.
+  const commandsDown = { down: false }
+  let main = commandConnection()
 
-  function connect(role: string, loud: boolean): Client {
+  function commandConnection(): Client {
+    const c = connect('commands', commandsDown, true)
+    c.on('ready', () => {
+      // A stalled engine is declared ready by the probe, once a PING is answered on this connection.
+      if (c !== main || stalled || closed) return
+      for (const listener of readyListeners) listener()
+    })
+    return c
+  }
+
+  function connect(role: string, said: { down: boolean }, loud: boolean, extra: { pingInterval?: number } = {}): Client {
     const client = createClient({
       url,
       disableOfflineQueue: true,
       commandOptions: { timeout: commandTimeoutMs },
-      socket: { connectTimeout: 2000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000) }
+      socket: { connectTimeout: 2000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000) },
+      ...extra
     }) as unknown as Client
-    let down = false
     client.on('error', (err: Error) => {
-      if (!down && loud) log.warn({ component: 'engine', engine: 'redis', role, err: err.message }, 'redis unavailable; events stay in the outbox until it is back')
-      down = true
+      if (!said.down && loud) log.warn({ component: 'engine', engine: 'redis', role, err: err.message }, 'redis unavailable; events stay in the outbox until it is back')
+      said.down = true
     })
     client.on('ready', () => {
-      if (down && loud) log.info({ component: 'engine', engine: 'redis', role }, 'redis is back')
-      down = false
+      if (said.down && loud) log.info({ component: 'engine', engine: 'redis', role }, 'redis is back')
+      said.down = false
     })
     // Not awaited: the service starts and ingests with Redis down.
     client.connect().catch(() => {})
@@ -103,19 +127,37 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
   }
 
   // Redis holds the connection open but does not answer (paused, partitioned): stop sending
-  // until it does, or the connection breaks and node-redis reconnects.
+  // until a PING is answered. A PING queues behind what the connection already waits for, so
+  // one that goes unanswered twice running means the connection itself may be dead without
+  // knowing it: it is dropped, and a new one made (which, if Redis is only paused, waits too).
   function stall() {
     if (stalled || closed) return
     stalled = true
     log.warn({ component: 'engine', engine: 'redis', timeoutMs: commandTimeoutMs }, 'redis does not answer; treating it as down until it does')
+    let silent = 0
+    let offline = 0
     const probe = async () => {
       if (!stalled || closed) return
-      const ok = await Promise.race([main.ping().then(() => true, () => false), Bun.sleep(commandTimeoutMs).then(() => false)])
-      if (ok && stalled && !closed) {
+      const c = main
+      const answer = c.isReady
+        ? await Promise.race([c.ping().then(() => 'ok' as const, () => 'error' as const), Bun.sleep(commandTimeoutMs).then(() => 'silent' as const)])
+        : ('offline' as const)
+      if (!stalled || closed) return
+      if (answer === 'ok' && c === main) {
         stalled = false
         log.info({ component: 'engine', engine: 'redis' }, 'redis answers again')
         for (const listener of readyListeners) listener()
-      } else setTimeout(probe, STALL_PROBE_MS).unref?.()
+        return
+      }
+      silent = answer === 'silent' ? silent + 1 : 0
+      offline = answer === 'offline' ? offline + 1 : 0
+      if (silent >= SILENT_PROBES || offline >= OFFLINE_PROBES) {
+        silent = offline = 0
+        log.warn({ component: 'engine', engine: 'redis', role: 'commands' }, 'the connection to redis stays silent; dropping it for a new one')
+        main = commandConnection()
+        c.destroy()
+      }
+      setTimeout(probe, STALL_PROBE_MS).unref?.()
     }
     setTimeout(probe, STALL_PROBE_MS).unref?.()
   }
@@ -129,7 +171,7 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
   async function blocker(key: string, ms: number): Promise<Client | null> {
     let c = blockers.get(key)
     if (!c) {
-      c = connect(`reader ${key.replace('\u0000', ' ')}`, false)
+      c = connect(`reader ${key.replace('\u0000', ' ')}`, { down: false }, false)
       blockers.set(key, c)
     }
     if (c.isReady) return c
@@ -146,37 +188,62 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     return client.isReady ? client : null
   }
 
-  // Pub/sub: per channel its handlers and whether Redis has confirmed the subscription. A
-  // subscribe that fails (Redis down) is tried again on the connection's next 'ready'; after
-  // that node-redis re-subscribes by itself on every reconnect.
-  const channels = new Map<string, { handlers: Set<(message: string) => void>; state: 'none' | 'pending' | 'done' }>()
+  // Pub/sub: per channel its handlers and the subscriber connection it is subscribed on (or being
+  // subscribed on). A subscribe that fails (Redis down) is tried again on the connection's next
+  // 'ready'; after that node-redis re-subscribes by itself on every reconnect. A new subscriber
+  // connection (the old one went silent) subscribes every channel again.
+  const channels = new Map<string, { handlers: Set<(message: string) => void>; on: Client | null }>()
+  const subscriberDown = { down: false }
+
+  function subscriberConnection(): Client {
+    const c = connect('subscriber', subscriberDown, false, { pingInterval: probeMs })
+    c.on('ready', () => {
+      if (c !== subscriber) return
+      subscriberHeardAt = Date.now()
+      for (const name of channels.keys()) subscriptions.ensure(name)
+    })
+    c.on('ping-interval', () => {
+      if (c === subscriber) subscriberHeardAt = Date.now()
+    })
+    return c
+  }
+
+  // Once per probeMs, not per message: a subscriber whose PINGs go unanswered is made again.
+  function watchSubscriber() {
+    if (closed || !subscriber?.isReady || Date.now() - subscriberHeardAt <= SUBSCRIBER_SILENT_PINGS * probeMs) return
+    log.warn({ component: 'engine', engine: 'redis', role: 'subscriber' }, 'the subscriber connection to redis stays silent; dropping it for a new one')
+    const old = subscriber
+    subscriber = subscriberConnection()
+    old.destroy()
+  }
+
   const subscriptions = {
     add(channel: string, handler: (message: string) => void): () => void {
       let c = channels.get(channel)
       if (!c) {
-        c = { handlers: new Set(), state: 'none' }
+        c = { handlers: new Set(), on: null }
         channels.set(channel, c)
       }
       c.handlers.add(handler)
       if (!subscriber) {
-        subscriber = connect('subscriber', false)
-        subscriber.on('ready', () => {
-          for (const name of channels.keys()) subscriptions.ensure(name)
-        })
+        subscriber = subscriberConnection()
+        watchdog = setInterval(watchSubscriber, probeMs)
+        watchdog.unref?.()
       }
       subscriptions.ensure(channel)
       return () => {
         const current = channels.get(channel)
         if (!current?.handlers.delete(handler) || current.handlers.size > 0) return
         channels.delete(channel)
-        if (current.state !== 'none' && subscriber?.isReady) subscriber.unsubscribe(k(channel)).catch(() => {})
+        if (current.on !== null && current.on === subscriber && subscriber.isReady) subscriber.unsubscribe(k(channel)).catch(() => {})
       }
     },
     ensure(channel: string) {
       const c = channels.get(channel)
-      if (!c || c.state !== 'none' || closed || !subscriber?.isReady) return
-      c.state = 'pending'
-      subscriber
+      const client = subscriber
+      if (!c || closed || !client?.isReady || c.on === client) return
+      c.on = client
+      client
         .subscribe(k(channel), (message: string) => {
           for (const handler of channels.get(channel)?.handlers ?? []) {
             try {
@@ -188,12 +255,11 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
         })
         .then(
           () => {
-            c.state = 'done'
             // Everyone left while the subscribe was on its way.
-            if (channels.get(channel) !== c) subscriber?.unsubscribe(k(channel)).catch(() => {})
+            if (channels.get(channel) !== c) client.unsubscribe(k(channel)).catch(() => {})
           },
           () => {
-            c.state = 'none'
+            if (c.on === client) c.on = null
           }
         )
     }
@@ -409,6 +475,7 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     async close() {
       if (closed) return
       closed = true
+      if (watchdog) clearInterval(watchdog)
       readyListeners.clear()
       channels.clear()
       // Blocking readers hold nothing worth waiting for; the others finish what they sent, briefly.

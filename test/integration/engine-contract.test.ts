@@ -13,6 +13,7 @@ import { silentLog } from '../support/db.ts'
 import { hasRedisServer, testRedisUrl } from '../support/engine.ts'
 import { privateRedis, uniquePrefix } from '../support/redis.ts'
 import { waitFor } from '../support/service.ts'
+import { tcpProxy } from '../support/tcp-proxy.ts'
 
 setDefaultTimeout(20_000)
 
@@ -413,6 +414,40 @@ describe('redis engine only', () => {
   })
 
   const stoppable = testRedisUrl === null || !hasRedisServer ? test.skip : test
+  stoppable(`connections that go silent for good (blackholed: no FIN, no RST) are dropped for new ones: commands and pub/sub work again within seconds${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`, async () => {
+    const server = await privateRedis()
+    await server.start()
+    const proxy = await tcpProxy({ host: '127.0.0.1', port: server.port })
+    const e = createRedisEngine({ url: `redis://127.0.0.1:${proxy.port}`, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 200 })
+    const got: string[] = []
+    try {
+      await waitFor('ready', () => e.isReady)
+      e.subscribe('contract:bh', (m) => void got.push(m))
+      await waitFor('subscribed', async () => {
+        await e.publish('contract:bh', 'warm-up')
+        return got.length > 0
+      })
+      expect(await e.append(S, rows(1, 1), { maxLen: 100 })).toBe(1)
+      // The command and the subscriber connections go silent; new connections still get through.
+      expect(proxy.silenceOpen()).toBe(2)
+      expect(await e.append(S, rows(2, 1), { maxLen: 100 })).toBe(0)
+      expect(e.isReady).toBe(false)
+      await waitFor('commands answered again', () => e.isReady, 8000)
+      expect(await e.append(S, rows(3, 1), { maxLen: 100 })).toBe(1)
+      // Published on the command connection, received on the subscriber's: both are new.
+      await waitFor('pub/sub delivers again', async () => {
+        await e.publish('contract:bh', 'after').catch(() => {})
+        return got.includes('after')
+      }, 8000)
+      // The silent connections were closed, not left behind: the new command and subscriber ones remain.
+      await waitFor('silent connections closed', () => proxy.open === 2)
+    } finally {
+      await e.close()
+      proxy.close()
+      await server.stop()
+    }
+  })
+
   stoppable(`a Redis that keeps the connection but stops answering: commands give up after the timeout, and it is ready again once it answers${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`, async () => {
     const server = await privateRedis()
     await server.start()

@@ -1,15 +1,26 @@
 /**
- * A TCP proxy in front of PostgreSQL that a test can cut or blackhole: `cut()` drops every open
- * connection and refuses new ones, like a database host going away; `blackhole()` keeps every
- * connection open but silently drops what travels on it (and accepts new connections that never
- * get an answer), like a host or network that stops answering without closing anything;
- * `blackhole('replies')` drops only the server's answers, so the server still runs what it is
- * sent. `restore()` heals either: connections that lost bytes to the blackhole are closed (their
- * streams are broken), new ones work.
+ * A TCP proxy in front of a server (PostgreSQL, Redis) that a test can cut or blackhole:
+ *   - `cut()` drops every open connection and refuses new ones, like a host going away;
+ *   - `blackhole()` keeps every connection open but silently drops what travels on it (and
+ *     accepts new connections that never get an answer), like a host or network that stops
+ *     answering without closing anything; `blackhole('replies')` drops only the server's
+ *     answers, so the server still runs what it is sent. `restore()` heals either: connections
+ *     that lost bytes to the blackhole are closed (their streams are broken), new ones work;
+ *   - `silenceOpen()` makes the connections open now silent for good, both ways, and leaves them
+ *     open (no FIN, no RST: a partition, a dead NAT entry), while new connections go through —
+ *     what only a client that gives up on a silent connection recovers from.
  */
 import type { Socket, TCPSocketListener } from 'bun'
 
-type Pair = { client: Socket<unknown>; upstream?: Socket<unknown>; pending: Uint8Array[]; holed: boolean }
+type Pair = {
+  client: Socket<unknown>
+  upstream?: Socket<unknown>
+  pending: Uint8Array[]
+  /** It lost bytes to a blackhole. */
+  holed: boolean
+  /** Silenced for good (silenceOpen): nothing crosses it any more, whatever the blackhole does. */
+  silent: boolean
+}
 export type Blackhole = 'both' | 'replies'
 
 export async function tcpProxy(target: { host: string; port: number }) {
@@ -30,7 +41,7 @@ export async function tcpProxy(target: { host: string; port: number }) {
       port,
       socket: {
         async open(client) {
-          const pair: Pair = { client, upstream: undefined, pending: [], holed: hole !== null }
+          const pair: Pair = { client, upstream: undefined, pending: [], holed: hole !== null, silent: false }
           client.data = { pair }
           pairs.add(pair)
           // A new connection into a blackhole: accepted, never answered, never passed on.
@@ -41,12 +52,13 @@ export async function tcpProxy(target: { host: string; port: number }) {
               port: target.port,
               socket: {
                 data(_s, chunk) {
+                  if (pair.silent) return
                   if (hole) pair.holed = true
                   else client.write(chunk)
                 },
                 // A close does not cross a blackhole either.
-                close() { if (!hole) client.terminate() },
-                error() { if (!hole) client.terminate() }
+                close() { if (!hole && !pair.silent) client.terminate() },
+                error() { if (!hole && !pair.silent) client.terminate() }
               }
             })
             for (const chunk of pair.pending) pair.upstream.write(chunk)
@@ -57,6 +69,7 @@ export async function tcpProxy(target: { host: string; port: number }) {
         },
         data(client, chunk) {
           const pair = client.data.pair
+          if (pair.silent) return
           if (hole === 'both' || (pair.holed && !pair.upstream)) {
             pair.holed = true
             return
@@ -84,6 +97,10 @@ export async function tcpProxy(target: { host: string; port: number }) {
     get port() {
       return port
     },
+    /** Connections open now (silenced and blackholed ones included). */
+    get open() {
+      return pairs.size
+    },
     cut() {
       hole = null
       listener?.stop(true)
@@ -101,6 +118,17 @@ export async function tcpProxy(target: { host: string; port: number }) {
         for (const p of [...pairs]) if (p.holed) end(p)
       }
       if (!listener) listen()
+    },
+    /** The connections open now go silent for good and stay open; new ones pass. Returns how many. */
+    silenceOpen(): number {
+      let n = 0
+      for (const p of pairs) {
+        if (p.silent) continue
+        p.silent = true
+        p.pending = []
+        n++
+      }
+      return n
     },
     close() {
       this.cut()
