@@ -12,6 +12,11 @@
  * still lose a message; the per-topic sequencer (gap repair and reconcile from PostgreSQL) is
  * what makes delivery exact.
  *
+ * Consumers do not pile up in the group (one per process start otherwise): `stop()` deletes this
+ * process's consumer unless it still holds pending entries, and every claim pass deletes the
+ * consumers that hold none and have been idle longer than 2 × `claimIdleMs` (left by processes
+ * that died, or that stopped holding entries someone has claimed since).
+ *
  * Bounded: at most `count` entries per read, one read at a time; `stop()` ends the loop at once
  * (it aborts the blocking read).
  */
@@ -114,6 +119,8 @@ export function createBroadcaster(deps: {
         metrics.streamReclaimed.inc(labels, claimed.length)
         await handle(claimed)
       }
+      const gone = await engine.deleteIdleConsumers(stream, group, 2 * claimIdleMs)
+      if (gone.length > 0) log.info({ component: 'broadcaster', group, consumers: gone }, 'removed idle consumers that hold nothing (left by processes that are gone)')
     }
     const read = await engine.readGroup(stream, group, consumer, { count, blockMs, signal: abort.signal })
     if (read.length > 0) await handle(read)
@@ -155,6 +162,14 @@ export function createBroadcaster(deps: {
       stopped = true
       abort.abort()
       await loop
+      if (!loop || !engine.isReady) return
+      loop = null
+      // Entries it still holds stay pending with it, for another process to claim.
+      const gone = await engine.deleteConsumer(stream, group, consumer).catch((err) => {
+        log.warn({ component: 'broadcaster', group, consumer, err: (err as Error).message }, 'could not remove this consumer from the group; another process will once it is idle')
+        return true
+      })
+      if (!gone) log.info({ component: 'broadcaster', group, consumer }, 'consumer left in the group: it holds pending entries, which another process will claim')
     },
     /** How far behind the group is (engine.ts's GroupLag), also set as gauges. */
     async lag() {

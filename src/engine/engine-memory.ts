@@ -15,7 +15,7 @@
  * `limit` holders; schedules what the caller adds.
  */
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
+import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
 
 const PRESENCE_SWEEP_MS = 10_000
 /** Entries every group is done with are dropped once this many have gathered. */
@@ -34,6 +34,8 @@ interface Group {
   /** Position of the last entry delivered to the group. */
   cursor: number
   pending: Map<string, PendingEntry>
+  /** Each consumer and when it last read or claimed (Date.now()). */
+  consumers: Map<string, number>
 }
 interface Stream {
   entries: Entry[]
@@ -137,6 +139,7 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       g.pending.set(e.id, { n, consumer, deliveredAt: at })
       out.push(e)
     }
+    touchConsumer(g, consumer, at, out.length > 0)
     if (end > start) g.cursor = end - 1
     return out
   }
@@ -159,6 +162,18 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
   }
 
   const ageOf = (id: string) => Date.now() - Number(id.slice(0, id.indexOf('-')))
+
+  /** A consumer read or claimed: as in Redis, it exists from the first entry it is handed. */
+  function touchConsumer(g: Group, consumer: string, at: number, handed: boolean) {
+    if (handed || g.consumers.has(consumer)) g.consumers.set(consumer, at)
+  }
+
+  /** How many pending entries each consumer of the group holds (only consumers holding some). */
+  function pendingBy(g: Group): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const p of g.pending.values()) out.set(p.consumer, (out.get(p.consumer) ?? 0) + 1)
+    return out
+  }
 
   // --- presence ---
 
@@ -289,7 +304,7 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       const key = `${name}\u0000${groupName}`
       const from = createdGroups.has(key) ? '0' : '$'
       createdGroups.add(key)
-      s.groups.set(groupName, { cursor: from === '$' ? s.next - 1 : s.first - 1, pending: new Map() })
+      s.groups.set(groupName, { cursor: from === '$' ? s.next - 1 : s.first - 1, pending: new Map(), consumers: new Map() })
       return { created: true, from }
     },
 
@@ -317,6 +332,7 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
         p.deliveredAt = at
         out.push(s.entries[p.n - s.first]!)
       }
+      touchConsumer(g, consumer, at, out.length > 0)
       return out
     },
 
@@ -345,6 +361,38 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
         unread: s.next - firstUnread,
         unreadAgeMs: firstUnread < s.next ? ageOf(s.entries[firstUnread - s.first]!.id) : null
       }
+    },
+
+    async groupConsumers(name, groupName): Promise<GroupConsumer[]> {
+      open()
+      const g = streams.get(name)?.groups.get(groupName)
+      if (!g) return []
+      const pending = pendingBy(g)
+      const at = Date.now()
+      return [...g.consumers].map(([c, seen]) => ({ name: c, pending: pending.get(c) ?? 0, idleMs: at - seen }))
+    },
+
+    async deleteConsumer(name, groupName, consumer) {
+      open()
+      const g = streams.get(name)?.groups.get(groupName)
+      if (!g) return true
+      if (pendingBy(g).has(consumer)) return false
+      g.consumers.delete(consumer)
+      return true
+    },
+
+    async deleteIdleConsumers(name, groupName, idleMs) {
+      open()
+      const [, g] = group(name, groupName)
+      const pending = pendingBy(g)
+      const at = Date.now()
+      const removed: string[] = []
+      for (const [c, seen] of g.consumers) {
+        if (pending.has(c) || at - seen <= idleMs) continue
+        g.consumers.delete(c)
+        removed.push(c)
+      }
+      return removed
     },
 
     async streamRange(name, count) {

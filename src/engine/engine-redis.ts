@@ -28,7 +28,7 @@
  */
 import { createClient, type RedisClientType } from 'redis'
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
+import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
 
 type Client = RedisClientType<any, any, any, any, any>
 
@@ -45,6 +45,8 @@ const PRESENCE_LEAVE_MANY = await lua('presence-leave-many')
 const SCHEDULE_CLAIM = await lua('schedule-claim')
 const LEASE_ACQUIRE = await lua('lease-acquire')
 const LEASE_COUNT = await lua('lease-count')
+const CONSUMER_DELETE = await lua('consumer-delete')
+const CONSUMERS_PRUNE = await lua('consumers-prune')
 
 /** How often a silent Redis is asked whether it answers again. */
 const STALL_PROBE_MS = 250
@@ -388,6 +390,33 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
         }
       }
       return { pending, oldestMs, unread, unreadAgeMs }
+    },
+
+    async groupConsumers(stream, group): Promise<GroupConsumer[]> {
+      try {
+        const list = (await timed(main.xInfoConsumers(k(stream), group))) as unknown as { name: string; pending: number; idle: number }[]
+        return list.map((c) => ({ name: String(c.name), pending: Number(c.pending), idleMs: Number(c.idle) }))
+      } catch (err) {
+        if (String((err as Error).message).includes('NOGROUP')) return []
+        throw err
+      }
+    },
+
+    async deleteConsumer(stream, group, consumer) {
+      try {
+        return Number(await timed(main.eval(CONSUMER_DELETE, { keys: [k(stream)], arguments: [group, consumer] }))) === 1
+      } catch (err) {
+        if (String((err as Error).message).includes('NOGROUP')) return true
+        throw err
+      }
+    },
+
+    async deleteIdleConsumers(stream, group, idleMs) {
+      try {
+        return ((await timed(main.eval(CONSUMERS_PRUNE, { keys: [k(stream)], arguments: [group, String(idleMs)] }))) as string[]).map(String)
+      } catch (err) {
+        throw groupGone(err, stream, group)
+      }
     },
 
     async streamRange(stream, count) {

@@ -63,6 +63,13 @@ export interface PresenceEntry {
   connId: string
 }
 
+/** A consumer of a group: its pending entries, and how long since it last read or claimed. */
+export interface GroupConsumer {
+  name: string
+  pending: number
+  idleMs: number
+}
+
 export interface ScheduledMember {
   member: string
   /** Epoch ms. */
@@ -122,6 +129,20 @@ export interface Engine {
   /** Publishes `message` (unless null) on `channel`, then acknowledges `ids`, atomically. Resolves with how many ids were pending. */
   publishAndAck(stream: string, group: string, ids: readonly string[], channel: string, message: string | null): Promise<number>
   groupLag(stream: string, group: string): Promise<GroupLag>
+  /** The group's consumers (one exists from the first entry a read or claim hands it, until deleted); [] when the group does not exist. */
+  groupConsumers(stream: string, group: string): Promise<GroupConsumer[]>
+  /**
+   * Deletes `consumer` from the group unless it holds pending entries (a clean stop: then they
+   * stay, with it, for another consumer to claim). Resolves true when it is gone (or never was).
+   */
+  deleteConsumer(stream: string, group: string, consumer: string): Promise<boolean>
+  /**
+   * Deletes the group's consumers that hold no pending entries and have not read or claimed for
+   * longer than `idleMs` (left by processes that died); resolves with their names. A live
+   * consumer deleted this way is made again by its next read. Rejects with GroupGoneError when
+   * the group or the stream does not exist.
+   */
+  deleteIdleConsumers(stream: string, group: string, idleMs: number): Promise<string[]>
   /** The first `count` entries of the stream, oldest first (inspection and tests). */
   streamRange(stream: string, count: number): Promise<StreamEntry[]>
 

@@ -4,10 +4,11 @@
  * handoff race, many sockets at once, and the bound of waiting socket work.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
-import { FANOUT_CHANNEL, GROUP } from '../../src/delivery/broadcaster.ts'
+import { createBroadcaster, FANOUT_CHANNEL, GROUP } from '../../src/delivery/broadcaster.ts'
 import { createHub, type Socket } from '../../src/delivery/hub.ts'
 import { createDeliveryQueries } from '../../src/delivery/queries.ts'
 import { createShipmentKind } from '../../src/delivery/shipment-kind.ts'
+import { createMetrics } from '../../src/metrics.ts'
 import { toNormalizedEvent } from '../../src/pipeline/event.ts'
 import { createProcessor } from '../../src/pipeline/processor.ts'
 import { STREAM } from '../../src/pipeline/stream.ts'
@@ -261,6 +262,33 @@ describe('the stream', () => {
     expect(got.seq).toBe(1)
     await waitFor('nothing pending', async () => (await service.engine.groupLag(STREAM, GROUP)).pending === 0)
     c.close()
+  })
+
+  test('a broadcaster that stops cleanly takes its consumer out of the group; one a dead process left is swept by the claim pass', async () => {
+    const engine = service.engine
+    const names = async () => (await engine.groupConsumers(STREAM, GROUP)).map((c) => c.name)
+    const entry = () => ({ topic: 'shipment:dhl:NOBODY-SUBSCRIBES', seq: '1', data: '{"event":{"seq":1},"shipment":{}}' })
+    // Alone on the group for a while, so that each consumer below is handed an entry.
+    await service.broadcaster.stop()
+    try {
+      const leaving = createBroadcaster({ engine, consumer: 'leaving-consumer', claimIdleMs: 300, log: service.log, metrics: createMetrics({ defaults: false }), check: service.hub.kinds.check })
+      leaving.start()
+      await engine.append(STREAM, [entry()], { maxLen: 1000 })
+      await waitFor('its consumer in the group', async () => (await names()).includes('leaving-consumer'))
+      await waitFor('its entry acknowledged', async () => (await engine.groupLag(STREAM, GROUP)).pending === 0)
+      await leaving.stop()
+      expect(await names()).not.toContain('leaving-consumer')
+      // A process that read and acknowledged an entry, then died.
+      await engine.append(STREAM, [entry()], { maxLen: 1000 })
+      const read = await engine.readGroup(STREAM, GROUP, 'died-consumer', { count: 10, blockMs: 0 })
+      expect(read.length).toBe(1)
+      await engine.publishAndAck(STREAM, GROUP, read.map((e) => e.id), FANOUT_CHANNEL, null)
+      expect(await names()).toContain('died-consumer')
+    } finally {
+      service.broadcaster.start()
+    }
+    // Idle longer than 2 × CLAIM_IDLE_MS (300 ms here) and holding nothing: swept by a claim pass.
+    await waitFor('the dead consumer swept', async () => !(await names()).includes('died-consumer'))
   })
 
   test('fan-out messages are {topic, seq, data}, whatever the kind, and any process may send them', async () => {

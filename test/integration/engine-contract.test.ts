@@ -142,6 +142,33 @@ for (const [name, make] of implementations) {
       expect((await e.groupLag(S, G)).pending).toBe(1)
     })
 
+    test('consumers: one deleted on a clean stop unless it holds pending entries; idle ones holding nothing are swept', async () => {
+      const e = await engine()
+      await e.ensureGroup(S, G)
+      await e.append(S, rows(1, 3), { maxLen: 100 })
+      expect(seqs(await e.readGroup(S, G, 'holder', { count: 1, blockMs: 0 }))).toEqual([1])
+      for (const name of ['empty', 'stopping']) {
+        const done = await e.readGroup(S, G, name, { count: 1, blockMs: 0 })
+        await e.publishAndAck(S, G, done.map((x) => x.id), 'contract:none', null)
+      }
+      const names = async () => (await e.groupConsumers(S, G)).map((c) => c.name).sort()
+      const listed = (await e.groupConsumers(S, G)).sort((a, b) => a.name.localeCompare(b.name))
+      expect(listed.map((c) => [c.name, c.pending])).toEqual([['empty', 0], ['holder', 1], ['stopping', 0]])
+      for (const c of listed) expect(c.idleMs).toBeGreaterThanOrEqual(0)
+      expect(await e.deleteConsumer(S, G, 'holder')).toBe(false)
+      expect(await e.deleteConsumer(S, G, 'stopping')).toBe(true)
+      expect(await e.deleteConsumer(S, G, 'never-was')).toBe(true)
+      expect(await names()).toEqual(['empty', 'holder'])
+      await Bun.sleep(30)
+      expect(await e.deleteIdleConsumers(S, G, 600_000)).toEqual([])
+      // 'holder' keeps its pending entry, so it stays until someone claims that.
+      expect(await e.deleteIdleConsumers(S, G, 20)).toEqual(['empty'])
+      expect(await names()).toEqual(['holder'])
+      expect(await e.groupConsumers(S, 'no-such-group')).toEqual([])
+      expect(await e.deleteConsumer(S, 'no-such-group', 'x')).toBe(true)
+      await expect(e.deleteIdleConsumers(S, 'no-such-group', 20)).rejects.toBeInstanceOf(GroupGoneError)
+    })
+
     test('publishAndAck hands the message to every subscriber, then acknowledges', async () => {
       const e = await engine()
       await e.ensureGroup(S, G)
