@@ -150,6 +150,10 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
           pollers.push(createPoller({ sql, processor, client, settings: setup.poll, log, metrics, health: carrierHealth }))
         }
       }
+      // The fan-out groups (events, notifications) before anything of this process appends (the
+      // relays, requests): made at the end of their streams, they would skip what came before.
+      await untilReady(engine, config.PUBLISH_TIMEOUT_MS)
+      await Promise.all([broadcaster.prepare(), notificationWorkers.prepare()])
       relay.start()
       webhooks.start()
       notificationRelay.start()
@@ -200,6 +204,20 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       log.info({ component: 'service' }, 'parcelcast stopped')
     }
   }
+}
+
+/** Resolves once the engine is ready, or after `ms` (Redis down: the service starts without it). */
+function untilReady(engine: Engine, ms: number): Promise<void> {
+  if (engine.isReady) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      off()
+      resolve()
+    }
+    const off = engine.onReady(done)
+    const timer = setTimeout(done, ms)
+  })
 }
 
 export type Service = ReturnType<typeof createService>

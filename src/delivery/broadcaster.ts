@@ -151,6 +151,20 @@ export function createBroadcaster(deps: {
   }
 
   return {
+    /**
+     * Makes the group now, if the engine answers (service.start() calls it before anything of
+     * this process appends: the group reads from the end of the stream, so what was appended
+     * before it is skipped). Otherwise the loop makes it once the engine is back. Never rejects.
+     */
+    async prepare(): Promise<boolean> {
+      try {
+        await ensureGroup()
+        return true
+      } catch (err) {
+        log.warn({ component: 'broadcaster', err: (err as Error).message }, 'consumer group not made at start; the broadcaster makes it once the engine answers')
+        return false
+      }
+    },
     start() {
       if (!stopped) return
       stopped = false

@@ -297,12 +297,12 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       return entries.length
     },
 
-    async ensureGroup(name, groupName) {
+    async ensureGroup(name, groupName, opts) {
       open()
       const s = stream(name)
       if (s.groups.has(groupName)) return { created: false }
       const key = `${name}\u0000${groupName}`
-      const from = createdGroups.has(key) ? '0' : '$'
+      const from = createdGroups.has(key) ? '0' : (opts?.from ?? '$')
       createdGroups.add(key)
       s.groups.set(groupName, { cursor: from === '$' ? s.next - 1 : s.first - 1, pending: new Map(), consumers: new Map() })
       return { created: true, from }

@@ -309,10 +309,10 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
       }
     },
 
-    async ensureGroup(stream, group) {
+    async ensureGroup(stream, group, opts) {
       const key = `${stream}\u0000${group}`
       // If the group has to be made again, the stream is new: read it from its start.
-      const from = createdGroups.has(key) ? '0' : '$'
+      const from = createdGroups.has(key) ? '0' : (opts?.from ?? '$')
       try {
         await timed(main.eval(GROUP_CREATE, { keys: [k(stream)], arguments: [group, from] }))
         createdGroups.add(key)

@@ -112,10 +112,13 @@ export interface Engine {
   append(stream: string, entries: readonly Record<string, string>[], opts: { maxLen: number }): Promise<number>
   /**
    * Creates the group (and the stream) if missing. The first creation by this engine reads from
-   * the end of the stream (`$`: what was there before is not this deployment's); a re-creation
-   * after the stream vanished reads from its start (`0`: every entry is new).
+   * `opts.from`: by default the end of the stream (`$`: what was there before is not this
+   * deployment's — a fan-out group), `0` for a work queue, whose entries must each be worked
+   * whenever the group was made. A re-creation after the stream vanished reads from its start
+   * (`0`: every entry is new). Make a `$` group before anything of this deployment appends
+   * (service.start() does, for the fan-out): an entry appended before it is skipped by it.
    */
-  ensureGroup(stream: string, group: string): Promise<{ created: true; from: '$' | '0' } | { created: false }>
+  ensureGroup(stream: string, group: string, opts?: { from?: '$' | '0' }): Promise<{ created: true; from: '$' | '0' } | { created: false }>
   /**
    * Up to `count` entries never delivered to the group, now pending with `consumer`. With
    * `blockMs` > 0 and nothing to read, waits until something is appended, `blockMs` passes,

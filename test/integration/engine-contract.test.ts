@@ -94,6 +94,17 @@ for (const [name, make] of implementations) {
       expect(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).toEqual([])
     })
 
+    test('a work-queue group made with from 0 reads what was appended before it existed', async () => {
+      const e = await engine()
+      await e.append(S, rows(1, 3), { maxLen: 1000 })
+      expect(await e.ensureGroup(S, 'workers', { from: '0' })).toEqual({ created: true, from: '0' })
+      expect(await e.ensureGroup(S, 'workers', { from: '0' })).toEqual({ created: false })
+      await e.append(S, rows(4, 1), { maxLen: 1000 })
+      expect(seqs(await e.readGroup(S, 'workers', 'w', { count: 10, blockMs: 0 }))).toEqual([1, 2, 3, 4])
+      expect(await e.ensureGroup(S, 'fan-out')).toEqual({ created: true, from: '$' })
+      expect(await e.readGroup(S, 'fan-out', 'f', { count: 10, blockMs: 0 })).toEqual([])
+    })
+
     test('a group or stream that does not exist is a GroupGoneError', async () => {
       const e = await engine()
       await expect(e.readGroup('contract:nothing', G, 'a', { count: 1, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)

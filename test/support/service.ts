@@ -21,8 +21,9 @@ export const live = new Set<Service>()
 /**
  * `opts.shareEngineWith`: run on that service's engine (same key prefix with Redis; the one way
  * two services of one process share a memory engine), for tests of two processes' relays.
+ * `opts.engine`: run on this engine (made with `env.REDIS_PREFIX` for Redis), not closed by stop().
  */
-export function testService(env: Record<string, string> & { DATABASE_URL: string }, opts: { log?: Logger; shareEngineWith?: Service } = {}): Service {
+export function testService(env: Record<string, string> & { DATABASE_URL: string }, opts: { log?: Logger; shareEngineWith?: Service; engine?: Engine } = {}): Service {
   const config = loadConfig({
     API_KEYS: API_KEY,
     TOKEN_SECRET,
@@ -35,7 +36,7 @@ export function testService(env: Record<string, string> & { DATABASE_URL: string
     PUBLISH_TIMEOUT_MS: '500',
     ...env
   })
-  const shared: Engine | undefined = opts.shareEngineWith?.engine.kind === 'memory' ? opts.shareEngineWith.engine : undefined
+  const shared: Engine | undefined = opts.engine ?? (opts.shareEngineWith?.engine.kind === 'memory' ? opts.shareEngineWith.engine : undefined)
   const service = createService(config, { log: opts.log ?? silentLog, defaultMetrics: false, engine: shared })
   const stop = service.stop
   service.stop = async () => {
