@@ -7,7 +7,9 @@
  *
  * Guarantees: an entry is acknowledged only after it was handed to pub/sub (or found
  * malformed: logged, counted and acknowledged at once, so it never blocks the group);
- * entries left pending by a consumer that died are reclaimed after `claimIdleMs`; the group is
+ * entries left pending by a consumer that died are reclaimed after `claimIdleMs` (every one of
+ * them in one claim pass, page after page); a batch whose publish and acknowledgement failed is
+ * handed out again on the next turn, not left for a claim after `claimIdleMs`; the group is
  * created if missing and re-created if the stream vanished (Redis restarted empty). Pub/sub may
  * still lose a message; the per-topic sequencer (gap repair and reconcile from PostgreSQL) is
  * what makes delivery exact.
@@ -84,6 +86,8 @@ export function createBroadcaster(deps: {
   let abort = new AbortController()
   let groupReady = false
   let lastClaim = 0
+  /** A batch whose publish and acknowledgement failed: still pending with this consumer, handed out again first. */
+  let retry: readonly StreamEntry[] | null = null
 
   async function ensureGroup() {
     const made = await engine.ensureGroup(stream, group)
@@ -105,19 +109,36 @@ export function createBroadcaster(deps: {
     if (ack.length === 0) return
     // One command for the batch: one pub/sub message carrying every entry, then the
     // acknowledgement (the group's state lives in the engine, so any connection may acknowledge).
-    await engine.publishAndAck(stream, group, ack, channel, out.length > 0 ? JSON.stringify(out) : null)
+    try {
+      await engine.publishAndAck(stream, group, ack, channel, out.length > 0 ? JSON.stringify(out) : null)
+    } catch (err) {
+      // The entries stay pending with this consumer: hand them out again on the next turn rather
+      // than leave them to a claim after claimIdleMs (and /readyz degraded that long). If the
+      // publish did happen, the copies are dropped by seq.
+      retry = entries
+      throw err
+    }
     metrics.streamDelivered.inc(labels, out.length)
   }
 
   async function once() {
     if (!groupReady) await ensureGroup()
+    if (retry) {
+      const again = retry
+      retry = null
+      await handle(again)
+    }
     if (Date.now() - lastClaim >= claimIdleMs / 2) {
       lastClaim = Date.now()
-      const claimed = await engine.claimIdle(stream, group, consumer, { idleMs: claimIdleMs, count })
-      if (claimed.length > 0) {
-        log.info({ component: 'broadcaster', group, entries: claimed.length }, 'reclaimed entries left pending by another consumer')
-        metrics.streamReclaimed.inc(labels, claimed.length)
-        await handle(claimed)
+      // Page after page while pages come back full: a dead consumer's whole backlog in one pass.
+      for (;;) {
+        const claimed = await engine.claimIdle(stream, group, consumer, { idleMs: claimIdleMs, count })
+        if (claimed.length > 0) {
+          log.info({ component: 'broadcaster', group, entries: claimed.length }, 'reclaimed entries left pending by another consumer')
+          metrics.streamReclaimed.inc(labels, claimed.length)
+          await handle(claimed)
+        }
+        if (claimed.length < count || stopped) break
       }
       const gone = await engine.deleteIdleConsumers(stream, group, 2 * claimIdleMs)
       if (gone.length > 0) log.info({ component: 'broadcaster', group, consumers: gone }, 'removed idle consumers that hold nothing (left by processes that are gone)')
@@ -140,6 +161,7 @@ export function createBroadcaster(deps: {
         if (stopped) break
         if (err instanceof GroupGoneError) {
           groupReady = false
+          retry = null
           log.warn({ component: 'broadcaster', group }, 'stream or consumer group gone (Redis restarted empty?); re-creating it')
           continue
         }

@@ -72,6 +72,8 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
   const readyListeners = new Set<() => void>()
   const blockers = new Map<string, Client>()
   const createdGroups = new Set<string>()
+  /** Where each claimer's next XAUTOCLAIM goes on (stream, group, consumer → cursor). */
+  const claimCursors = new Map<string, string>()
   let subscriber: Client | null = null
   let closed = false
   let stalled = false
@@ -354,8 +356,13 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     },
 
     async claimIdle(stream, group, consumer, { idleMs, count }) {
+      // Each call goes on where the previous one stopped (XAUTOCLAIM scans at most 10 × count
+      // pending entries a call): page after page covers the whole pending list, then starts over.
+      const key = `${stream}\u0000${group}\u0000${consumer}`
       try {
-        const res = (await timed(main.xAutoClaim(k(stream), group, consumer, idleMs, '0-0', { COUNT: count }))) as unknown as { messages: (StreamEntry | null)[] }
+        const res = (await timed(main.xAutoClaim(k(stream), group, consumer, idleMs, claimCursors.get(key) ?? '0-0', { COUNT: count }))) as unknown as { nextId: string; messages: (StreamEntry | null)[] }
+        if (res.nextId === '0-0') claimCursors.delete(key)
+        else claimCursors.set(key, res.nextId)
         return res.messages.filter((m): m is StreamEntry => m !== null)
       } catch (err) {
         throw groupGone(err, stream, group)

@@ -127,7 +127,11 @@ export interface Engine {
    * group or the stream does not exist.
    */
   readGroup(stream: string, group: string, consumer: string, opts: { count: number; blockMs: number; signal?: AbortSignal }): Promise<StreamEntry[]>
-  /** Up to `count` entries pending longer than `idleMs` (with any consumer), now owned by `consumer` (XAUTOCLAIM). Entries trimmed away meanwhile are dropped from the pending list. */
+  /**
+   * Up to `count` entries pending longer than `idleMs` (with any consumer), now owned by
+   * `consumer` (XAUTOCLAIM). Entries trimmed away meanwhile are dropped from the pending list.
+   * Call again while a full page comes back: each call goes on where the previous one stopped.
+   */
   claimIdle(stream: string, group: string, consumer: string, opts: { idleMs: number; count: number }): Promise<StreamEntry[]>
   /** Publishes `message` (unless null) on `channel`, then acknowledges `ids`, atomically. Resolves with how many ids were pending. */
   publishAndAck(stream: string, group: string, ids: readonly string[], channel: string, message: string | null): Promise<number>

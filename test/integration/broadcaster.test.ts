@@ -1,16 +1,19 @@
 /**
- * The broadcaster's group on the run's engine (memory or Redis): made before anything of a
- * fresh deployment appends, so the fan-out skips none of its entries.
+ * The broadcaster on the run's engine (memory or Redis): its group made before anything of a
+ * fresh deployment appends, so the fan-out skips none of its entries; a dead consumer's backlog
+ * reclaimed in one pass; a batch whose publish failed handed out again at once.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { FANOUT_CHANNEL, type FanoutMessage } from '../../src/delivery/broadcaster.ts'
+import { createBroadcaster, FANOUT_CHANNEL, GROUP, type FanoutMessage } from '../../src/delivery/broadcaster.ts'
 import type { Engine } from '../../src/engine/engine.ts'
 import { createMemoryEngine } from '../../src/engine/engine-memory.ts'
 import { createRedisEngine } from '../../src/engine/engine-redis.ts'
+import { createMetrics } from '../../src/metrics.ts'
+import { STREAM } from '../../src/pipeline/stream.ts'
 import { createTestDb, silentLog, type TestDb } from '../support/db.ts'
 import { engineMode, testRedisUrl } from '../support/engine.ts'
 import { uniquePrefix } from '../support/redis.ts'
-import { api, testService, waitFor } from '../support/service.ts'
+import { api, dropKeys, testService, waitFor } from '../support/service.ts'
 
 setDefaultTimeout(30_000)
 
@@ -81,6 +84,100 @@ describe('the fan-out group', () => {
       off()
       await service.stop()
       await inner.close()
+    }
+  })
+})
+
+describe('the broadcaster', () => {
+  const entries = (from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => ({ topic: 'shipment:dhl:RECLAIM', seq: String(from + i), data: `{"event":{"seq":${from + i}},"shipment":{}}` }))
+  /** A fresh engine of the run's kind, its keys dropped afterwards. */
+  async function fresh() {
+    const prefix = uniquePrefix()
+    const engine = runEngine(prefix)
+    await waitFor('the engine', () => engine.isReady)
+    return {
+      engine,
+      async close() {
+        await engine.close()
+        if (engineMode === 'redis') await dropKeys(testRedisUrl!, prefix)
+      }
+    }
+  }
+  const broadcaster = (engine: Engine, claimIdleMs: number) =>
+    createBroadcaster({ engine, consumer: 'alive', claimIdleMs, log: silentLog, metrics: createMetrics({ defaults: false }), check: () => true })
+
+  test("one claim pass takes a dead consumer's whole backlog, page after page, before the next read", async () => {
+    const { engine: inner, close } = await fresh()
+    let claimedBeforeRead: number | null = null
+    let claimed = 0
+    const engine = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'claimIdle') {
+          return async (...args: Parameters<Engine['claimIdle']>) => {
+            const got = await target.claimIdle(...args)
+            claimed += got.length
+            return got
+          }
+        }
+        if (prop === 'readGroup') {
+          return (...args: Parameters<Engine['readGroup']>) => {
+            claimedBeforeRead ??= claimed
+            return target.readGroup(...args)
+          }
+        }
+        const v = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      }
+    })
+    const b = broadcaster(engine, 100)
+    try {
+      await inner.ensureGroup(STREAM, GROUP)
+      // 2,500 entries (more than XAUTOCLAIM scans in one call at a page of 200) read by a consumer that then died.
+      for (let i = 0; i < 5; i++) await inner.append(STREAM, entries(i * 500 + 1, 500), { maxLen: 100_000 })
+      expect((await inner.readGroup(STREAM, GROUP, 'dead', { count: 2500, blockMs: 0 })).length).toBe(2500)
+      await Bun.sleep(150)
+      b.start()
+      await waitFor('the first read', () => claimedBeforeRead !== null)
+      expect(claimedBeforeRead!).toBe(2500)
+      await waitFor('nothing pending', async () => (await inner.groupLag(STREAM, GROUP)).pending === 0)
+    } finally {
+      await b.stop()
+      await close()
+    }
+  })
+
+  test('a batch whose publish and acknowledgement failed is handed out again at once, not after CLAIM_IDLE_MS', async () => {
+    const { engine: inner, close } = await fresh()
+    let failures = 1
+    const engine = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'publishAndAck') {
+          return async (...args: Parameters<Engine['publishAndAck']>) => {
+            if (failures-- > 0) throw new Error('redis did not answer within 500 ms')
+            return target.publishAndAck(...args)
+          }
+        }
+        const v = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      }
+    })
+    const fanned: FanoutMessage[] = []
+    const off = inner.subscribe(FANOUT_CHANNEL, (m) => void fanned.push(...(JSON.parse(m) as FanoutMessage[])))
+    // Reclaiming after CLAIM_IDLE_MS would take a minute here.
+    const b = broadcaster(engine, 60_000)
+    try {
+      await inner.ensureGroup(STREAM, GROUP)
+      b.start()
+      await inner.append(STREAM, entries(1, 3), { maxLen: 1000 })
+      await waitFor('the batch fanned out', () => fanned.length === 3)
+      expect(fanned.map((m) => m.seq)).toEqual([1, 2, 3])
+      expect(failures).toBeLessThan(0)
+      await waitFor('nothing pending', async () => (await inner.groupLag(STREAM, GROUP)).pending === 0)
+    } finally {
+      off()
+      await b.stop()
+      await close()
     }
   })
 })
