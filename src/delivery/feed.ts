@@ -39,12 +39,13 @@ export function createFeed({ engine, subs, log, metrics, reconcileMs, channels =
   // Events this process just committed: its own sockets get them without the Redis round
   // trips (append, broadcaster read, pub/sub). The fan-out copy arrives later and is dropped
   // by seq; if this one is lost or overtaken, the sequencer's gap repair covers it as usual.
+  // The frame is made from the message's `data`, the string the stream entry carries too.
   function onCommitted(messages: readonly StreamMessage[]) {
     for (const m of messages) {
       const kind = subs.kindOf(m.topic)
       if (!kind) continue
       metrics.hubOffers.inc({ source: 'local' })
-      sequencer.offer(m.topic, { seq: m.seq, frame: kind.frame(m.topic, m.seq, JSON.stringify({ event: m.event, shipment: m.shipment })) })
+      sequencer.offer(m.topic, { seq: m.seq, frame: kind.frame(m.topic, m.seq, m.data) })
     }
   }
 

@@ -4,14 +4,14 @@
  * The shipment lookups of subscribes arriving together share queries (lookup-batcher.ts).
  */
 import type { Sql } from '../db/client.ts'
-import type { EventPayload, StreamMessage } from '../pipeline/stream.ts'
+import type { EventPayload, ShipmentProjection } from '../pipeline/stream.ts'
 import type { Shipment } from '../shipments/store.ts'
 import { createLookupBatcher } from './lookup-batcher.ts'
 
 /** A shipment as the REST API shows it, less `updatedAt`. */
 export type SnapshotShipment = Omit<Shipment, 'updatedAt'>
 
-type Projection = StreamMessage['shipment']
+type Projection = ShipmentProjection
 
 export function createDeliveryQueries(sql: Sql, { onLookupQuery }: { onLookupQuery?: (keys: number) => void } = {}) {
   // Keys are carrier NUL tracking number: neither can hold a NUL (identity.ts, and PostgreSQL text).

@@ -21,7 +21,7 @@ import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
 import type { Engine } from '../engine/engine.ts'
 import { deleteOutboxRows, type OutboxName, type OutboxRef } from './acks.ts'
-import { shipmentTopic, type StreamMessage, type StreamWriter } from './stream.ts'
+import { shipmentMessage, type StreamMessage, type StreamWriter } from './stream.ts'
 
 /** How the relay reads one outbox and appends its rows. */
 export interface OutboxSource<M> {
@@ -193,14 +193,12 @@ export function eventOutbox(stream: StreamWriter): OutboxSource<StreamMessage> {
 }
 
 function toMessage(r: OutboxRow): StreamMessage {
-  return {
-    topic: shipmentTopic(r.carrier, r.tracking_number),
-    shipmentId: r.shipment_id,
-    seq: r.seq,
-    event: {
+  return shipmentMessage(
+    r.shipment_id,
+    {
       seq: r.seq, dedupKey: r.dedup_key, carrier: r.carrier, trackingNumber: r.tracking_number, carrierStatus: r.carrier_status,
       status: r.status, occurredAt: r.occurred_at, location: r.location, description: r.description, receivedAt: r.received_at
     },
-    shipment: { status: r.p_status, carrierStatus: r.p_carrier_status, lastEventAt: r.p_occurred_at, expectedDelivery: r.expected_delivery }
-  }
+    { status: r.p_status, carrierStatus: r.p_carrier_status, lastEventAt: r.p_occurred_at, expectedDelivery: r.expected_delivery }
+  )
 }

@@ -8,7 +8,9 @@
  * (inline publish racing the relay); consumers dedupe by (topic, seq).
  *
  * An entry's fields: `topic`, `seq`, `data` (JSON `{event, shipment}`: the frame body) — what
- * every kind of topic's entries carry — and `shipmentId`.
+ * every kind of topic's entries carry — and `shipmentId`. `data` is encoded once, when the
+ * message is made (`shipmentMessage`): the stream entry and this process's own sockets (the local
+ * hand-off) share that string.
  */
 import type { Engine } from '../engine/engine.ts'
 
@@ -18,8 +20,16 @@ export interface StreamMessage {
   topic: string
   shipmentId: string
   seq: number
-  event: EventPayload
-  shipment: { status: string; carrierStatus: string | null; lastEventAt: string | null; expectedDelivery?: { from: string | null; to: string | null } | null }
+  /** The frame body, `{event, shipment}`, as JSON. */
+  data: string
+}
+
+/** The shipment's projection right after an event. */
+export interface ShipmentProjection {
+  status: string
+  carrierStatus: string | null
+  lastEventAt: string | null
+  expectedDelivery?: { from: string | null; to: string | null } | null
 }
 
 export interface EventPayload {
@@ -37,6 +47,11 @@ export interface EventPayload {
 
 export const shipmentTopic = (carrier: string, trackingNumber: string) => `shipment:${carrier}:${trackingNumber}`
 
+/** A shipment event's message, its frame body encoded here, once. */
+export function shipmentMessage(shipmentId: string, event: EventPayload, shipment: ShipmentProjection): StreamMessage {
+  return { topic: shipmentTopic(event.carrier, event.trackingNumber), shipmentId, seq: event.seq, data: JSON.stringify({ event, shipment }) }
+}
+
 export interface StreamWriter {
   append(messages: StreamMessage[]): Promise<StreamMessage[]>
 }
@@ -46,7 +61,7 @@ export function createStreamWriter({ engine, maxLen }: { engine: Engine; maxLen:
     async append(messages) {
       // Down: nothing to encode (the events stay in the outbox).
       if (messages.length === 0 || !engine.isReady) return []
-      const entries = messages.map((m) => ({ topic: m.topic, shipmentId: m.shipmentId, seq: String(m.seq), data: JSON.stringify({ event: m.event, shipment: m.shipment }) }))
+      const entries = messages.map((m) => ({ topic: m.topic, shipmentId: m.shipmentId, seq: String(m.seq), data: m.data }))
       const n = await engine.append(STREAM, entries, { maxLen })
       return n === messages.length ? messages : messages.slice(0, n)
     }

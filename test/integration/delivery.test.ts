@@ -291,6 +291,29 @@ describe('the stream', () => {
     await waitFor('the dead consumer swept', async () => !(await names()).includes('died-consumer'))
   })
 
+  test('an event is encoded once: the frame a socket of the committing process gets and the stream entry share its JSON', async () => {
+    const { s, c } = await subscribedToNewShipment()
+    const encode = JSON.stringify
+    let encodings = 0
+    JSON.stringify = function (value: unknown, ...rest: unknown[]) {
+      if (value !== null && typeof value === 'object' && 'event' in value && 'shipment' in value) encodings++
+      return (encode as (...a: unknown[]) => string).call(JSON, value, ...rest)
+    } as typeof JSON.stringify
+    try {
+      // Committed here: handed to this process's sockets and appended to the stream.
+      const results = await service.processor.ingest([ev(s.tn), ev(s.tn)].map((e) => toNormalizedEvent(e)))
+      expect(results.map((r) => [r.outcome, r.published])).toEqual([['inserted', true], ['inserted', true]])
+    } finally {
+      JSON.stringify = encode
+    }
+    expect(encodings).toBe(2)
+    const frames = [await c.next(), await c.next()]
+    expect(frames.map((f) => f.seq)).toEqual([1, 2])
+    const entries = (await service.engine.streamRange(STREAM, 100_000)).filter((e) => e.message.topic === s.topic)
+    expect(entries.map((e) => JSON.parse(e.message.data!))).toEqual(frames.map(({ event, shipment }) => ({ event, shipment })))
+    c.close()
+  })
+
   test('fan-out messages are {topic, seq, data}, whatever the kind, and any process may send them', async () => {
     const { s, c } = await subscribedToNewShipment()
     // Read the broadcaster's batch for an event ingested elsewhere, then send a batch as another process would.
