@@ -4,7 +4,7 @@
  * has deleted are deleted with it (retention.ts), so none waits here for a row that is gone.
  */
 import type { Engine } from '../engine/engine.ts'
-import type { OutboxSource } from '../pipeline/outbox.ts'
+import { countBacklog, type OutboxSource } from '../pipeline/outbox.ts'
 import { toMessage, type NotificationMessage } from './model.ts'
 import { appendNotifications } from './publish.ts'
 
@@ -42,9 +42,6 @@ export function notificationOutbox(engine: Engine, maxLen: number): OutboxSource
       }))
     },
     append: (messages) => appendNotifications(engine, messages, maxLen),
-    async backlog(sql) {
-      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from notification_outbox`
-      return row!.n
-    }
+    backlog: (sql) => countBacklog(sql, 'notification_outbox')
   }
 }
