@@ -28,6 +28,18 @@ afterAll(async () => {
 const runEngine = (prefix: string): Engine =>
   engineMode === 'redis' ? createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 500 }) : createMemoryEngine()
 
+/** `inner`, with some of its methods replaced (the rest are its own). */
+function replacing(inner: Engine, methods: Partial<Engine>): Engine {
+  return new Proxy(inner, {
+    get(target, prop) {
+      const own = (methods as Record<string | symbol, unknown>)[prop]
+      if (own !== undefined) return own
+      const v = Reflect.get(target, prop, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    }
+  })
+}
+
 /**
  * `inner`, with group creation held back until something is appended (or `holdMs` passed),
  * once `arm()` is called: the order in which a start-up makes the group and appends decides
@@ -37,23 +49,15 @@ function holdingGroupCreation(inner: Engine, holdMs: number) {
   let armed = false
   let release: () => void = () => {}
   const appended = new Promise<void>((r) => (release = r))
-  const engine = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'ensureGroup') {
-        return async (...args: Parameters<Engine['ensureGroup']>) => {
-          if (armed) await Promise.race([appended, Bun.sleep(holdMs)])
-          return target.ensureGroup(...args)
-        }
-      }
-      if (prop === 'append') {
-        return async (...args: Parameters<Engine['append']>) => {
-          const n = await target.append(...args)
-          if (armed) release()
-          return n
-        }
-      }
-      const v = Reflect.get(target, prop, target)
-      return typeof v === 'function' ? v.bind(target) : v
+  const engine = replacing(inner, {
+    async ensureGroup(...args) {
+      if (armed) await Promise.race([appended, Bun.sleep(holdMs)])
+      return inner.ensureGroup(...args)
+    },
+    async append(...args) {
+      const n = await inner.append(...args)
+      if (armed) release()
+      return n
     }
   })
   return { engine, arm: () => void (armed = true) }
@@ -111,23 +115,15 @@ describe('the broadcaster', () => {
     const { engine: inner, close } = await fresh()
     let claimedBeforeRead: number | null = null
     let claimed = 0
-    const engine = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'claimIdle') {
-          return async (...args: Parameters<Engine['claimIdle']>) => {
-            const got = await target.claimIdle(...args)
-            claimed += got.length
-            return got
-          }
-        }
-        if (prop === 'readGroup') {
-          return (...args: Parameters<Engine['readGroup']>) => {
-            claimedBeforeRead ??= claimed
-            return target.readGroup(...args)
-          }
-        }
-        const v = Reflect.get(target, prop, target)
-        return typeof v === 'function' ? v.bind(target) : v
+    const engine = replacing(inner, {
+      async claimIdle(...args) {
+        const got = await inner.claimIdle(...args)
+        claimed += got.length
+        return got
+      },
+      readGroup(...args) {
+        claimedBeforeRead ??= claimed
+        return inner.readGroup(...args)
       }
     })
     const b = broadcaster(engine, 100)
@@ -150,16 +146,10 @@ describe('the broadcaster', () => {
   test('a batch whose publish and acknowledgement failed is handed out again at once, not after CLAIM_IDLE_MS', async () => {
     const { engine: inner, close } = await fresh()
     let failures = 1
-    const engine = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'publishAndAck') {
-          return async (...args: Parameters<Engine['publishAndAck']>) => {
-            if (failures-- > 0) throw new Error('redis did not answer within 500 ms')
-            return target.publishAndAck(...args)
-          }
-        }
-        const v = Reflect.get(target, prop, target)
-        return typeof v === 'function' ? v.bind(target) : v
+    const engine = replacing(inner, {
+      async publishAndAck(...args) {
+        if (failures-- > 0) throw new Error('redis did not answer within 500 ms')
+        return inner.publishAndAck(...args)
       }
     })
     const fanned: FanoutMessage[] = []
