@@ -86,7 +86,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   // The hub is made below; its sockets get this process's commits straight away.
   const webhooks = createWebhooks({ sql, engine, log, metrics, config })
   const notificationPublisher = createNotificationPublisher({
-    engine, acks: notificationAcks, log, metrics, maxLen: config.STREAM_MAXLEN, onCommitted: (messages) => hub.onCommittedData(messages)
+    engine, acks: notificationAcks, log, metrics, maxLen: config.STREAM_MAXLEN, onCommitted: (messages) => hub.onCommitted(messages)
   })
   const processor = createProcessor({
     connections: ingestConnections, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit, notifications: notificationPublisher,

@@ -7,7 +7,6 @@
 import type { Engine } from '../engine/engine.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import type { StreamMessage } from '../pipeline/stream.ts'
 import { FANOUT_CHANNEL, type FanoutMessage } from './broadcaster.ts'
 import type { Subscriptions } from './subscriptions.ts'
 
@@ -36,21 +35,11 @@ export function createFeed({ engine, subs, log, metrics, reconcileMs, channels =
     }
   }
 
-  // Events this process just committed: its own sockets get them without the Redis round
-  // trips (append, broadcaster read, pub/sub). The fan-out copy arrives later and is dropped
-  // by seq; if this one is lost or overtaken, the sequencer's gap repair covers it as usual.
-  // The frame is made from the message's `data`, the string the stream entry carries too.
-  function onCommitted(messages: readonly StreamMessage[]) {
-    for (const m of messages) {
-      const kind = subs.kindOf(m.topic)
-      if (!kind) continue
-      metrics.hubOffers.inc({ source: 'local' })
-      sequencer.offer(m.topic, { seq: m.seq, frame: kind.frame(m.topic, m.seq, m.data) })
-    }
-  }
-
-  /** The same for what a commit of this process wrote with its frame body ready (notifications). */
-  function onCommittedData(messages: readonly FanoutMessage[]) {
+  // What this process just committed (events, notifications): its own sockets get it without
+  // the Redis round trips (append, broadcaster read, pub/sub). The fan-out copy arrives later and
+  // is dropped by seq; if this one is lost or overtaken, the sequencer's gap repair covers it as
+  // usual. The frame is made from the message's `data`, the string the stream entry carries too.
+  function onCommitted(messages: readonly FanoutMessage[]) {
     for (const m of messages) {
       const kind = subs.kindOf(m.topic)
       if (!kind) continue
@@ -88,7 +77,6 @@ export function createFeed({ engine, subs, log, metrics, reconcileMs, channels =
 
   return {
     onCommitted,
-    onCommittedData,
     reconcile,
     start() {
       stopped = false

@@ -55,7 +55,6 @@ export function createHub(deps: {
     },
     reconcile: feed.reconcile,
     onCommitted: feed.onCommitted,
-    onCommittedData: feed.onCommittedData,
     open: connections.open,
     message: connections.message,
     close: connections.close

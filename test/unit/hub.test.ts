@@ -99,7 +99,7 @@ describe('hub', () => {
     await second
     await hub.sequencer.idle()
     expect(k.sent.filter((f) => f.type === 'snapshot').length).toBe(1)
-    hub.onCommitted([{ topic: T, shipmentId: 'X1', seq: 2, data: JSON.stringify({ event: { seq: 2 }, shipment: { status: 's', carrierStatus: null, lastEventAt: null } }) }])
+    hub.onCommitted([{ topic: T, seq: 2, data: JSON.stringify({ event: { seq: 2 }, shipment: { status: 's', carrierStatus: null, lastEventAt: null } }) }])
     model.commit()
     await hub.sequencer.idle()
     expect(k.sent.filter((f) => f.type === 'event').map((f) => f.seq)).toEqual([2])
