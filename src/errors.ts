@@ -55,6 +55,7 @@ function unavailableWhy(cause: unknown): string {
   if (/^57P0[123]$/.test(code)) return `the database is shutting down or restarting${sqlstate}`
   if (code.startsWith('53')) return `the database is out of disk, memory or connections${sqlstate}`
   if (code === '25006') return `the database is read-only for now${sqlstate}`
+  if (code === '55000' || code === '3D000' || code.startsWith('28')) return `the database refused the connection${sqlstate}`
   return `the database could not do this now${sqlstate}`
 }
 
@@ -115,9 +116,11 @@ const networkCodes = new Set([
  * idle or transaction timeout (25P03, 25P04, 57P05), a server read-only for now (25006: a standby
  * after a failover), an outcome the server could not confirm (40003), and the classes 08
  * (connection), 53 (resources), 57 (operator intervention: shutdown, crash recovery) and 58
- * (system: I/O errors).
+ * (system: I/O errors). Also what a server answers a new connection it will not take: 55000 (a
+ * database not accepting connections now, `ALLOW_CONNECTIONS false`), 3D000 (no such database)
+ * and class 28 (authentication refused) — to the caller, as unavailable as a server that is down.
  */
-const notNowCodes = new Set(['57014', '55P03', '55006', '25P03', '25P04', '57P05', '25006', '40003'])
+const notNowCodes = new Set(['57014', '55P03', '55006', '55000', '25P03', '25P04', '57P05', '25006', '40003', '3D000'])
 
 /**
  * True when a postgres.js error means "the database cannot do this right now" rather than
@@ -127,7 +130,7 @@ const notNowCodes = new Set(['57014', '55P03', '55006', '25P03', '25P04', '57P05
 export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return false
-  return networkCodes.has(code) || notNowCodes.has(code) || /^(?:08|53|57|58)/.test(code)
+  return networkCodes.has(code) || notNowCodes.has(code) || /^(?:08|28|53|57|58)/.test(code)
 }
 
 /**

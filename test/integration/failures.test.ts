@@ -4,7 +4,7 @@
  * in seq order once Redis is back.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestDb, type TestDb, uniqueName, urlFor } from '../support/db.ts'
 import { outageTest } from '../support/engine.ts'
 import { privateRedis, readStream, type PrivateRedis } from '../support/redis.ts'
 import { api, testService, waitFor } from '../support/service.ts'
@@ -71,6 +71,59 @@ describe('PostgreSQL down', () => {
       expect((await call('GET', '/v1/shipments')).status).toBe(503)
     } finally {
       await service.stop()
+    }
+  })
+  test('a server that refuses new connections (ALLOW_CONNECTIONS false, SQLSTATE 55000): 503 on every route, back once it takes them', async () => {
+    const own = await createTestDb()
+    const service = testService({ DATABASE_URL: own.url })
+    const call = api(service)
+    const calls = () => [
+      call('POST', '/v1/events', { events: [ev('REFUSED1', 0)] }),
+      call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'REFUSED2' }),
+      call('GET', '/v1/shipments'),
+      call('POST', '/v1/notifications', { userIds: ['u1'], type: 't', title: 'x' })
+    ]
+    const name = new URL(own.url).pathname.slice(1)
+    try {
+      expect((await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'REFUSED1' })).status).toBe(201)
+      await db.sql.unsafe(`alter database "${name}" allow_connections false`)
+      await db.sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`
+      // The first round may meet pooled connections that were just ended ("cannot be reached");
+      // from then on every new connection is refused.
+      for (const round of [1, 2]) {
+        for (const res of await Promise.all(calls())) {
+          expect(res.status).toBe(503)
+          expect(res.body.error.code).toBe('database_unavailable')
+          if (round === 2) expect(res.body.error.message).toBe('the database refused the connection (SQLSTATE 55000); nothing was stored, retry later')
+        }
+      }
+      const [refusing] = await db.sql`select count(*)::int as n from pg_database where datname = ${name} and not datallowconn`
+      expect(refusing!.n).toBe(1)
+      await db.sql.unsafe(`alter database "${name}" allow_connections true`)
+      const back = await waitFor('connections allowed again', async () => {
+        const r = await call('POST', '/v1/events', { events: [ev('REFUSED1', 0)] })
+        return r.status === 200 && r
+      })
+      expect(back.body.results[0].outcome).toBe('inserted')
+    } finally {
+      await db.sql.unsafe(`alter database "${name}" allow_connections true`)
+      await service.stop()
+      await own.drop()
+    }
+  })
+
+  test('a database that does not exist (3D000) or a role that is refused (28000): 503, never a 500', async () => {
+    for (const url of [urlFor(uniqueName('missing')), urlFor('postgres').replace('postgres@', 'no_such_role_pc@')]) {
+      const service = testService({ DATABASE_URL: url })
+      const call = api(service)
+      try {
+        const res = await call('POST', '/v1/events', { events: [ev('X1', 0)] })
+        expect(res.status).toBe(503)
+        expect(res.body.error.message).toMatch(/^the database refused the connection \(SQLSTATE (3D000|28000|28P01)\)/)
+        expect((await call('GET', '/v1/shipments')).status).toBe(503)
+      } finally {
+        await service.stop()
+      }
     }
   })
 })
