@@ -27,7 +27,62 @@ export function fieldFromPath(path: string | undefined, fallback: string): strin
 
 interface ElysiaValidation {
   type: string
-  valueError?: { path: string; message: string; value?: unknown }
+  valueError?: { path: string; message: string; value?: unknown; schema?: Schema }
+}
+
+interface Schema {
+  type?: string
+  format?: string
+  minimum?: number
+  maximum?: number
+  minLength?: number
+  maxLength?: number
+  minItems?: number
+  maxItems?: number
+  enum?: unknown[]
+  const?: unknown
+  anyOf?: Schema[]
+}
+
+/**
+ * What a value must be, in words, for the unions TypeBox reports only as "Expected union value"
+ * (Elysia makes every numeric body field a union with its numeric-string form, and nullable
+ * fields are unions with null): `must be an integer from 1 to 86400`, `must be a string of at
+ * most 128 characters or null`. Null when the schema says nothing a caller could act on.
+ */
+export function describeSchema(schema: Schema | undefined): string | null {
+  if (!schema) return null
+  if (schema.anyOf) {
+    // The numeric-string twin Elysia adds says the same as the number it stands for.
+    const members = schema.anyOf.filter((m) => !(m.type === 'string' && (m.format === 'integer' || m.format === 'numeric')) || schema.anyOf!.length === 1)
+    const parts = [...new Set(members.map((m) => describeSchema({ ...m, minimum: m.minimum ?? schema.minimum, maximum: m.maximum ?? schema.maximum })))]
+    if (parts.some((p) => p === null)) return null
+    return `must be ${parts.map((p) => p!.replace(/^must be /, '')).join(' or ')}`
+  }
+  const range = (min?: number, max?: number) =>
+    min !== undefined && max !== undefined ? ` from ${min} to ${max}` : min !== undefined ? ` of at least ${min}` : max !== undefined ? ` of at most ${max}` : ''
+  const size = (min: number | undefined, max: number | undefined, unit: string) =>
+    min !== undefined && min > 0 && max !== undefined ? ` of ${min} to ${max} ${unit}` : max !== undefined ? ` of at most ${max} ${unit}` : min !== undefined && min > 0 ? ` of at least ${min} ${unit}` : ''
+  switch (schema.type) {
+    case 'null':
+      return 'must be null'
+    case 'integer':
+      return `must be an integer${range(schema.minimum, schema.maximum)}`
+    case 'number':
+      return `must be a number${range(schema.minimum, schema.maximum)}`
+    case 'boolean':
+      return 'must be true or false'
+    case 'string':
+      if (schema.enum) return `must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`
+      if (schema.const !== undefined) return `must be ${JSON.stringify(schema.const)}`
+      return `must be a string${size(schema.minLength, schema.maxLength, 'characters')}`
+    case 'array':
+      return `must be an array${size(schema.minItems, schema.maxItems, 'items')}`
+    case 'object':
+      return 'must be an object'
+    default:
+      return null
+  }
 }
 
 /** The answer to an error nobody expected: logged with its stack, answered with an id and nothing else. */
@@ -47,7 +102,8 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
     case 'VALIDATION': {
       const v = error as ElysiaValidation
       const field = fieldFromPath(v.valueError?.path, v.type)
-      const message = v.valueError?.value === undefined && v.valueError?.path ? 'is required' : (v.valueError?.message ?? 'is invalid')
+      const e = v.valueError
+      const message = e?.value === undefined && e?.path ? 'is required' : e?.message === 'Expected union value' ? (describeSchema(e.schema) ?? e.message) : (e?.message ?? 'is invalid')
       return json(400, errorBody('validation_failed', `${field}: ${message}`, { field }))
     }
     case 'PARSE': {

@@ -42,6 +42,19 @@ describe('POST /v1/tokens', () => {
     }
   })
 
+  test('a value out of range says what is allowed, not only that it is wrong', async () => {
+    const cases: [unknown, string][] = [
+      [{ topics: ['shipment:dhl:OK1'], ttlSeconds: 0 }, 'ttlSeconds: must be an integer from 1 to 86400'],
+      [{ topics: ['shipment:dhl:OK1'], ttlSeconds: 86_401 }, 'ttlSeconds: must be an integer from 1 to 86400'],
+      [{ topics: ['shipment:dhl:OK1'], sub: 'u'.repeat(200) }, 'sub: must be a string of at most 128 characters or null']
+    ]
+    for (const [body, message] of cases) {
+      const res = await call('POST', '/v1/tokens', body)
+      expect(res.status).toBe(400)
+      expect(res.body.error.message).toBe(message)
+    }
+  })
+
   test('a sub or topic PostgreSQL could not store, 10,000 topics, or a ttl past the maximum: 400 naming the field', async () => {
     const cases: [unknown, string][] = [
       [{ sub: 'a\u0000b', topics: ['shipment:dhl:OK1'] }, 'sub'],
