@@ -4,7 +4,8 @@
  * unread, the handoff is at the last one listed and everything after it follows as frames) or,
  * with `since`, every notification after it (bounded the same way; `truncated: true` when
  * retention removed some of them). Notifications are `{"type":"notification",…}` frames; the
- * sequencer, gap repair and reconcile are the hub's, as for shipments.
+ * sequencer, gap repair and reconcile are the hub's, as for shipments; a gap over notifications
+ * retention deleted is skipped (`firstRetained`): sockets see the jump in seq.
  *
  * A user needs no row anywhere to be subscribed to: one never notified has lastSeq 0.
  * Frames sent and snapshots' notifications are reported to the deliveredAt writer; sockets
@@ -50,6 +51,9 @@ export function createUserKind({ queries, delivered, presence }: {
       const rows = await queries.frames(userId, after, upto, limit)
       return rows.map((r) => ({ seq: r.seq, frame: frame(topic, r.seq, r.data) }))
     },
+    // Retention (notifications/retention.ts) deletes a user's oldest notifications: a gap over
+    // them is skipped, not waited for.
+    firstRetained: (_topic, userId) => queries.firstRetained(userId),
     async lastSeqs(topics) {
       const found = await queries.lastSeqs(topics.map(userOf))
       return new Map([...found].map(([userId, seq]) => [userTopic(userId), seq]))

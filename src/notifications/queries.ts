@@ -83,6 +83,20 @@ export function createNotificationQueries(sql: Sql) {
       })
     },
 
+    /**
+     * The lowest seq still stored for the user, or its last seq + 1 when none is (retention
+     * deletes the oldest first, so every seq below it is gone for good): the sequencer's
+     * `firstRetained`, asked when a gap read finds nothing. One probe of the primary key
+     * (user_id, seq), and last_seq read in the same statement, so the two agree.
+     */
+    async firstRetained(userId: string): Promise<number> {
+      const [row] = await sql.unsafe<{ first: number }[]>(
+        `select coalesce((select min(seq) from notifications where user_id = $1), ${LAST_SEQ('$1')} + 1) as first`,
+        [userId]
+      )
+      return row!.first
+    },
+
     /** The last seq of each user that has one. */
     async lastSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
       if (userIds.length === 0) return new Map()

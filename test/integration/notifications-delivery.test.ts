@@ -115,6 +115,45 @@ describe('user topics', () => {
     expect((await subscribed(a, u, 100)).snap.truncated).toBeUndefined()
   })
 
+  test('retention deletes what a socket has not got yet: it goes on after the hole, in order, nothing twice; a resume from before it is truncated', async () => {
+    const u = unique('ret')
+    // On B, which never reconciles: what its socket gets came through the stream and gap repair.
+    const { c, snap } = await subscribed(b, u)
+    expect(snap.user.lastSeq).toBe(0)
+    for (let i = 0; i < 3; i++) await notify([u])
+    await waitFor('1-3 on the socket', () => seqs(c).length >= 3)
+    // 4-6 committed without reaching the stream (a relay behind, a process gone), so the socket
+    // stands at 3 with 4-6 to be read; then all of 1-6 is past NOTIFICATION_RETENTION_DAYS and the
+    // retention loop deletes it: the gap before the next notification can never be filled.
+    await db.sql.begin(async (tx) => {
+      await tx`update user_seqs set last_seq = 6 where user_id = ${u}`
+      await tx`insert into notifications (user_id, seq, type) select ${u}, g, 'bulk.old' from generate_series(4, 6) g`
+      await tx`update notifications set created_at = now() - make_interval(days => ${a.config.NOTIFICATION_RETENTION_DAYS + 1}) where user_id = ${u}`
+    })
+    const swept = await a.retention.runOnce()
+    expect(swept.status).toBe('ok')
+    expect((await db.sql`select seq from notifications where user_id = ${u}`).length).toBe(0)
+    expect(await a.notificationQueries.firstRetained(u)).toBe(7)
+    for (let i = 0; i < 4; i++) await notify([u])
+    await waitFor('7-10 on the socket', () => seqs(c).at(-1) === 10)
+    expect(seqs(c)).toEqual([1, 2, 3, 7, 8, 9, 10])
+    expect(await a.notificationQueries.firstRetained(u)).toBe(7)
+    c.close()
+    // A resume from before the deleted range gets what is kept, and says something is missing.
+    const resumed = await subscribed(b, u, 2)
+    expect(resumed.snap.truncated).toBe(true)
+    expect(resumed.snap.user).toMatchObject({ userId: u, lastSeq: 10 })
+    expect(resumed.snap.notifications.map((x: any) => x.seq)).toEqual([7, 8, 9, 10])
+    await notify([u])
+    expect((await resumed.c.next()).seq).toBe(11)
+    resumed.c.close()
+    // From 6 nothing is missing.
+    const after = await subscribed(b, u, 6)
+    expect(after.snap.truncated).toBeUndefined()
+    expect(after.snap.notifications.map((x: any) => x.seq)).toEqual([7, 8, 9, 10, 11])
+    after.c.close()
+  })
+
   test('deliveredAt: set for what a socket was sent (snapshot or frame), in batched writes; not for what no socket got', async () => {
     const [u, offline] = [unique('dlv'), unique('off')]
     await notify([u, offline])
