@@ -15,7 +15,7 @@
  * `limit` holders; schedules what the caller adds.
  */
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
+import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduleClaim, type ScheduledMember, type StreamEntry } from './engine.ts'
 
 const PRESENCE_SWEEP_MS = 10_000
 /** Entries every group is done with are dropped once this many have gathered. */
@@ -468,7 +468,8 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       const at = now()
       const s = schedules.get(key)
       if (!s) return []
-      const out: ScheduledMember[] = []
+      const out: ScheduleClaim[] = []
+      const until = at + leaseMs
       const taken = new Set<string>()
       while (out.length < count && s.heap.length > 0) {
         const top = s.heap[0]!
@@ -479,18 +480,19 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
         if (top.dueAt > at) break
         heapPop(s.heap)
         taken.add(top.member)
-        out.push(top)
+        out.push({ member: top.member, dueAt: top.dueAt, until })
       }
-      for (const { member } of out) setDue(s, member, at + leaseMs)
+      for (const { member } of out) setDue(s, member, until)
       return out
     },
 
-    async scheduleRemove(key, members) {
+    async scheduleRemove(key, claims) {
       open()
       const s = schedules.get(key)
       if (!s) return 0
       let removed = 0
-      for (const m of members) if (s.due.delete(m)) removed++
+      // Only while the member is as its claim left it (engine.ts); its heap entry goes stale and is skipped.
+      for (const c of claims) if (s.due.get(c.member) === c.until && s.due.delete(c.member)) removed++
       if (s.due.size === 0) schedules.delete(key)
       return removed
     },

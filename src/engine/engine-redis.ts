@@ -28,7 +28,7 @@
  */
 import { createClient, type RedisClientType } from 'redis'
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduledMember, type StreamEntry } from './engine.ts'
+import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduleClaim, type ScheduledMember, type StreamEntry } from './engine.ts'
 
 type Client = RedisClientType<any, any, any, any, any>
 
@@ -43,6 +43,7 @@ const PRESENCE_GET = await lua('presence-get')
 const PRESENCE_TOUCH_MANY = await lua('presence-touch-many')
 const PRESENCE_LEAVE_MANY = await lua('presence-leave-many')
 const SCHEDULE_CLAIM = await lua('schedule-claim')
+const SCHEDULE_REMOVE = await lua('schedule-remove')
 const LEASE_ACQUIRE = await lua('lease-acquire')
 const LEASE_COUNT = await lua('lease-count')
 const CONSUMER_DELETE = await lua('consumer-delete')
@@ -474,15 +475,16 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     },
 
     async scheduleClaim(key, { leaseMs, count }) {
-      const res = (await timed(main.eval(SCHEDULE_CLAIM, { keys: [k(`schedule:${key}`)], arguments: [String(leaseMs), String(count)] }))) as string[]
-      const out: ScheduledMember[] = []
-      for (let i = 0; i < res.length; i += 2) out.push({ member: res[i]!, dueAt: Number(res[i + 1]) })
+      const res = (await timed(main.eval(SCHEDULE_CLAIM, { keys: [k(`schedule:${key}`)], arguments: [String(leaseMs), String(count)] }))) as (string | number)[]
+      const until = Number(res[0])
+      const out: ScheduleClaim[] = []
+      for (let i = 1; i < res.length; i += 2) out.push({ member: String(res[i]), dueAt: Number(res[i + 1]), until })
       return out
     },
 
-    async scheduleRemove(key, members) {
-      if (members.length === 0) return 0
-      return Number(await timed(main.zRem(k(`schedule:${key}`), [...members])))
+    async scheduleRemove(key, claims) {
+      if (claims.length === 0) return 0
+      return Number(await timed(main.eval(SCHEDULE_REMOVE, { keys: [k(`schedule:${key}`)], arguments: claims.flatMap((c) => [c.member, String(c.until)]) })))
     },
 
     async scheduleSize(key) {

@@ -76,6 +76,16 @@ export interface ScheduledMember {
   dueAt: number
 }
 
+/** A member as a claim took it (`scheduleClaim`). */
+export interface ScheduleClaim extends ScheduledMember {
+  /**
+   * The claim's lease end, epoch ms on the engine's clock: the member's due time while this claim
+   * holds it. Each claim of a member ends later than the one before, so it is the claim's fence
+   * (`scheduleRemove`).
+   */
+  until: number
+}
+
 /** The stream or its consumer group does not exist (Redis restarted empty): call `ensureGroup` again. */
 export class GroupGoneError extends Error {
   readonly code = 'group_gone'
@@ -184,15 +194,19 @@ export interface Engine {
   scheduleAdd(key: string, items: readonly ScheduledMember[], opts?: { onlyNew?: boolean }): Promise<void>
   /**
    * Atomically takes up to `count` members due now (dueAt <= now, earliest first), moves each to
-   * now + leaseMs, and returns them with the due time they had. Two claimers never get one member
+   * now + leaseMs, and returns them with the due time they had and that lease end (`until`). Two claimers never get one member
    * for one lease; a claimer that dies leaves it due again when the lease ends. "Now" is the
    * engine's clock (Redis's with the Redis engine): `opts.now`, the caller's clock, is accepted
    * for compatibility and not used — a caller whose clock ran ahead would take members another
    * process holds.
    */
-  scheduleClaim(key: string, opts: { now?: number; leaseMs: number; count: number }): Promise<ScheduledMember[]>
-  /** Removes members; resolves with how many were there. */
-  scheduleRemove(key: string, members: readonly string[]): Promise<number>
+  scheduleClaim(key: string, opts: { now?: number; leaseMs: number; count: number }): Promise<ScheduleClaim[]>
+  /**
+   * Removes each claimed member whose due time is still its claim's lease end (`until`), in one
+   * atomic step; a member re-added (scheduleAdd) or claimed again since — by this process or
+   * another, after the claim ran out — keeps its entry. Resolves with how many were removed.
+   */
+  scheduleRemove(key: string, claims: readonly Pick<ScheduleClaim, 'member' | 'until'>[]): Promise<number>
   scheduleSize(key: string): Promise<number>
   /** The first `limit` members, earliest first (ties by member). */
   scheduleRange(key: string, limit: number): Promise<ScheduledMember[]>
@@ -202,6 +216,9 @@ export interface Engine {
   /**
    * Takes one of `limit` slots of `key` for `holder` until now + leaseMs, if fewer than `limit`
    * unexpired leases are held by others; a holder that already has one renews it. Atomic.
+   * A release removes the holder's lease only, so a caller that may outlive its lease gives every
+   * acquisition a holder of its own (the webhook sender: one per schedule claim): its late release
+   * then frees nothing that was taken since.
    */
   leaseAcquire(key: string, holder: string, opts: { limit: number; leaseMs: number }): Promise<boolean>
   leaseRelease(key: string, holder: string): Promise<void>

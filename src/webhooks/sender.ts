@@ -10,6 +10,11 @@
  *   - at most WEBHOOK_CONCURRENCY sends per endpoint across all processes: each send holds one
  *     of the endpoint's slots in the engine (`leaseAcquire`); a message whose endpoint is full
  *     goes back to the schedule shortly after;
+ *   - fenced: what a sender does to the engine after its claim may have run out (a slow attempt,
+ *     a hung record) touches only what that claim took: the schedule entry is removed only while
+ *     it is still the claim's (`scheduleRemove` with the claim's lease end), and the slot is held
+ *     under a holder of this claim alone, so a late release frees no slot taken since — not
+ *     another process's, nor this process's own for a later claim of the same message;
  *   - every attempt is recorded in PostgreSQL (webhook_attempts) with the message's new state,
  *     in one transaction; the schedule is told after (a failure there is repaired by the rebuild);
  *   - the retry rules are retry.ts's; a 410 or WEBHOOK_DISABLE_AFTER_MS of nothing but failures
@@ -20,7 +25,7 @@
 import { randomBytes } from 'node:crypto'
 import type postgres from 'postgres'
 import type { Sql } from '../db/client.ts'
-import type { Engine, ScheduledMember } from '../engine/engine.ts'
+import type { Engine, ScheduleClaim, ScheduledMember } from '../engine/engine.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { nextDelay, parseRetryAfter, verdict, type Outcome, type RetryPolicy, type Verdict } from './retry.ts'
@@ -42,7 +47,18 @@ export interface SenderOptions extends RetryPolicy {
   allowPrivate: boolean
 }
 
+/** A claimed schedule entry: its message, endpoint, the claim (its fence) and the slot holder of this claim. */
+interface Taken {
+  member: string
+  endpointId: string
+  id: string
+  until: number
+  slot: string
+}
+
 interface Claimed {
+  /** The claim it was taken by: what the engine is told after the attempt is fenced by it. */
+  claim: Taken
   id: string
   endpoint_id: string
   body: string
@@ -56,9 +72,10 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   const { sql, engine, log, metrics, opts, random = Math.random } = deps
   const leaseMs = opts.timeoutMs + LEASE_MARGIN_MS
   const holder = `${process.pid}-${randomBytes(4).toString('hex')}`
-  // A slot is this sender's for this message: another sender refused the same message (two
-  // schedules held it) must not free the slot of the one sending it.
-  const slotHolder = (messageId: string) => `${holder} ${messageId}`
+  // A slot is this claim's: another sender refused the same message (two schedules held it) must
+  // not free the slot of the one sending it, and neither may this sender's own late release for
+  // an earlier claim of it (a claim's lease end is unique per member).
+  const slotHolder = (messageId: string, until: number) => `${holder} ${messageId} ${until}`
   const inFlight = new Set<Promise<void>>()
   let timer: ReturnType<typeof setTimeout> | null = null
   let running: Promise<void> | null = null
@@ -70,7 +87,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   async function cycle() {
     while (!stopped && inFlight.size < opts.workers) {
       const free = opts.workers - inFlight.size
-      let claimed: ScheduledMember[]
+      let claimed: ScheduleClaim[]
       try {
         claimed = await engine.scheduleClaim(SCHEDULE, { now: Date.now(), leaseMs, count: free })
         if (engineFailing) log.info({ component: 'webhooks' }, 'the schedule answers again')
@@ -81,7 +98,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
         return
       }
       if (claimed.length === 0) return
-      const taken = await take(claimed.map((c) => c.member))
+      const taken = await take(claimed)
       for (const m of taken) start(m)
       // Nothing startable (full endpoints, stale entries): wait for the next poll rather than
       // churn through every due member of a busy endpoint now.
@@ -102,23 +119,23 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   }
 
   /** The claimed members this process may send now: an endpoint slot in the engine, then the PostgreSQL guard. */
-  async function take(members: string[]): Promise<Claimed[]> {
-    const parsed = members.map((m) => {
-      const [endpointId, id] = m.split(' ') as [string, string]
-      return { member: m, endpointId, id }
+  async function take(claims: ScheduleClaim[]): Promise<Claimed[]> {
+    const parsed = claims.map((c): Taken => {
+      const [endpointId, id] = c.member.split(' ') as [string, string]
+      return { member: c.member, endpointId, id, until: c.until, slot: slotHolder(id, c.until) }
     })
-    const slotted: typeof parsed = []
+    const slotted: Taken[] = []
     const full: ScheduledMember[] = []
-    const acquired = await Promise.all(parsed.map((p) => engine.leaseAcquire(slotKey(p.endpointId), slotHolder(p.id), { limit: opts.concurrency, leaseMs }).catch(() => false)))
+    const acquired = await Promise.all(parsed.map((p) => engine.leaseAcquire(slotKey(p.endpointId), p.slot, { limit: opts.concurrency, leaseMs }).catch(() => false)))
     parsed.forEach((p, i) => {
       if (acquired[i]) slotted.push(p)
       else full.push({ member: p.member, dueAt: Date.now() + Math.round(opts.pollMs * (1 + random())) })
     })
     if (full.length > 0) await engine.scheduleAdd(SCHEDULE, full).catch(() => {})
     if (slotted.length === 0) return []
-    let rows: Claimed[]
+    let rows: Omit<Claimed, 'claim'>[]
     try {
-      rows = await sql<Claimed[]>`
+      rows = await sql<Omit<Claimed, 'claim'>[]>`
         update webhook_messages m
         set lease_until = now() + make_interval(secs => ${leaseMs / 1000}), lease_holder = ${holder}
         from webhook_endpoints w
@@ -138,27 +155,28 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
       await release(missed)
       await settle(missed).catch(() => {})
     }
-    return rows
+    const byId = new Map(slotted.map((s) => [s.id, s]))
+    return rows.map((r) => ({ ...r, claim: byId.get(r.id)! }))
   }
 
-  const release = (items: { endpointId: string; id: string }[]) => Promise.all(items.map((i) => engine.leaseRelease(slotKey(i.endpointId), slotHolder(i.id)).catch(() => {})))
+  const release = (items: Taken[]) => Promise.all(items.map((i) => engine.leaseRelease(slotKey(i.endpointId), i.slot).catch(() => {})))
 
   /**
    * Schedule entries the guard refused: gone, done, disabled → out of the schedule; not due yet
    * (a stale entry) → back at its time; leased by another sender → left to it.
    */
-  async function settle(items: { member: string; endpointId: string; id: string }[]) {
+  async function settle(items: Taken[]) {
     const rows = await sql<{ id: string; live: boolean; leased: boolean; due_at: number }[]>`
       select m.id, (m.state = 'pending' and w.enabled) as live, coalesce(m.lease_until > now(), false) as leased,
              extract(epoch from m.next_attempt_at)::float8 * 1000 as due_at
       from webhook_messages m join webhook_endpoints w on w.id = m.endpoint_id
       where m.id = any(${items.map((i) => i.id)}::text[])`
     const byId = new Map(rows.map((r) => [r.id, r]))
-    const remove: string[] = []
+    const remove: Taken[] = []
     const later: ScheduledMember[] = []
     for (const i of items) {
       const r = byId.get(i.id)
-      if (!r || !r.live) remove.push(i.member)
+      if (!r || !r.live) remove.push(i)
       else if (!r.leased) later.push({ member: i.member, dueAt: Math.max(r.due_at, Date.now() + opts.pollMs) })
     }
     await Promise.all([engine.scheduleRemove(SCHEDULE, remove), engine.scheduleAdd(SCHEDULE, later)])
@@ -175,11 +193,12 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     metrics.webhookAttempts.inc({ result: v === 'retry' ? 'retry' : v === 'delivered' ? 'delivered' : 'dead_letter', reason: reasonOf(outcome) })
     metrics.webhookAttemptSeconds.observe(ms / 1000)
     const recorded = await record(m, outcome, ms, v, delay)
-    await engine.leaseRelease(slotKey(m.endpoint_id), slotHolder(m.id)).catch(() => {})
+    await release([m.claim])
     if (!recorded) return
-    const key = member(m.endpoint_id, m.id)
-    if (recorded.state === 'pending' && recorded.enabled) await engine.scheduleAdd(SCHEDULE, [{ member: key, dueAt: recorded.due_at }]).catch(() => {})
-    else await engine.scheduleRemove(SCHEDULE, [key]).catch(() => {})
+    // The next attempt's time is PostgreSQL's, recorded just now: set whatever the entry holds.
+    // Done with: out of the schedule, unless re-added or claimed again since this claim.
+    if (recorded.state === 'pending' && recorded.enabled) await engine.scheduleAdd(SCHEDULE, [{ member: m.claim.member, dueAt: recorded.due_at }]).catch(() => {})
+    else await engine.scheduleRemove(SCHEDULE, [m.claim]).catch(() => {})
   }
 
   async function attempt(m: Claimed): Promise<Outcome> {

@@ -307,17 +307,19 @@ for (const [name, make] of implementations) {
       await e.scheduleAdd('retries', [{ member: 'a', dueAt: t - 1000 }, { member: 'b', dueAt: t - 2000 }, { member: 'c', dueAt: t + 600_000 }])
       expect(await e.scheduleRange('retries', 10)).toEqual([{ member: 'b', dueAt: t - 2000 }, { member: 'a', dueAt: t - 1000 }, { member: 'c', dueAt: t + 600_000 }])
       const before = Date.now()
-      expect(await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 })).toEqual([{ member: 'b', dueAt: t - 2000 }, { member: 'a', dueAt: t - 1000 }])
+      const claimed = await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 })
+      expect(claimed).toEqual([{ member: 'b', dueAt: t - 2000, until: expect.any(Number) }, { member: 'a', dueAt: t - 1000, until: expect.any(Number) }])
       const after = Date.now()
-      // Leased: due again when the lease ends, not before.
+      // Leased: due again when the lease ends, not before; `until` is that lease end.
       const leased = await e.scheduleRange('retries', 2)
       // (one lease end for both: ties go by member)
       expect(leased.map((m) => m.member)).toEqual(['a', 'b'])
       for (const m of leased) expect(m.dueAt).toBeWithin(before + 300_000, after + 300_001)
+      expect(claimed.map((c) => c.until)).toEqual([leased[0]!.dueAt, leased[0]!.dueAt])
       expect(await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 })).toEqual([])
       // A claimer that dies: the member is due again once its (short) lease ends.
       await e.scheduleAdd('retries', [{ member: 'd', dueAt: t - 500 }])
-      expect(await e.scheduleClaim('retries', { leaseMs: 50, count: 1 })).toEqual([{ member: 'd', dueAt: t - 500 }])
+      expect(await e.scheduleClaim('retries', { leaseMs: 50, count: 1 })).toEqual([{ member: 'd', dueAt: t - 500, until: expect.any(Number) }])
       const again = await waitFor('d due again', async () => (await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 }))[0])
       expect(again.member).toBe('d')
       expect(again.dueAt).toBeGreaterThan(t)
@@ -325,8 +327,12 @@ for (const [name, make] of implementations) {
       await e.scheduleAdd('retries', [{ member: 'b', dueAt: t - 5 }])
       expect((await e.scheduleRange('retries', 1))[0]).toEqual({ member: 'b', dueAt: t - 5 })
       expect(await e.scheduleSize('retries')).toBe(4)
-      expect(await e.scheduleRemove('retries', ['b', 'zzz'])).toBe(1)
+      // A removal is the claim's: a (still as claimed) goes, b (moved since) and zzz (never there) stay as they are.
+      const [b, a] = claimed
+      expect(await e.scheduleRemove('retries', [a!, b!, { member: 'zzz', until: a!.until }])).toBe(1)
       expect(await e.scheduleSize('retries')).toBe(3)
+      expect((await e.scheduleRange('retries', 10)).map((m) => m.member).sort()).toEqual(['b', 'c', 'd'])
+      expect(await e.scheduleRemove('retries', [])).toBe(0)
       expect(await e.scheduleRange('nothing', 10)).toEqual([])
       expect(await e.scheduleClaim('nothing', { leaseMs: 1, count: 1 })).toEqual([])
     })
@@ -336,7 +342,7 @@ for (const [name, make] of implementations) {
       const t = Date.now()
       await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }])
       const before = Date.now()
-      expect(await e.scheduleClaim('rebuild', { leaseMs: 300_000, count: 10 })).toEqual([{ member: 'a', dueAt: t - 10 }])
+      expect(await e.scheduleClaim('rebuild', { leaseMs: 300_000, count: 10 })).toEqual([{ member: 'a', dueAt: t - 10, until: expect.any(Number) }])
       const after = Date.now()
       await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }, { member: 'b', dueAt: t - 5 }], { onlyNew: true })
       const range = await e.scheduleRange('rebuild', 10)
@@ -344,6 +350,41 @@ for (const [name, make] of implementations) {
       expect(range[0]!.dueAt).toBe(t - 5)
       // a keeps its lease's end (the engine's clock + leaseMs), not the rebuild's due time.
       expect(range[1]!.dueAt).toBeWithin(before + 300_000, after + 300_001)
+    })
+
+    test('stale claims: a removal after the claim ran out leaves an entry re-added or claimed again since', async () => {
+      const e = await engine()
+      const t = Date.now()
+      // Re-added after the claim (a replay, an endpoint enabled again): the old claim removes nothing.
+      await e.scheduleAdd('fence-add', [{ member: 'a', dueAt: t - 10 }])
+      const [ca] = await e.scheduleClaim('fence-add', { leaseMs: 300_000, count: 1 })
+      await e.scheduleAdd('fence-add', [{ member: 'a', dueAt: t + 600_000 }])
+      expect(await e.scheduleRemove('fence-add', [ca!])).toBe(0)
+      expect(await e.scheduleRange('fence-add', 10)).toEqual([{ member: 'a', dueAt: t + 600_000 }])
+      // Claimed again once the first (short) claim ran out: each claim ends later than the one
+      // before; the first claimer's removal leaves the second's entry, the second's removes it.
+      await e.scheduleAdd('fence-claim', [{ member: 'b', dueAt: t - 10 }])
+      const [first] = await e.scheduleClaim('fence-claim', { leaseMs: 50, count: 1 })
+      const second = await waitFor('b claimed again', async () => (await e.scheduleClaim('fence-claim', { leaseMs: 300_000, count: 1 }))[0])
+      expect(second.until).toBeGreaterThan(first!.until)
+      expect(await e.scheduleRemove('fence-claim', [first!])).toBe(0)
+      expect(await e.scheduleSize('fence-claim')).toBe(1)
+      expect(await e.scheduleClaim('fence-claim', { leaseMs: 300_000, count: 1 })).toEqual([])
+      expect(await e.scheduleRemove('fence-claim', [second])).toBe(1)
+      expect(await e.scheduleSize('fence-claim')).toBe(0)
+      // Once removed, the member can be scheduled and claimed afresh.
+      await e.scheduleAdd('fence-claim', [{ member: 'b', dueAt: t - 1 }])
+      expect((await e.scheduleClaim('fence-claim', { leaseMs: 300_000, count: 1 })).map((c) => c.member)).toEqual(['b'])
+    })
+
+    test('a late lease release frees only its own holder\'s slot, never one taken after its lease ran out', async () => {
+      const e = await engine()
+      expect(await e.leaseAcquire('endpoint-late', 'claim-1', { limit: 1, leaseMs: 50 })).toBe(true)
+      await waitFor('the lease ran out', async () => (await e.leaseCount('endpoint-late')) === 0)
+      expect(await e.leaseAcquire('endpoint-late', 'claim-2', { limit: 1, leaseMs: 100_000 })).toBe(true)
+      await e.leaseRelease('endpoint-late', 'claim-1')
+      expect(await e.leaseCount('endpoint-late')).toBe(1)
+      expect(await e.leaseAcquire('endpoint-late', 'claim-3', { limit: 1, leaseMs: 100_000 })).toBe(false)
     })
 
     test('claims running at once never take one member twice', async () => {
@@ -436,7 +477,7 @@ describe('redis engine only', () => {
     const t = Date.now()
     expect(await a!.leaseAcquire('endpoint', 'A', { limit: 1, leaseMs: 10_000 })).toBe(true)
     await a!.scheduleAdd('retries', [{ member: 'm', dueAt: t - 1 }])
-    expect(await a!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([{ member: 'm', dueAt: t - 1 }])
+    expect(await a!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([{ member: 'm', dueAt: t - 1, until: expect.any(Number) }])
     await a!.presenceTouch('ann', 'conn-a', 10_000)
     await a!.presenceTouchMany([{ userId: 'bob', connId: 'conn-b' }], 10_000)
     // From here on this process's clock is 20 s ahead, as another process's may be.
