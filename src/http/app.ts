@@ -3,7 +3,6 @@
  * `listen` (server.ts: the Host, target and body-size checks of edge.ts, and the WebSocket
  * endpoint), tests call `app.handle(new Request(...))` or go over the wire.
  */
-import { openapi } from '@elysiajs/openapi'
 import { Elysia, StatusMap } from 'elysia'
 import type { Broadcaster } from '../delivery/broadcaster.ts'
 import type { Sql } from '../db/client.ts'
@@ -23,6 +22,9 @@ import { healthRoutes } from './routes/health.ts'
 import { shipmentRoutes } from './routes/shipments.ts'
 import { tokenRoutes } from './routes/tokens.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
+import { trackingLinkRoutes } from './routes/tracking-links.ts'
+import { pageRoutes } from '../pages/routes.ts'
+import { buildOpenApi, type RouteInfo } from '../pages/openapi.ts'
 import type { Tokens } from '../delivery/tokens.ts'
 import type { CarrierDirectory } from '../carriers/directory.ts'
 import { carrierRoutes } from './routes/carriers.ts'
@@ -75,6 +77,7 @@ const statusOf = (status: number | string | undefined) => (typeof status === 'nu
 export function createApp(deps: AppDeps) {
   const { sql, engine, processor, tokens, broadcaster, carriers, log, metrics, apiKeys, webhooks } = deps
   const checkApiKey = createApiKeyCheck(apiKeys)
+  const shipments = createShipmentStore(sql)
 
   /** One observation per answer, with the status that went out. */
   const observe = (request: Request, route: string, status: number) => {
@@ -84,7 +87,10 @@ export function createApp(deps: AppDeps) {
     metrics.httpRequests.observe({ method: request.method, route, status: String(status) }, (performance.now() - t0) / 1000)
   }
 
-  return new Elysia({ handler: { standardHostname: false } })
+  // Built on first request, from every route (the app is complete by then).
+  let openApi: Record<string, unknown> | undefined
+  const routesOf = (): readonly RouteInfo[] => app.routes
+  const app = new Elysia({ handler: { standardHostname: false } })
     .onRequest((ctx) => {
       started.set(ctx.request, performance.now())
       // `path` is on the pre-routing context at run time (Elysia builds it with the router's
@@ -106,17 +112,18 @@ export function createApp(deps: AppDeps) {
       const status = errorStatus.get(request) ?? (responseValue instanceof Response ? responseValue.status : statusOf(set.status))
       observe(request, route || 'unmatched', status)
     })
-    .use(openapi({ path: '/docs', specPath: '/openapi', documentation: { info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking. See CONTRACT.md.' } } }))
+    .use(pageRoutes({ sql, tokens, openApi: (): Record<string, unknown> => (openApi ??= buildOpenApi(routesOf(), needsApiKey)) }))
     .use(healthRoutes({ sql, ingest: deps.ingest, engine, metrics, broadcaster, notificationWorkers: deps.notificationWorkers, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
-      api.use(shipmentRoutes(createShipmentStore(sql), carriers)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
+      api.use(shipmentRoutes(shipments, carriers)).use(trackingLinkRoutes(shipments, tokens)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
         .use(webhookEndpointRoutes(webhooks, deps.webhookOptions))
         .use(notificationRoutes({ sql, engine, log, ...deps.notifications, onWebhookMessages: webhooks.afterCommit }))
     )
+  return app
 }
 
 /** Refused in onRequest already: /v1, except what carries its own proof (carrier webhooks, WebSocket tokens). */
-const needsApiKey = (path: unknown) => typeof path !== 'string' || (path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== WS_PATH)
+export const needsApiKey = (path: unknown) => typeof path !== 'string' || (path.startsWith('/v1/') && !path.startsWith('/v1/webhooks/') && path !== WS_PATH)
 
 export type App = ReturnType<typeof createApp>
