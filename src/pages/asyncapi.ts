@@ -24,7 +24,7 @@ const messages: Record<string, { summary: string; payload: Schema }> = {
     summary: 'The state at subscribe time: a shipment (with lastSeq and, with since, its events after since) or a user (with unread notifications or, with since, those after it)',
     payload: {
       oneOf: [
-        obj({ type: { const: 'snapshot' }, topic, shipment: ref('Shipment'), events: { type: 'array', items: ref('TimelineEvent') } }),
+        obj({ type: { const: 'snapshot' }, topic, shipment: ref('SnapshotShipment'), events: { type: 'array', items: ref('TimelineEvent') } }),
         obj({
           type: { const: 'snapshot' }, topic, user: obj({ userId: str(), lastSeq: int(), unread: int() }), notifications: { type: 'array', items: ref('Notification') },
           truncated: { type: 'boolean', description: 'present when notifications after since were deleted by retention' }
@@ -87,7 +87,7 @@ export function asyncApiDocument(): Record<string, unknown> {
     ]),
     components: {
       messages: Object.fromEntries(Object.entries(messages).map(([name, m]) => [name, { name, summary: m.summary, payload: m.payload }])),
-      schemas: { Shipment: schemas.Shipment, TimelineEvent: schemas.TimelineEvent, Projection: schemas.Projection, Notification: schemas.Notification, Status: schemas.Status, ExpectedDelivery: schemas.ExpectedDelivery },
+      schemas: { SnapshotShipment: schemas.SnapshotShipment, TimelineEvent: schemas.TimelineEvent, Projection: schemas.Projection, Notification: schemas.Notification, Status: schemas.Status, ExpectedDelivery: schemas.ExpectedDelivery },
       securitySchemes: { token: { type: 'httpApiKey', name: 'token', in: 'query', description: 'a signed, short-lived, topic-scoped token (POST /v1/tokens); it lets its holder subscribe to its topics and nothing else' } }
     }
   }

@@ -15,18 +15,23 @@ const listOf = (item: Schema, cursor = 'nextCursor'): Schema => obj({ items: { t
 
 export const STATUSES = ['pending', 'info_received', 'in_transit', 'out_for_delivery', 'failed_attempt', 'available_for_pickup', 'delivered', 'returned', 'exception', 'expired', 'unknown']
 
+const shipmentFields: Record<string, Schema> = {
+  id: { type: 'string', format: 'uuid' }, carrier: str(), trackingNumber: str(), reference: nullable(str()), status: ref('Status'),
+  carrierStatus: nullable(str()), lastEventAt: nullable(instant), lastSeq: int('the seq of its newest event; 0 before the first'),
+  createdAt: instant, updatedAt: instant, deletedAt: nullable(instant), expectedDelivery: ref('ExpectedDelivery'),
+  lastPollError: nullable(obj({ at: instant, message: str() }))
+}
+const { updatedAt: _, ...snapshotFields } = shipmentFields
+
 export const schemas: Record<string, Schema> = {
   Error: obj({
     error: obj({ code: str('stable, machine-readable: validation_failed, not_found, unauthorized, …'), message: str('what went wrong and what to do'), field: str('the input that is wrong, when one is') }, ['code', 'message'])
   }),
   Status: { type: 'string', enum: STATUSES },
   ExpectedDelivery: nullable(obj({ from: nullable(instant), to: nullable(instant) })),
-  Shipment: obj({
-    id: { type: 'string', format: 'uuid' }, carrier: str(), trackingNumber: str(), reference: nullable(str()), status: ref('Status'),
-    carrierStatus: nullable(str()), lastEventAt: nullable(instant), lastSeq: int('the seq of its newest event; 0 before the first'),
-    createdAt: instant, updatedAt: instant, deletedAt: nullable(instant), expectedDelivery: ref('ExpectedDelivery'),
-    lastPollError: nullable(obj({ at: instant, message: str() }))
-  }),
+  Shipment: obj(shipmentFields),
+  /** The shipment of a WebSocket snapshot: the REST one without updatedAt. */
+  SnapshotShipment: obj(snapshotFields),
   TimelineEvent: obj({
     seq: { type: 'integer', minimum: 1 }, dedupKey: str(), carrierStatus: str(), status: ref('Status'), occurredAt: instant,
     location: nullable(str()), description: nullable(str()), receivedAt: instant
