@@ -33,6 +33,8 @@ export function pageRoutes({ sql, tokens, openApi }: { sql: Sql; tokens: Tokens;
   return new Elysia({ name: 'pages' })
     .get('/', () => htmlResponse(200, dashboard), hidden)
     .get('/docs', () => htmlResponse(200, docs), hidden)
+    // Browsers ask for it on every page; no icon, and no 404 in their consoles.
+    .get('/favicon.ico', () => new Response(null, { status: 204, headers: { ...SECURITY_HEADERS, 'cache-control': 'max-age=86400' } }), hidden)
     .get('/openapi.json', () => jsonDocument(openApi()), hidden)
     .get('/openapi', () => jsonDocument(openApi()), hidden)
     .get('/asyncapi.json', () => jsonDocument(asyncApi), hidden)

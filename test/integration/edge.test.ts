@@ -136,7 +136,7 @@ describe('the API key over the wire', () => {
   })
 
   test('every route the app serves needs the key, but health, metrics, documents and carrier webhooks', async () => {
-    const open = new Set(['/healthz', '/readyz', '/metrics', '/', '/docs', '/openapi', '/openapi.json', '/asyncapi.json', '/assets/:name', '/t/:trackingNumber', '/v1/webhooks/:carrier'])
+    const open = new Set(['/healthz', '/readyz', '/metrics', '/', '/docs', '/openapi', '/openapi.json', '/asyncapi.json', '/assets/:name', '/favicon.ico', '/t/:trackingNumber', '/v1/webhooks/:carrier'])
     const routes = service.app.routes.filter((r) => !open.has(r.path))
     expect(routes.length).toBeGreaterThanOrEqual(7)
     for (const r of routes) {
