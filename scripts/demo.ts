@@ -3,8 +3,9 @@
  *
  * Starts the DHL, DPD and GLS simulators, starts parcelcast (`src/main.ts`) polling them — on the
  * local PostgreSQL if one lets us in, else on the embedded one in ./.parcelcast — creates 100
- * shipments across the three carriers, and prints once a second how many are in each status,
- * while a WebSocket subscriber of one shipment prints what it is pushed. parcelcast's own log is
+ * shipments across the three carriers, prints the dashboard's URL and one shipment's tracking-page
+ * link (to watch the parcels move in a browser), and prints once a second how many are in each
+ * status, while a WebSocket subscriber of one shipment prints what it is pushed. parcelcast's own log is
  * shown readable (pino-pretty): its start-up story, then warnings and errors only. The simulators
  * answer with latency, duplicates, out-of-order scans and the odd error page, so the poller's
  * backoff and the deduplication are at work too. DPD answers in its JSON form; DPD_FORM=soap
@@ -104,7 +105,13 @@ for (let n = 0; n < 100; n++) {
   const carrier = carriers[n % 3]!
   shipments.push((await call('POST', '/v1/shipments', { carrier, trackingNumber: `DEMO${run}${String(n).padStart(3, '0')}`, reference: `order ${n}` })).body)
 }
-console.log(`created 100 shipments (DHL, DPD, GLS); the pollers are asking the carriers now…\n`)
+console.log(`created 100 shipments (DHL, DPD, GLS); the pollers are asking the carriers now…`)
+// The pages (contract §10): the operator dashboard, and the page a recipient of one parcel gets.
+const link = (await call('POST', `/v1/shipments/${shipments[0].id}/tracking-link`, {})).body
+console.log(`\nwatch them in a browser:`)
+console.log(`  dashboard (asks for the API key above): ${base}/`)
+console.log(`  tracking page of ${shipments[0].trackingNumber} (a link for its recipient, valid until ${link.expiresAt}): ${base}${link.url}`)
+console.log(`  API reference: ${base}/docs\n`)
 
 // A browser's view: a WebSocket subscribed to one shipment, printing every pushed event.
 const watched = shipments[0]
