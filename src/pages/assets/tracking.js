@@ -42,7 +42,6 @@ function addEvent(e) {
 function connect() {
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws?token=${encodeURIComponent(token)}`)
   ws.onopen = () => {
-    $('connection').textContent = 'live'
     ws.send(JSON.stringify({ op: 'subscribe', topic, since: lastSeq }))
   }
   ws.onmessage = (m) => {
@@ -51,6 +50,8 @@ function connect() {
       retryMs = 500
       showShipment(f.shipment)
       for (const e of f.events ?? []) addEvent(e)
+      // Live once subscribed: from here every event follows the snapshot in seq order.
+      $('connection').textContent = 'live'
     } else if (f.type === 'event') {
       addEvent(f.event)
       showShipment(f.shipment)
