@@ -53,7 +53,7 @@ export const RESPONSES: Record<string, Doc> = {
   'GET /v1/webhook-endpoints/{id}': { answers: ok(ref('WebhookEndpoint')), errors: [404] },
   'PATCH /v1/webhook-endpoints/{id}': { answers: ok(ref('WebhookEndpoint')), errors: [404, 422] },
   'DELETE /v1/webhook-endpoints/{id}': { answers: { 204: { description: 'deleted with its messages' } }, errors: [404] },
-  'POST /v1/webhook-endpoints/{id}/rotate-secret': { answers: ok({ allOf: [ref('WebhookEndpoint'), obj({ previousSecretExpiresAt: nullable({ type: 'string', format: 'date-time' }) }, [])] }), errors: [404] },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': { answers: ok(obj({ id: str(), secret: str('whsec_…: the new secret'), previousSecretExpiresAt: nullable({ type: 'string', format: 'date-time' }) }, ['id', 'secret'])), errors: [404] },
   'GET /v1/webhook-endpoints/{id}/messages': { answers: ok(listOf(ref('WebhookMessage'))), errors: [404] },
   'GET /v1/webhook-messages/{id}': { answers: ok(ref('WebhookMessage')), errors: [404] },
   'GET /v1/dlq': { answers: ok(listOf(ref('WebhookMessage'))) },
@@ -105,7 +105,8 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
     for (const [status, a] of Object.entries(doc?.answers ?? { default: { description: 'not documented' } })) {
       responses[status] = { description: a.description, ...(a.schema ? { content: { [a.type ?? 'application/json']: { schema: a.schema } } } : {}) }
     }
-    const errors = new Set<number>([...(doc?.errors ?? []), 503])
+    // Every /v1 operation reads or writes PostgreSQL: it may find it unavailable.
+    const errors = new Set<number>([...(doc?.errors ?? []), ...(route.path.startsWith('/v1/') ? [503] : [])])
     if (secured) errors.add(401)
     if (parameters.length > 0 || body) errors.add(400)
     if (body) [413, 415].forEach((s) => errors.add(s))

@@ -65,7 +65,7 @@ export const schemas: Record<string, Schema> = {
     database: str('embedded or external'), redis: { type: 'string', enum: ['up', 'down', 'not_used'] }, engine: { type: 'string', enum: ['redis', 'memory'] },
     broadcaster: nullable({ type: 'object' }), notificationWorkers: nullable({ type: 'object' }),
     carriers: { type: 'object', additionalProperties: str('"ok" or "failing: <why>"') },
-    webhooks: nullable(obj({ status: str(), deadLetters: int(), deadLettersLastHour: int(), pending: int(), disabledEndpoints: int() }))
+    webhooks: nullable(obj({ status: str(), deadLetters: int(), deadLettersLastHour: int(), pending: int(), disabledEndpoints: { type: 'array', items: obj({ id: str(), reason: nullable(str()) }) } }))
   }, ['status', 'db', 'redis', 'engine', 'carriers'])
 }
 

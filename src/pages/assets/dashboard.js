@@ -94,7 +94,7 @@ async function loadReadiness() {
   if (r.broadcaster) row('broadcaster lag', JSON.stringify(r.broadcaster))
   if (r.notificationWorkers) row('notification workers lag', JSON.stringify(r.notificationWorkers))
   for (const [code, h] of Object.entries(r.carriers ?? {})) row(`carrier ${code}`, h, tone(h))
-  if (r.webhooks) row('webhooks', `${r.webhooks.status}: ${r.webhooks.pending} pending, ${r.webhooks.deadLetters} dead letters (${r.webhooks.deadLettersLastHour} in the last hour), ${r.webhooks.disabledEndpoints} endpoints disabled`, tone(r.webhooks.status))
+  if (r.webhooks) row('webhooks', `${r.webhooks.status}: ${r.webhooks.pending} pending, ${r.webhooks.deadLetters} dead letters (${r.webhooks.deadLettersLastHour} in the last hour), ${r.webhooks.disabledEndpoints?.length ?? 0} endpoints disabled`, tone(r.webhooks.status))
   $('readiness').replaceChildren(dl)
 }
 

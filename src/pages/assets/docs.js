@@ -19,7 +19,7 @@ async function render() {
   const out = [el('p', doc.info.description)]
   const scheme = doc.components.securitySchemes.apiKey
   out.push(el('p', `Authentication: ${scheme.description}.`))
-  const byTag = new Map()
+  const byTag = new Map((doc.tags ?? []).map((t) => [t.name, []]))
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
       const tag = op.tags?.[0] ?? 'other'
@@ -28,6 +28,7 @@ async function render() {
     }
   }
   for (const [tag, ops] of byTag) {
+    if (ops.length === 0) continue
     const section = el('section')
     section.append(el('h2', tag))
     for (const [method, path, op] of ops) {
