@@ -36,7 +36,7 @@ export const dashboardPage = () =>
     <p class="hint">The key stays in this browser tab (sessionStorage) and is sent as <code>Authorization: Bearer</code>; it never goes into a URL.</p>
   </form>
   <section id="signed-in" hidden>
-    <p class="toolbar"><span id="refreshed"></span> <button id="refresh" type="button">Refresh</button> <button id="forget" type="button">Forget key</button></p>
+    <p class="toolbar"><span id="refreshed"></span> <span id="live" class="hint"></span> <button id="refresh" type="button">Refresh</button> <button id="forget" type="button">Forget key</button></p>
     <p id="error" class="error" role="alert" hidden></p>
     <section><h2>Readiness</h2><div id="readiness"></div></section>
     <section><h2>Shipments</h2>

@@ -72,6 +72,10 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
     const rows = await page.locator('#shipments tbody tr').allTextContents()
     expect(rows.some((r) => r.includes('BROWSER0001') && r.includes('info_received'))).toBe(true)
     await page.locator('#readiness dd', { hasText: 'up' }).first().waitFor()
+    // The rows follow their shipments live: an event committed now shows without a refresh.
+    await page.locator('#live', { hasText: 'live' }).waitFor()
+    await http('POST', '/v1/events', { events: [{ carrier: 'gls', trackingNumber: 'BROWSER0002', carrierStatus: 'OUT', status: 'out_for_delivery', occurredAt: '2026-11-21T07:00:00Z' }] })
+    await page.locator('#shipments tbody tr', { hasText: 'BROWSER0002' }).locator('td', { hasText: 'out_for_delivery' }).waitFor()
     // A tracking link from the dashboard, for a shipment of the list.
     await page.locator('#shipments tbody tr', { hasText: 'BROWSER0001' }).locator('button').click()
     await page.locator('#link a').waitFor()

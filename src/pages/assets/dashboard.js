@@ -1,6 +1,8 @@
 // The operator dashboard. The API key is typed in here and kept in sessionStorage (this tab
-// only), sent as Authorization: Bearer, never put in a URL. Shipments, carriers and tracking
-// links come from /v1 with it; readiness and loop metrics from the public /readyz and /metrics.
+// only), sent as Authorization: Bearer, never put in a URL. Shipments and tracking links come
+// from /v1 with it; readiness and loop metrics from the public /readyz and /metrics. The listed
+// shipments' rows then follow their events live: a short-lived `shipment:*` token (POST
+// /v1/tokens) subscribes one WebSocket to the first 100 of them.
 const KEY = 'parcelcast.apiKey'
 const $ = (id) => document.getElementById(id)
 let cursor = null
@@ -38,8 +40,9 @@ function show() {
   const key = sessionStorage.getItem(KEY)
   $('key-form').hidden = !!key
   $('signed-in').hidden = !key
-  if (key) refresh()
-  else $('api-key').focus()
+  if (key) return refresh()
+  stopFollowing()
+  $('api-key').focus()
 }
 
 async function refresh() {
@@ -48,6 +51,55 @@ async function refresh() {
   $('shipments').tBodies[0].replaceChildren()
   await Promise.all([loadShipments(), loadReadiness(), loadLoops()]).catch(fail)
   $('refreshed').textContent = `as of ${new Date().toLocaleTimeString()}`
+  follow().catch(fail)
+}
+
+// At most this many rows follow live (the server's limit of topics per socket).
+const LIVE_ROWS = 100
+let socket = null
+
+function stopFollowing() {
+  if (!socket) return
+  const ws = socket
+  socket = null
+  ws.close()
+}
+
+async function follow() {
+  stopFollowing()
+  const rows = [...$('shipments').tBodies[0].rows].slice(0, LIVE_ROWS)
+  if (rows.length === 0 || !sessionStorage.getItem(KEY)) return
+  const { token } = await api('POST', '/v1/tokens', { topics: ['shipment:*'], ttlSeconds: 900 })
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws?token=${encodeURIComponent(token)}`)
+  socket = ws
+  const byTopic = new Map(rows.map((tr) => [tr.dataset.topic, tr]))
+  ws.onopen = () => {
+    for (const topic of byTopic.keys()) ws.send(JSON.stringify({ op: 'subscribe', topic }))
+    $('live').textContent = 'live'
+  }
+  ws.onmessage = (m) => {
+    const f = JSON.parse(m.data)
+    const tr = byTopic.get(f.topic)
+    if (!tr) return
+    if (f.type === 'snapshot') updateRow(tr, f.shipment, f.shipment.lastSeq)
+    else if (f.type === 'event') updateRow(tr, f.shipment, f.seq)
+  }
+  ws.onclose = () => {
+    if (socket !== ws) return
+    socket = null
+    $('live').textContent = 'reconnecting…'
+    // A new token and fresh snapshots: the rows catch up on whatever happened meanwhile.
+    setTimeout(() => void (socket === null && follow().catch(fail)), 2000)
+  }
+}
+
+function updateRow(tr, shipment, seq) {
+  if (Number(tr.dataset.seq) > seq) return
+  tr.dataset.seq = String(seq)
+  tr.cells[2].textContent = shipment.status
+  tr.cells[3].textContent = when(shipment.lastEventAt)
+  if (shipment.expectedDelivery !== undefined) tr.cells[4].textContent = shipment.expectedDelivery ? when(shipment.expectedDelivery.to) : '—'
+  tr.cells[5].textContent = String(seq)
 }
 
 async function loadShipments() {
@@ -58,6 +110,8 @@ async function loadShipments() {
   for (const s of page.items) {
     const tr = el('tr')
     tr.dataset.id = s.id
+    tr.dataset.topic = `shipment:${s.carrier}:${s.trackingNumber}`
+    tr.dataset.seq = String(s.lastSeq)
     const e = s.expectedDelivery
     const link = el('button', 'tracking link')
     link.type = 'button'
@@ -138,10 +192,11 @@ $('key-form').addEventListener('submit', (e) => {
 })
 $('forget').addEventListener('click', () => {
   sessionStorage.removeItem(KEY)
+  stopFollowing()
   show()
 })
 $('refresh').addEventListener('click', () => refresh())
-$('more').addEventListener('click', () => loadShipments().catch(fail))
+$('more').addEventListener('click', () => loadShipments().then(follow).catch(fail))
 $('status-filter').addEventListener('change', () => refresh())
 for (const s of ['pending', 'info_received', 'in_transit', 'out_for_delivery', 'failed_attempt', 'available_for_pickup', 'delivered', 'returned', 'exception', 'expired', 'unknown']) {
   $('status-filter').append(new Option(s.replaceAll('_', ' '), s))
