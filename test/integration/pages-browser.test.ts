@@ -124,7 +124,8 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
     // An older scan joins the timeline but leaves the status where it is (contract §2).
     await event('AR', 'in_transit', '2026-11-20T20:00:00Z', 'arrived at hub')
     await page.locator('#timeline li', { hasText: 'arrived at hub' }).waitFor()
-    expect(await page.locator('#timeline li').count()).toBe(3)
+    // Shown in carrier time, newest first.
+    expect(await page.locator('#timeline li span').allTextContents()).toEqual([' — out for delivery', ' — arrived at hub', ' — picked up in Bonn'])
     expect(await page.textContent('#status')).toBe('out for delivery')
     expect(navigations).toBe(1)
     expect(offHost(requests)).toEqual([])

@@ -35,8 +35,10 @@ function addEvent(e) {
   at.className = 'when'
   at.textContent = when(e.occurredAt)
   li.append(what, text, at)
-  // Newest first.
-  $('timeline').prepend(li)
+  li.dataset.at = e.occurredAt
+  // Newest scan first, by carrier time: an out-of-order scan takes its place in the story.
+  const later = [...$('timeline').children].find((x) => x.dataset.at < e.occurredAt || (x.dataset.at === e.occurredAt && Number(x.dataset.seq) < e.seq))
+  $('timeline').insertBefore(li, later ?? null)
 }
 
 function connect() {
