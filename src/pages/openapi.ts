@@ -42,7 +42,7 @@ export const RESPONSES: Record<string, Doc> = {
   'POST /v1/shipments/{id}/tracking-link': {
     body: { schema: obj({ ttlSeconds: { type: 'integer', minimum: 1, maximum: 86_400, description: 'default 86400 (a day)' } }, []) },
     answers: { 201: json('a link for the recipient: open it in a browser', ref('TrackingLink')) },
-    errors: [404, 422]
+    errors: [400, 404]
   },
   'GET /v1/carriers': { answers: ok(obj({ items: { type: 'array', items: ref('Carrier') } })) },
   'PUT /v1/carriers/{code}': { answers: { 201: json('registered', ref('Carrier')), 200: json('renamed', ref('Carrier')) }, errors: [409, 422] },

@@ -1,6 +1,6 @@
 /**
  * Contract §10 over the wire (real HTTP on a listening port, real WebSockets): tracking links
- * (shape, 404, 422, a token scoped to one shipment that is no API key), the tracking page's
+ * (shape, 404, 400, a token scoped to one shipment that is no API key), the tracking page's
  * server-side token check, the OpenAPI 3.1 and AsyncAPI 3 documents, the reference page with
  * nothing off-host, the pages' security headers, and which paths are public.
  */
@@ -77,13 +77,13 @@ describe('POST /v1/shipments/:id/tracking-link', () => {
     expect((await http('POST', `/v1/shipments/${gone.id}/tracking-link`, {})).status).toBe(404)
   })
 
-  test('a bad ttlSeconds is a 422 naming it', async () => {
+  test('a bad ttlSeconds is a 400 naming it, as on POST /v1/tokens', async () => {
     for (const ttlSeconds of [0, -1, 1.5, 86_401, 1e308, '60', true, [], {}]) {
       const res = await http('POST', `/v1/shipments/${one.id}/tracking-link`, { ttlSeconds })
-      expect(res.status, JSON.stringify(ttlSeconds)).toBe(422)
+      expect(res.status, JSON.stringify(ttlSeconds)).toBe(400)
       expect(res.json.error).toMatchObject({ code: 'validation_failed', field: 'ttlSeconds' })
     }
-    expect((await http('POST', `/v1/shipments/${one.id}/tracking-link`, [1])).status).toBe(422)
+    expect((await http('POST', `/v1/shipments/${one.id}/tracking-link`, [1])).status).toBe(400)
     expect((await http('POST', `/v1/shipments/${one.id}/tracking-link`, '{not json')).status).toBe(400)
   })
 
