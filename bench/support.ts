@@ -85,7 +85,7 @@ export async function* lines(stream: ReadableStream<Uint8Array>) {
   let buf = ''
   for await (const chunk of stream) {
     buf += decoder.decode(chunk, { stream: true })
-    let i
+    let i: number
     while ((i = buf.indexOf('\n')) >= 0) {
       yield buf.slice(0, i)
       buf = buf.slice(i + 1)

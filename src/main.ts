@@ -4,14 +4,14 @@
  * HTTP and run the background workers until SIGTERM/SIGINT/SIGHUP; then stop the service, and the
  * database last. A signal during start-up waits for start-up to settle, then stops the same way.
  */
-import { loadConfig } from './config.ts'
+import { type Config, loadConfig } from './config.ts'
 import { openDatabase, type Database } from './db/select.ts'
 import { ConfigError } from './errors.ts'
 import { chooseEngine } from './engine/select.ts'
 import { createLogger } from './log.ts'
 import { createService, type Service } from './service.ts'
 
-let config
+let config: Config
 try {
   config = loadConfig()
 } catch (err) {

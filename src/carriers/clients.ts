@@ -17,7 +17,9 @@ export interface CarrierClient {
 export async function send(r: CarrierRequest, timeoutMs: number): Promise<CarrierResponse> {
   const res = await fetch(r.url, { method: r.method, headers: r.headers, body: r.body, signal: AbortSignal.timeout(timeoutMs) })
   const headers: Record<string, string> = {}
-  res.headers.forEach((v, k) => (headers[k.toLowerCase()] = v))
+  res.headers.forEach((v, k) => {
+    headers[k.toLowerCase()] = v
+  })
   return { status: res.status, headers, body: await res.text() }
 }
 

@@ -5,9 +5,9 @@
  */
 import postgres from 'postgres'
 
-export type Sql = postgres.Sql<{}>
+export type Sql = postgres.Sql<Record<string, never>>
 /** A transaction's handle (`sql.begin`): queries like Sql's, without pool-wide operations. */
-export type Tx = postgres.TransactionSql<{}>
+export type Tx = postgres.TransactionSql<Record<string, never>>
 
 export interface DbOptions {
   max?: number

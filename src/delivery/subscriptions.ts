@@ -76,7 +76,7 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
   /** The frame's topic, parsed, if the socket's token grants it now; else null, the error frame sent. */
   function granted(c: Conn, claims: TokenClaims, raw: unknown, op: string): Topic | null {
     if (typeof raw !== 'string') return sendError(c, 'bad_message', `${op} needs a topic`), null
-    let topic
+    let topic: Topic
     try {
       topic = parseTopic(raw)
     } catch (err) {

@@ -43,7 +43,9 @@ export function createUserKind({ queries, delivered, presence }: {
         lastSeq,
         latest: s.lastSeq,
         body: { user: { userId, lastSeq, unread: s.unread }, notifications: s.items, ...(truncated ? { truncated: true } : {}) },
-        sent: unsent.length > 0 ? () => unsent.forEach((seq) => delivered!.add(userId, seq)) : undefined
+        sent: unsent.length > 0 ? () => {
+              for (const seq of unsent) delivered!.add(userId, seq)
+            } : undefined
       }
     },
     notFound: (topic) => `no ${topic.name}`,

@@ -28,7 +28,7 @@
  */
 import { createClient, type RedisClientType } from 'redis'
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduleClaim, type ScheduledMember, type StreamEntry } from './engine.ts'
+import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduleClaim, type StreamEntry } from './engine.ts'
 
 type Client = RedisClientType<any, any, any, any, any>
 

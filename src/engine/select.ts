@@ -58,7 +58,7 @@ export async function answersPing(url: string, ms: number): Promise<boolean> {
           s.write('PING\r\n')
         },
         data(_s, chunk) {
-          settle(/^[+\-]/.test(chunk.toString('latin1', 0, 1)))
+          settle(/^[+-]/.test(chunk.toString('latin1', 0, 1)))
         },
         close: () => settle(false),
         error: () => settle(false),

@@ -91,6 +91,7 @@ export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]):
   })
   // Not sent until the caller's pipeline asks for it (postgres.js sends a query when it is
   // awaited), so that it goes out in the caller's order.
+  // biome-ignore lint/suspicious/noThenProperty: a lazy thenable on purpose, like postgres.js's own queries
   return { then: ((ok, fail) => query.then(written).then(ok, fail)) as PromiseLike<WatcherNotifications>['then'] }
 }
 

@@ -142,7 +142,7 @@ export function createGroupCommit(opts: GroupCommitOptions) {
       }
     }
     for (const [ord, err] of refused) out[back[ord]!.call]!.refused.set(back[ord]!.ord, err)
-    calls.forEach((c, i) => c.resolve(out[i]!))
+    for (const [i, c] of calls.entries()) c.resolve(out[i]!)
   }
 
   /** Commits `events`; refused for their data, commits each half alone, down to single events. */

@@ -23,8 +23,7 @@
  *   - `stop()` stops claiming and waits for the sends in flight (each at most WEBHOOK_TIMEOUT_MS).
  */
 import { randomBytes } from 'node:crypto'
-import type postgres from 'postgres'
-import type { Sql } from '../db/client.ts'
+import type { Sql, Tx } from '../db/client.ts'
 import type { Engine, ScheduleClaim, ScheduledMember } from '../engine/engine.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
@@ -176,7 +175,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     const later: ScheduledMember[] = []
     for (const i of items) {
       const r = byId.get(i.id)
-      if (!r || !r.live) remove.push(i)
+      if (!r?.live) remove.push(i)
       else if (!r.leased) later.push({ member: i.member, dueAt: Math.max(r.due_at, Date.now() + opts.pollMs) })
     }
     await Promise.all([engine.scheduleRemove(SCHEDULE, remove), engine.scheduleAdd(SCHEDULE, later)])
@@ -262,7 +261,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   }
 
   /** Updates the endpoint's failure clock after an attempt; resolves with whether it is still enabled. */
-  async function failureClock(tx: postgres.TransactionSql<{}>, endpointId: string, v: Verdict): Promise<boolean> {
+  async function failureClock(tx: Tx, endpointId: string, v: Verdict): Promise<boolean> {
     if (v === 'delivered') {
       const [e] = await tx<{ since: string }[]>`
         update webhook_endpoints w set failing_since = null from (select failing_since from webhook_endpoints where id = ${endpointId}) old

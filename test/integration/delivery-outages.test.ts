@@ -2,7 +2,7 @@
  * Delivery across a Redis outage and across processes: every open socket still gets every
  * event in order, whichever process ingested it, even while Redis is gone.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { outageTest, redisTest, testRedisUrl } from '../support/engine.ts'
 import { freePort, privateRedis, uniquePrefix } from '../support/redis.ts'

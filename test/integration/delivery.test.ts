@@ -295,10 +295,10 @@ describe('the stream', () => {
     const { s, c } = await subscribedToNewShipment()
     const encode = JSON.stringify
     let encodings = 0
-    JSON.stringify = function (value: unknown, ...rest: unknown[]) {
+    JSON.stringify = ((value: unknown, ...rest: unknown[]) => {
       if (value !== null && typeof value === 'object' && 'event' in value && 'shipment' in value) encodings++
       return (encode as (...a: unknown[]) => string).call(JSON, value, ...rest)
-    } as typeof JSON.stringify
+    }) as typeof JSON.stringify
     try {
       // Committed here: handed to this process's sockets and appended to the stream.
       const results = await service.processor.ingest([ev(s.tn), ev(s.tn)].map((e) => toNormalizedEvent(e)))

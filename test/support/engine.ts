@@ -62,7 +62,7 @@ export function sayEngine() {
   console.error(`tests: delivery on the ${resolved.line}`)
 }
 
-type TestFn = () => void | Promise<unknown>
+type TestFn = () => undefined | Promise<unknown>
 /**
  * `test`, or, on the memory engine, the same test skipped with `reason` in its name — for
  * what only a real Redis can show (an outage, a second OS process sharing it).

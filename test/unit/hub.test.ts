@@ -61,7 +61,12 @@ async function setup() {
   const hub = createHub({ kinds: [model.kind], engine, tokens, log: silentLog, metrics: createMetrics({ defaults: false }), reconcileMs: 60_000 })
   const sockets: ReturnType<typeof socket>[] = []
   // Bun's topic publish: to every socket on the native topic.
-  hub.start({ publish: (topic, data) => (sockets.filter((k) => k.topics.has(topic)).forEach((k) => k.ws.send(data)), 1) })
+  hub.start({
+    publish: (topic, data) => {
+      for (const k of sockets) if (k.topics.has(topic)) k.ws.send(data)
+      return 1
+    }
+  })
   stops.push(async () => {
     await hub.stop()
     await engine.close()

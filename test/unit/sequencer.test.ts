@@ -93,7 +93,7 @@ async function countMapSteps(f: () => Promise<void>): Promise<number> {
   try {
     await f()
   } finally {
-    names.forEach((n, i) => (proto[n] = saved[i]))
+    for (const [i, n] of names.entries()) proto[n] = saved[i]
   }
   return steps
 }

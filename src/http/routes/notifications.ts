@@ -6,7 +6,7 @@
  * naming it.
  */
 import { Elysia, t } from 'elysia'
-import type { Engine } from '../../engine/engine.ts'
+import type { Engine, Presence } from '../../engine/engine.ts'
 import { AppError, NotFoundError, ValidationError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { parseAckTarget } from '../../notifications/ack.ts'
@@ -43,7 +43,7 @@ export function notificationRoutes({ sql, queries, watchers, publisher, engine, 
   onWebhookMessages?: (messages: readonly MessageRef[]) => void
 }) {
   async function presenceOf(userIds: string[]) {
-    let found
+    let found: Map<string, Presence>
     try {
       found = await engine.presenceGet(userIds)
     } catch (err) {
