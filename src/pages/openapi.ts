@@ -109,7 +109,7 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
     const errors = new Set<number>([...(doc?.errors ?? []), ...(route.path.startsWith('/v1/') ? [503] : [])])
     if (secured) errors.add(401)
     if (parameters.length > 0 || body) errors.add(400)
-    if (body) [413, 415].forEach((s) => errors.add(s))
+    if (body) for (const s of [413, 415]) errors.add(s)
     for (const status of [...errors].sort()) responses[status] ??= { $ref: `#/components/responses/E${status}` }
     const operation = {
       operationId: operationId(route.method, path),

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test'
 import { existsSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser } from 'playwright-core'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { API_KEY, testService } from '../support/service.ts'
 import { tcpProxy } from '../support/tcp-proxy.ts'
