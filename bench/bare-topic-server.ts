@@ -28,7 +28,10 @@ const server = Bun.serve({
         const seq = (seqs.get(topic) ?? 0) + 1
         seqs.set(topic, seq)
         const event = { seq, dedupKey: `${e.carrier}:${e.trackingNumber}:${e.carrierStatus}:${e.occurredAt}`, ...e, location: null, receivedAt }
-        s.publish(topic, JSON.stringify({ type: 'event', topic, seq, event, shipment: { status: e.status, carrierStatus: e.carrierStatus, lastEventAt: e.occurredAt } }))
+        s.publish(
+          topic,
+          JSON.stringify({ type: 'event', topic, seq, event, shipment: { status: e.status, carrierStatus: e.carrierStatus, lastEventAt: e.occurredAt } })
+        )
       }
       return new Response('ok')
     }

@@ -53,7 +53,11 @@ const lastArrival = new Map<string, number>() // … and the last
 const arrivals = new Map<string, number>()
 
 async function token(base: string, topics: string[]) {
-  const r = await fetch(`${base}/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ topics, ttlSeconds: 3600 }) })
+  const r = await fetch(`${base}/v1/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ topics, ttlSeconds: 3600 })
+  })
   return ((await r.json()) as { token: string }).token
 }
 
@@ -115,16 +119,30 @@ if (spec.pauseAfterConnectMs) await Bun.sleep(spec.pauseAfterConnectMs)
 async function ingest(target: Target, events: { tn: string; marker: string }[]) {
   const now = performance.now()
   for (const e of events) sentAt.set(e.marker, now)
-  const body = { events: events.map((e) => ({ carrier: spec.carrier, trackingNumber: e.tn, carrierStatus: 'S', status: 'in_transit', occurredAt: new Date().toISOString(), description: e.marker })) }
+  const body = {
+    events: events.map((e) => ({
+      carrier: spec.carrier,
+      trackingNumber: e.tn,
+      carrierStatus: 'S',
+      status: 'in_transit',
+      occurredAt: new Date().toISOString(),
+      description: e.marker
+    }))
+  }
   const r = target.bare
     ? await fetch(`${target.base}/publish`, { method: 'POST', body: JSON.stringify(body) })
-    : await fetch(`${target.ingestBase ?? target.base}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    : await fetch(`${target.ingestBase ?? target.base}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body)
+      })
   if (!r.ok) throw new Error(`${target.bare ? 'publish' : 'ingest'}: HTTP ${r.status}`)
   await r.text()
   if (now >= measureFrom) hPost.recordValue(Math.max(1, Math.round((performance.now() - now) * 1000)))
 }
 
-const subscribersPer = (tn: string) => Math.floor(spec.subscribers / spec.trackingNumbers.length) + (spec.trackingNumbers.indexOf(tn) < spec.subscribers % spec.trackingNumbers.length ? 1 : 0)
+const subscribersPer = (tn: string) =>
+  Math.floor(spec.subscribers / spec.trackingNumbers.length) + (spec.trackingNumbers.indexOf(tn) < spec.subscribers % spec.trackingNumbers.length ? 1 : 0)
 
 if (spec.mode === 'stream') {
   // Ticks of 10 ms, each ingesting rate/100 events on consecutive shipments.
@@ -161,13 +179,25 @@ if (spec.mode === 'stream') {
   const seconds = (performance.now() - start) / 1000
   const us = (p: number) => h.getValueAtPercentile(p) / 1000
   const p99 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length * 0.99)] ?? 0
-  console.log(JSON.stringify({
-    events: n - warmupEvents, warmupEvents, sendSeconds, expected: expected, received, measured: h.totalCount,
-    deliveredPerSecond: (received - receivedBefore) / seconds,
-    p50: us(50), p95: us(95), p99: us(99), max: h.maxValue / 1000,
-    ingestP50: hPost.getValueAtPercentile(50) / 1000, ingestP99: hPost.getValueAtPercentile(99) / 1000,
-    warmupP99: hWarm.getValueAtPercentile(99) / 1000, perSecondP99: perSecond.map((v) => Math.round(p99(v) * 10) / 10)
-  }))
+  console.log(
+    JSON.stringify({
+      events: n - warmupEvents,
+      warmupEvents,
+      sendSeconds,
+      expected: expected,
+      received,
+      measured: h.totalCount,
+      deliveredPerSecond: (received - receivedBefore) / seconds,
+      p50: us(50),
+      p95: us(95),
+      p99: us(99),
+      max: h.maxValue / 1000,
+      ingestP50: hPost.getValueAtPercentile(50) / 1000,
+      ingestP99: hPost.getValueAtPercentile(99) / 1000,
+      warmupP99: hWarm.getValueAtPercentile(99) / 1000,
+      perSecondP99: perSecond.map((v) => Math.round(p99(v) * 10) / 10)
+    })
+  )
 } else {
   const tn = spec.trackingNumbers[0]!
   const targets = spec.baseline ? [spec, spec.baseline] : [spec]
@@ -180,7 +210,8 @@ if (spec.mode === 'stream') {
     await ingest(target, [{ tn, marker }])
     const deadline = performance.now() + 10_000
     while ((arrivals.get(marker) ?? 0) < spec.subscribers && performance.now() < deadline) await Bun.sleep(1)
-    if ((arrivals.get(marker) ?? 0) < spec.subscribers) throw new Error(`round ${marker}: ${arrivals.get(marker) ?? 0} of ${spec.subscribers} sockets served in 10 s`)
+    if ((arrivals.get(marker) ?? 0) < spec.subscribers)
+      throw new Error(`round ${marker}: ${arrivals.get(marker) ?? 0} of ${spec.subscribers} sockets served in 10 s`)
     const t = { last: lastArrival.get(marker)! - sentAt.get(marker)!, first: firstArrival.get(marker)! - sentAt.get(marker)! }
     await Bun.sleep(200)
     return t
@@ -201,8 +232,12 @@ if (spec.mode === 'stream') {
     return sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2
   }
   const summary = (i: number) => ({
-    rounds: times[i]!.length, median: median(times[i]!), min: Math.min(...times[i]!), max: Math.max(...times[i]!),
-    firstMedian: median(firsts[i]!), all: times[i]!.map((t) => Math.round(t * 10) / 10)
+    rounds: times[i]!.length,
+    median: median(times[i]!),
+    min: Math.min(...times[i]!),
+    max: Math.max(...times[i]!),
+    firstMedian: median(firsts[i]!),
+    all: times[i]!.map((t) => Math.round(t * 10) / 10)
   })
   console.log(JSON.stringify(spec.baseline ? { ...summary(0), baseline: summary(1) } : summary(0)))
 }

@@ -22,11 +22,19 @@ const topics = spec.trackingNumbers.map((tn) => `shipment:${spec.carrier}:${tn}`
 const tokens: string[] = []
 if (!spec.bare) {
   for (let i = 0; i < topics.length; i += 200) {
-    tokens.push(...(await Promise.all(topics.slice(i, i + 200).map(async (topic) => {
-      const r = await fetch(`${spec.base}/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ topics: [topic], ttlSeconds: 3600 }) })
-      if (!r.ok) throw new Error(`token: HTTP ${r.status}`)
-      return ((await r.json()) as { token: string }).token
-    }))))
+    tokens.push(
+      ...(await Promise.all(
+        topics.slice(i, i + 200).map(async (topic) => {
+          const r = await fetch(`${spec.base}/v1/tokens`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ topics: [topic], ttlSeconds: 3600 })
+          })
+          if (!r.ok) throw new Error(`token: HTTP ${r.status}`)
+          return ((await r.json()) as { token: string }).token
+        })
+      ))
+    )
   }
 }
 process.stdout.write(JSON.stringify({ ready: topics.length }) + '\n')

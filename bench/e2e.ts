@@ -49,7 +49,10 @@ const disk = await diskSampler(db.sql)
 
 async function load(spec: Record<string, unknown>, onConnected?: () => Promise<void>) {
   const sampling = await disk.start()
-  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/e2e-load.ts`, JSON.stringify({ apiKey, carrier: 'dhl', ...spec })], { stdout: 'pipe', stderr: 'inherit' })
+  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/e2e-load.ts`, JSON.stringify({ apiKey, carrier: 'dhl', ...spec })], {
+    stdout: 'pipe',
+    stderr: 'inherit'
+  })
   let result: any = null
   for await (const line of lines(proc.stdout)) {
     const m = JSON.parse(line)
@@ -67,14 +70,20 @@ async function load(spec: Record<string, unknown>, onConnected?: () => Promise<v
  * the storm's.
  */
 async function storm(base: string, bare: boolean) {
-  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/e2e-storm.ts`, JSON.stringify({ base, bare, apiKey, carrier: 'dhl', trackingNumbers: stormTns })], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+  const proc = Bun.spawn(
+    [process.execPath, `${import.meta.dir}/e2e-storm.ts`, JSON.stringify({ base, bare, apiKey, carrier: 'dhl', trackingNumbers: stormTns })],
+    { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' }
+  )
   const out = lines(proc.stdout)
   if (!('ready' in JSON.parse((await out.next()).value ?? '{}'))) throw new Error('the storm process failed')
-  const others = await load({ mode: 'stream', bare, base, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 8, warmupSeconds: WARMUP }, async () => {
-    await Bun.sleep(WARMUP * 1000 + 3000)
-    proc.stdin.write('go\n')
-    proc.stdin.flush()
-  })
+  const others = await load(
+    { mode: 'stream', bare, base, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 8, warmupSeconds: WARMUP },
+    async () => {
+      await Bun.sleep(WARMUP * 1000 + 3000)
+      proc.stdin.write('go\n')
+      proc.stdin.flush()
+    }
+  )
   const result = JSON.parse((await out.next()).value ?? '{}')
   if ((await proc.exited) !== 0 || !('allSubscribedMs' in result)) throw new Error('the storm process failed')
   return { others, allSubscribedMs: result.allSubscribedMs as number }
@@ -110,7 +119,14 @@ async function fanoutControl() {
   }
 }
 
-const serverEnv = { API_KEYS: apiKey, TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench-e2e:', LOG_LEVEL: 'warn' }
+const serverEnv = {
+  API_KEYS: apiKey,
+  TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef',
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  REDIS_PREFIX: 'bench-e2e:',
+  LOG_LEVEL: 'warn'
+}
 const server = await startServer(serverEnv)
 const ms = (x: number) => `${x.toFixed(2)} ms`
 const WARMUP = 2
@@ -120,17 +136,36 @@ const WARMUP = 2
 if (ONLY) {
   const bareOnly = await startBare()
   if (ONLY === 'a') {
-    for (const [name, base, bare] of [['parcelcast', server.url, false], ['bare', bareOnly.url, true]] as const) {
+    for (const [name, base, bare] of [
+      ['parcelcast', server.url, false],
+      ['bare', bareOnly.url, true]
+    ] as const) {
       const r = await load({ mode: 'stream', bare, base, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
-      console.log(name, { p50: r.p50, p99: r.p99, max: r.max, ingestP50: r.ingestP50, ingestP99: r.ingestP99, perSecondP99: r.perSecondP99, received: r.received, expected: r.expected })
+      console.log(name, {
+        p50: r.p50,
+        p99: r.p99,
+        max: r.max,
+        ingestP50: r.ingestP50,
+        ingestP99: r.ingestP99,
+        perSecondP99: r.perSecondP99,
+        received: r.received,
+        expected: r.expected
+      })
     }
   } else if (ONLY === 'fanout') {
     const r = await fanout(server.url, bareOnly.url)
-    console.log({ parcelcast: { median: r.median, firstMedian: r.firstMedian, all: r.all }, bare: { median: r.baseline.median, firstMedian: r.baseline.firstMedian, all: r.baseline.all }, ratio: r.median / r.baseline.median })
+    console.log({
+      parcelcast: { median: r.median, firstMedian: r.firstMedian, all: r.all },
+      bare: { median: r.baseline.median, firstMedian: r.baseline.firstMedian, all: r.baseline.all },
+      ratio: r.median / r.baseline.median
+    })
     const k = await fanoutControl()
     console.log({ control: { bareA: k.median, bareB: k.baseline.median, ratio: k.median / k.baseline.median } })
   } else if (ONLY === 'storm') {
-    for (const [name, r] of [['parcelcast', await storm(server.url, false)], ['bare', await storm(bareOnly.url, true)]] as const) {
+    for (const [name, r] of [
+      ['parcelcast', await storm(server.url, false)],
+      ['bare', await storm(bareOnly.url, true)]
+    ] as const) {
       console.log(name, { allSubscribedMs: r.allSubscribedMs, othersMax: r.others.max, othersPerSecondP99: r.others.perSecondP99 })
     }
   }
@@ -146,7 +181,16 @@ console.log(a)
 
 console.log('(a) again, the sockets on a second process …')
 const second = await startServer({ ...serverEnv, MIGRATE_ON_BOOT: 'false' })
-const a2 = await load({ mode: 'stream', base: second.url, ingestBase: server.url, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
+const a2 = await load({
+  mode: 'stream',
+  base: second.url,
+  ingestBase: server.url,
+  trackingNumbers: tns,
+  subscribers: 1000,
+  rate: 1000,
+  seconds: 10,
+  warmupSeconds: WARMUP
+})
 console.log(a2)
 await second.stop()
 
@@ -154,10 +198,13 @@ console.log('(b) 10,000 subscribers, 1,000 shipments, 1,000 events/s …')
 await Bun.sleep(1000)
 const before = await rss(server.pid)
 let after = 0
-const b = await load({ mode: 'stream', base: server.url, trackingNumbers: tns, subscribers: 10_000, rate: 1000, seconds: 10, warmupSeconds: WARMUP, pauseAfterConnectMs: 3000 }, async () => {
-  await Bun.sleep(2500)
-  after = await rss(server.pid)
-})
+const b = await load(
+  { mode: 'stream', base: server.url, trackingNumbers: tns, subscribers: 10_000, rate: 1000, seconds: 10, warmupSeconds: WARMUP, pauseAfterConnectMs: 3000 },
+  async () => {
+    await Bun.sleep(2500)
+    after = await rss(server.pid)
+  }
+)
 const perConn = (after - before) / 10_000
 console.log(b, { rssBefore: before, rssAfter: after, perConnection: perConn })
 
@@ -173,7 +220,16 @@ console.log(control)
 
 // After (b), so that its heap does not blur the RSS per connection.
 console.log('(a) again, each event in a request of its own (1,000 requests/s) …')
-const a1 = await load({ mode: 'stream', base: server.url, trackingNumbers: tns, subscribers: 1000, rate: 1000, perRequest: 1, seconds: 10, warmupSeconds: WARMUP })
+const a1 = await load({
+  mode: 'stream',
+  base: server.url,
+  trackingNumbers: tns,
+  subscribers: 1000,
+  rate: 1000,
+  perRequest: 1,
+  seconds: 10,
+  warmupSeconds: WARMUP
+})
 console.log(a1)
 
 console.log(`(d) reconnect storm: ${STORM.toLocaleString('en')} sockets subscribe at once while 1,000 others take (a)'s load …`)
@@ -186,7 +242,17 @@ console.log('(a) against the bare Bun topic server: what this machine and load g
 const abare = await load({ mode: 'stream', bare: true, base: bareUrl, trackingNumbers: tns, subscribers: 1000, rate: 1000, seconds: 10, warmupSeconds: WARMUP })
 console.log(abare)
 console.log('(a) against the bare server, each event in a request of its own …')
-const abare1 = await load({ mode: 'stream', bare: true, base: bareUrl, trackingNumbers: tns, subscribers: 1000, rate: 1000, perRequest: 1, seconds: 10, warmupSeconds: WARMUP })
+const abare1 = await load({
+  mode: 'stream',
+  bare: true,
+  base: bareUrl,
+  trackingNumbers: tns,
+  subscribers: 1000,
+  rate: 1000,
+  perRequest: 1,
+  seconds: 10,
+  warmupSeconds: WARMUP
+})
 console.log(abare1)
 console.log('(d) the same storm against the bare server …')
 const dbare = await storm(bareUrl, true)
@@ -201,7 +267,8 @@ const stormRow = (name: string, r: Awaited<ReturnType<typeof storm>>) => {
   const rest = seconds.slice(1).sort((x: number, y: number) => x - y)
   return `| ${name} | **${ms(r.allSubscribedMs)}** | ${seconds[0].toFixed(1)} ms | ${ms(r.others.max)} | ${rest[Math.floor(rest.length / 2)].toFixed(1)} ms |`
 }
-const diskCell = (d: DiskReport | null) => (d ? `${d.flushMeanMs.toFixed(2)} / ${d.worstFlushWindowMs.toFixed(1)} ms (${d.slowFlushWindows} over 10 ms)` : 'n/a')
+const diskCell = (d: DiskReport | null) =>
+  d ? `${d.flushMeanMs.toFixed(2)} / ${d.worstFlushWindowMs.toFixed(1)} ms (${d.slowFlushWindows} over 10 ms)` : 'n/a'
 await writeSection(
   'e2e',
   `## End to end — \`bun run bench:e2e\`

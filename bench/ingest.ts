@@ -43,17 +43,40 @@ function batch() {
     const tn = `BENCH${String(1 + Math.floor(Math.random() * SHIPMENTS)).padStart(6, '0')}`
     for (let k = 0; k < BATCH / 10; k++) {
       const n = counter++
-      events.push({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${n % 7}`, occurredAt: new Date(Date.UTC(2026, 0, 1) + n * 1000).toISOString(), location: 'Leipzig, DE' })
+      events.push({
+        carrier: 'dhl',
+        trackingNumber: tn,
+        carrierStatus: `S${n % 7}`,
+        occurredAt: new Date(Date.UTC(2026, 0, 1) + n * 1000).toISOString(),
+        location: 'Leipzig, DE'
+      })
     }
   }
   return events
 }
 
-interface Result { label: string; concurrency: number; events: number; seconds: number; perSecond: number; p50: number; p99: number; max: number; check: string }
+interface Result {
+  label: string
+  concurrency: number
+  events: number
+  seconds: number
+  perSecond: number
+  p50: number
+  p99: number
+  max: number
+  check: string
+}
 
-async function run(label: string, concurrency: number, batches: number, send: (events: Batch) => Promise<number>, verify: () => Promise<string>): Promise<Result> {
+async function run(
+  label: string,
+  concurrency: number,
+  batches: number,
+  send: (events: Batch) => Promise<number>,
+  verify: () => Promise<string>
+): Promise<Result> {
   const h = histogram()
-  let inserted = 0, next = 0
+  let inserted = 0,
+    next = 0
   const t0 = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -67,8 +90,20 @@ async function run(label: string, concurrency: number, batches: number, send: (e
     })
   )
   const seconds = (performance.now() - t0) / 1000
-  const r = { label, concurrency, events: inserted, seconds, perSecond: inserted / seconds, p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), max: h.maxValue, check: await verify() }
-  console.log(`${label} (${concurrency} in flight): ${inserted} events in ${seconds.toFixed(2)} s = ${Math.round(r.perSecond)} events/s; per batch p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)}; ${r.check}`)
+  const r = {
+    label,
+    concurrency,
+    events: inserted,
+    seconds,
+    perSecond: inserted / seconds,
+    p50: h.getValueAtPercentile(50),
+    p99: h.getValueAtPercentile(99),
+    max: h.maxValue,
+    check: await verify()
+  }
+  console.log(
+    `${label} (${concurrency} in flight): ${inserted} events in ${seconds.toFixed(2)} s = ${Math.round(r.perSecond)} events/s; per batch p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)}; ${r.check}`
+  )
   return r
 }
 
@@ -85,30 +120,51 @@ async function verify(sql: Sql, expected: number): Promise<string> {
 const results: Result[] = []
 
 // 0. Reference.
-if (part('reference')) for (const [label, size, batches] of [['reference: bare insert + guarded update', BATCH, BATCHES], ['reference: the same, one event per transaction', 1, 15_000]] as const) {
-  const db = await fresh()
-  let seq = 0
-  const bare = async (events: Batch) => {
-    const slice = events.slice(0, size)
-    await db.sql.begin(async (tx) => {
-      const tns = [...new Set(slice.map((e) => e.trackingNumber))]
-      const ships = await tx<{ id: string; tracking_number: string }[]>`select id, tracking_number from shipments where carrier = 'dhl' and tracking_number = any(${tns}::text[]) order by id for update`
-      const ids = new Map(ships.map((x) => [x.tracking_number, x.id]))
-      const rows = slice.map((e) => ({ shipment_id: ids.get(e.trackingNumber), seq: ++seq, dedup_key: `ref:${seq}`, carrier_status: e.carrierStatus, status: 'unknown', occurred_at: e.occurredAt }))
-      await tx`insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at)
+if (part('reference'))
+  for (const [label, size, batches] of [
+    ['reference: bare insert + guarded update', BATCH, BATCHES],
+    ['reference: the same, one event per transaction', 1, 15_000]
+  ] as const) {
+    const db = await fresh()
+    let seq = 0
+    const bare = async (events: Batch) => {
+      const slice = events.slice(0, size)
+      await db.sql.begin(async (tx) => {
+        const tns = [...new Set(slice.map((e) => e.trackingNumber))]
+        const ships = await tx<
+          { id: string; tracking_number: string }[]
+        >`select id, tracking_number from shipments where carrier = 'dhl' and tracking_number = any(${tns}::text[]) order by id for update`
+        const ids = new Map(ships.map((x) => [x.tracking_number, x.id]))
+        const rows = slice.map((e) => ({
+          shipment_id: ids.get(e.trackingNumber),
+          seq: ++seq,
+          dedup_key: `ref:${seq}`,
+          carrier_status: e.carrierStatus,
+          status: 'unknown',
+          occurred_at: e.occurredAt
+        }))
+        await tx`insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at)
                select * from json_to_recordset(${tx.json(rows as never)}::json) as r(shipment_id uuid, seq int, dedup_key text, carrier_status text, status text, occurred_at timestamptz)`
-      await tx`update shipments s set last_event_at = ${slice.at(-1)!.occurredAt}::timestamptz
+        await tx`update shipments s set last_event_at = ${slice.at(-1)!.occurredAt}::timestamptz
                where s.id = any(${ships.map((x) => x.id)}::uuid[]) and (s.last_event_at is null or s.last_event_at < ${slice.at(-1)!.occurredAt}::timestamptz)`
-    })
-    return slice.length
+      })
+      return slice.length
+    }
+    results.push(await run(label, 8, batches, bare, async () => (await db.sql.end(), 'no checks (reference only)')))
   }
-  results.push(await run(label, 8, batches, bare, async () => (await db.sql.end(), 'no checks (reference only)')))
-}
 
 // 1. The processor, in process.
 if (part('processor')) {
   const db = await fresh()
-  const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
+  const config = loadConfig({
+    ...process.env,
+    API_KEYS: 'bench-key-000000',
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: 'bench:',
+    MIGRATE_ON_BOOT: 'false',
+    LOG_LEVEL: 'warn'
+  })
   const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
   for (let i = 0; i < 100 && !service.engine.isReady; i++) await Bun.sleep(20)
   const send = async (events: Batch) => {
@@ -119,35 +175,58 @@ if (part('processor')) {
 }
 
 // 2. HTTP, server in its own process.
-if (part('http')) for (const concurrency of [8, 16]) {
-  const db = await fresh()
-  const server = await startServer({ API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' })
-  const send = async (events: Batch) => {
-    const res = await fetch(`${server.url}/v1/events`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer bench-key-000000', 'content-type': 'application/json' },
-      body: JSON.stringify({ events })
-    })
-    if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`)
-    const body = (await res.json()) as { results: { outcome: string; published: boolean }[] }
-    return body.results.filter((r) => r.outcome === 'inserted' && r.published).length
+if (part('http'))
+  for (const concurrency of [8, 16]) {
+    const db = await fresh()
+    const server = await startServer({ API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' })
+    const send = async (events: Batch) => {
+      const res = await fetch(`${server.url}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer bench-key-000000', 'content-type': 'application/json' },
+        body: JSON.stringify({ events })
+      })
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`)
+      const body = (await res.json()) as { results: { outcome: string; published: boolean }[] }
+      return body.results.filter((r) => r.outcome === 'inserted' && r.published).length
+    }
+    results.push(await run('POST /v1/events', concurrency, BATCHES, send, async () => (await server.stop(), verify(db.sql, BATCHES * BATCH))))
   }
-  results.push(await run('POST /v1/events', concurrency, BATCHES, send, async () => (await server.stop(), verify(db.sql, BATCHES * BATCH))))
-}
 
 // 3. Latency of one call at a time.
-interface Latency { label: string; calls: number; p50: number; p90: number; p99: number; max: number }
+interface Latency {
+  label: string
+  calls: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+}
 const latencies: Latency[] = []
 if (part('latency')) {
   const db = await fresh()
-  const config = loadConfig({ ...process.env, API_KEYS: 'bench-key-000000', TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
+  const config = loadConfig({
+    ...process.env,
+    API_KEYS: 'bench-key-000000',
+    TOKEN_SECRET: 'bench-token-secret-0123456789-abcdef',
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: 'bench:',
+    MIGRATE_ON_BOOT: 'false',
+    LOG_LEVEL: 'warn'
+  })
   const service = createService(config, { log: createLogger('warn'), defaultMetrics: false })
   for (let i = 0; i < 100 && !service.engine.isReady; i++) await Bun.sleep(20)
-  for (const [label, size, gapMs, calls] of [['one event, every 200 ms', 1, 200, 100], ['ten events of ten shipments, every 5 ms', 10, 5, 1000]] as const) {
+  for (const [label, size, gapMs, calls] of [
+    ['one event, every 200 ms', 1, 200, 100],
+    ['ten events of ten shipments, every 5 ms', 10, 5, 1000]
+  ] as const) {
     const h = histogram()
     // The first calls of each pooled connection prepare its statements: not measured.
     for (let i = -20; i < calls; i++) {
-      const events = batch().filter((_, k) => k % 10 === 0).slice(0, size).map((e) => toNormalizedEvent(e))
+      const events = batch()
+        .filter((_, k) => k % 10 === 0)
+        .slice(0, size)
+        .map((e) => toNormalizedEvent(e))
       const s = performance.now()
       await service.processor.ingest(events)
       if (i >= 0) h.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)))
@@ -163,7 +242,8 @@ if (part('latency')) {
 
 if (ONLY) process.exit(0)
 
-const row = (r: Result) => `| ${r.label} | ${r.concurrency} | ${r.events.toLocaleString('en')} | ${r.seconds.toFixed(2)} s | **${Math.round(r.perSecond).toLocaleString('en')}** | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.check} |`
+const row = (r: Result) =>
+  `| ${r.label} | ${r.concurrency} | ${r.events.toLocaleString('en')} | ${r.seconds.toFixed(2)} s | **${Math.round(r.perSecond).toLocaleString('en')}** | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.check} |`
 await writeSection(
   'ingest',
   `## Ingest — \`bun run bench:ingest\`

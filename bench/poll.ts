@@ -17,12 +17,26 @@ import { freshDatabase, machine, redisUrl, writeSection } from './support.ts'
 
 const log = createLogger('warn')
 const db = await freshDatabase('parcelcast_bench_poll')
-const config = loadConfig({ API_KEYS: 'bench-key-000000', DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_PREFIX: 'bench-poll:', MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'warn' })
+const config = loadConfig({
+  API_KEYS: 'bench-key-000000',
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  REDIS_PREFIX: 'bench-poll:',
+  MIGRATE_ON_BOOT: 'false',
+  LOG_LEVEL: 'warn'
+})
 const service = createService(config, { log, defaultMetrics: false })
 const sim = createCarrierSimulator({ latencyMs: 100, stepMs: 0 })
 const creds = { apiKey: sim.options.dhlApiKey, clientId: sim.options.glsClientId, clientSecret: sim.options.glsClientSecret, locale: 'de_DE' }
 const poller = (carrier: 'dhl' | 'dpd' | 'gls', settings: PollSettings) =>
-  createPoller({ sql: service.sql, processor: service.processor, client: createCarrierClient(carrier, { baseUrl: `${sim.url}/${carrier}`, ...creds })!, settings, log, metrics: service.metrics })
+  createPoller({
+    sql: service.sql,
+    processor: service.processor,
+    client: createCarrierClient(carrier, { baseUrl: `${sim.url}/${carrier}`, ...creds })!,
+    settings,
+    log,
+    metrics: service.metrics
+  })
 
 // 1. 100 shipments across 3 carriers, one cycle each, all at once.
 await db.sql`insert into shipments (carrier, tracking_number) select (array['dhl','dpd','gls'])[1 + g % 3], 'P' || g from generate_series(1, 100) g`
@@ -49,9 +63,14 @@ while (Date.now() - start < 15_000) {
 const calls = sim.requests.slice(before).filter((r) => r.carrier === 'dhl')
 const perSecond = new Map<number, number>()
 for (const r of calls) perSecond.set(Math.floor(r.at / 1000), (perSecond.get(Math.floor(r.at / 1000)) ?? 0) + 1)
-const full = [...perSecond.entries()].sort((a, b) => a[0] - b[0]).slice(1, -1).map(([, n]) => n) // whole seconds only
+const full = [...perSecond.entries()]
+  .sort((a, b) => a[0] - b[0])
+  .slice(1, -1)
+  .map(([, n]) => n) // whole seconds only
 const seconds = (Date.now() - start) / 1000
-console.log(`10,000 shipments at 20 calls/s: ${calls.length} calls in ${seconds.toFixed(1)} s (${(calls.length / seconds).toFixed(1)}/s), busiest whole second ${Math.max(...full)}, ${cyclesRun} cycles`)
+console.log(
+  `10,000 shipments at 20 calls/s: ${calls.length} calls in ${seconds.toFixed(1)} s (${(calls.length / seconds).toFixed(1)}/s), busiest whole second ${Math.max(...full)}, ${cyclesRun} cycles`
+)
 
 sim.stop()
 await service.stop()

@@ -66,9 +66,11 @@ export async function writeSection(name: string, body: string): Promise<void> {
   const path = `${import.meta.dir}/../docs/BENCHMARKS.md`
   const file = Bun.file(path)
   let text = (await file.exists()) ? await file.text() : '# Benchmarks\n'
-  const start = `<!-- ${name}:start -->`, end = `<!-- ${name}:end -->`
+  const start = `<!-- ${name}:start -->`,
+    end = `<!-- ${name}:end -->`
   const block = `${start}\n${body.trim()}\n${end}`
-  const i = text.indexOf(start), j = text.indexOf(end)
+  const i = text.indexOf(start),
+    j = text.indexOf(end)
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`
   await Bun.write(path, text)
 }
@@ -109,9 +111,14 @@ export async function diskSampler(sql: Sql, everyMs = 50) {
   try {
     const [row] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`
     const dev = statSync(row!.dir).dev
-    const major = Math.floor(dev / 256) & 0xfff, minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00)
+    const major = Math.floor(dev / 256) & 0xfff,
+      minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00)
     const stats = await Bun.file('/proc/diskstats').text()
-    device = stats.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => Number(f[0]) === major && Number(f[1]) === minor)?.[2] ?? null
+    device =
+      stats
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .find((f) => Number(f[0]) === major && Number(f[1]) === minor)?.[2] ?? null
   } catch {}
   async function read(): Promise<{ writes: number; writeMs: number; flushes: number; flushMs: number } | null> {
     if (!device) return null
@@ -121,7 +128,10 @@ export async function diskSampler(sql: Sql, everyMs = 50) {
     } catch {
       return null
     }
-    const f = text.split('\n').map((l) => l.trim().split(/\s+/)).find((x) => x[2] === device)
+    const f = text
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .find((x) => x[2] === device)
     // fields: 7 writes completed, 10 ms writing; 19 flushes completed, 20 ms flushing (kernel ≥ 5.5)
     return f && f.length >= 20 ? { writes: Number(f[7]), writeMs: Number(f[10]), flushes: Number(f[18]), flushMs: Number(f[19]) } : null
   }
@@ -131,13 +141,17 @@ export async function diskSampler(sql: Sql, everyMs = 50) {
     async start() {
       const first = await read()
       let prev = first
-      let worstFlush = 0, worstWrite = 0, slowFlushWindows = 0, reading = false
+      let worstFlush = 0,
+        worstWrite = 0,
+        slowFlushWindows = 0,
+        reading = false
       const timer = setInterval(async () => {
         if (reading) return
         reading = true
         const now = await read().finally(() => (reading = false))
         if (!now || !prev) return
-        const df = now.flushes - prev.flushes, dw = now.writes - prev.writes
+        const df = now.flushes - prev.flushes,
+          dw = now.writes - prev.writes
         if (df > 0) {
           const mean = (now.flushMs - prev.flushMs) / df
           worstFlush = Math.max(worstFlush, mean)
@@ -151,12 +165,18 @@ export async function diskSampler(sql: Sql, everyMs = 50) {
           clearInterval(timer)
           const last = await read()
           if (!first || !last) return null
-          const flushes = last.flushes - first.flushes, writes = last.writes - first.writes
+          const flushes = last.flushes - first.flushes,
+            writes = last.writes - first.writes
           return {
-            device: device!, flushes, writes,
+            device: device!,
+            flushes,
+            writes,
             flushMeanMs: flushes > 0 ? (last.flushMs - first.flushMs) / flushes : 0,
             writeMeanMs: writes > 0 ? (last.writeMs - first.writeMs) / writes : 0,
-            worstFlushWindowMs: worstFlush, worstWriteWindowMs: worstWrite, slowFlushWindows, windowMs: everyMs
+            worstFlushWindowMs: worstFlush,
+            worstWriteWindowMs: worstWrite,
+            slowFlushWindows,
+            windowMs: everyMs
           }
         }
       }

@@ -27,16 +27,28 @@ const env = {
   TOKEN_SECRET: process.env.TOKEN_SECRET ?? 'demo-token-secret-change-me-0123456789',
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   POLL_INTERVAL_MS: process.env.POLL_INTERVAL_MS ?? '1000',
-  DHL_BASE_URL: `${sim.url}/dhl`, DHL_API_KEY: sim.options.dhlApiKey,
-  DPD_BASE_URL: `${sim.url}/dpd`, DPD_LOCALE: 'de_DE', DPD_FORM: process.env.DPD_FORM ?? 'json',
-  DPD_DELIS_ID: sim.options.dpdDelisId, DPD_PASSWORD: sim.options.dpdPassword,
-  GLS_BASE_URL: `${sim.url}/gls`, GLS_CLIENT_ID: sim.options.glsClientId, GLS_CLIENT_SECRET: sim.options.glsClientSecret
+  DHL_BASE_URL: `${sim.url}/dhl`,
+  DHL_API_KEY: sim.options.dhlApiKey,
+  DPD_BASE_URL: `${sim.url}/dpd`,
+  DPD_LOCALE: 'de_DE',
+  DPD_FORM: process.env.DPD_FORM ?? 'json',
+  DPD_DELIS_ID: sim.options.dpdDelisId,
+  DPD_PASSWORD: sim.options.dpdPassword,
+  GLS_BASE_URL: `${sim.url}/gls`,
+  GLS_CLIENT_ID: sim.options.glsClientId,
+  GLS_CLIENT_SECRET: sim.options.glsClientSecret
 }
 const server = Bun.spawn([process.execPath, `${import.meta.dir}/../src/main.ts`], { env, stdout: 'pipe', stderr: 'inherit' })
 
 // parcelcast logs JSON lines; here they are printed for people. Info lines until it is ready
 // (which database, migrations, pollers), warnings and errors throughout.
-const pretty = prettyFactory({ colorize: process.stdout.isTTY ?? false, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service,component', singleLine: true, messageFormat: '{if component}{component}: {end}{msg}' })
+const pretty = prettyFactory({
+  colorize: process.stdout.isTTY ?? false,
+  translateTime: 'SYS:HH:MM:ss',
+  ignore: 'pid,hostname,service,component',
+  singleLine: true,
+  messageFormat: '{if component}{component}: {end}{msg}'
+})
 let verbose = true
 const printed = (async () => {
   let rest = ''
@@ -73,7 +85,11 @@ async function stop(code: number): Promise<never> {
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0))
 
 async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
   return { status: res.status, body: (await res.json()) as any }
 }
 
@@ -81,7 +97,10 @@ async function call(method: string, path: string, body?: unknown) {
 const deadline = Date.now() + 180_000
 let readiness: any = null
 while (!readiness) {
-  readiness = await fetch(`${base}/readyz`).then((r) => (r.ok ? r.json() : null), () => null)
+  readiness = await fetch(`${base}/readyz`).then(
+    (r) => (r.ok ? r.json() : null),
+    () => null
+  )
   if (readiness) break
   if (server.exitCode !== null) {
     await printed
@@ -95,7 +114,9 @@ while (!readiness) {
   await Bun.sleep(100)
 }
 verbose = false
-console.log(`\nparcelcast is up on ${base} (API key: ${apiKey}) — database: ${readiness.database}, redis: ${readiness.redis}${readiness.engine ? `, engine: ${readiness.engine}` : ''}; carrier simulators on ${sim.url}/{dhl,dpd,gls}`)
+console.log(
+  `\nparcelcast is up on ${base} (API key: ${apiKey}) — database: ${readiness.database}, redis: ${readiness.redis}${readiness.engine ? `, engine: ${readiness.engine}` : ''}; carrier simulators on ${sim.url}/{dhl,dpd,gls}`
+)
 console.log('from here on parcelcast prints warnings and errors only (the simulators send the odd error page on purpose)\n')
 
 const run = Date.now().toString(36).toUpperCase()
@@ -149,7 +170,9 @@ for (let tick = 0; tick < 1200; tick++) {
     cursor = page.body.nextCursor
   } while (cursor && seen < ids.size)
   const secs = Math.round((Date.now() - started) / 1000)
-  const counts = Object.entries(tally).sort(([a], [b]) => order(a) - order(b)).map(([k, v]) => `${k}: ${v}`)
+  const counts = Object.entries(tally)
+    .sort(([a], [b]) => order(a) - order(b))
+    .map(([k, v]) => `${k}: ${v}`)
   console.log(`t+${secs}s  ${counts.join('  ')}   (watched socket: ${pushed} pushed)`)
   if (tally.delivered === 100) {
     console.log(`\nall 100 delivered. Try: curl -H 'authorization: Bearer ${apiKey}' '${base}/v1/shipments/${watched.id}/events'   and   curl ${base}/readyz`)

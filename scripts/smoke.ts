@@ -12,7 +12,11 @@ const SOCKETS = 6
 const EVENTS = 10
 
 async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
   const json = (await res.json()) as any
   if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${JSON.stringify(json)}`)
   return json
@@ -23,7 +27,10 @@ const fail = (message: string): never => {
   process.exit(1)
 }
 
-const ready = await fetch(`${base}/readyz`).then((r) => r.json(), (err) => fail(`${base}/readyz: ${(err as Error).message}`))
+const ready = await fetch(`${base}/readyz`).then(
+  (r) => r.json(),
+  (err) => fail(`${base}/readyz: ${(err as Error).message}`)
+)
 console.log(`smoke: ${base}/readyz → ${JSON.stringify(ready)}`)
 
 const trackingNumber = `SMOKE${Date.now().toString(36).toUpperCase()}`
@@ -55,7 +62,15 @@ await Promise.all(
 
 for (let n = 1; n <= EVENTS; n++) {
   const { results } = await call('POST', '/v1/events', {
-    events: [{ carrier: 'dhl', trackingNumber, carrierStatus: `STEP${n}`, status: n === EVENTS ? 'delivered' : 'in_transit', occurredAt: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString() }]
+    events: [
+      {
+        carrier: 'dhl',
+        trackingNumber,
+        carrierStatus: `STEP${n}`,
+        status: n === EVENTS ? 'delivered' : 'in_transit',
+        occurredAt: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString()
+      }
+    ]
   })
   if (results[0].outcome !== 'inserted') fail(`event ${n}: ${JSON.stringify(results[0])}`)
 }

@@ -21,18 +21,26 @@ const url = (name: string, def: string, protocols: string[]) =>
   v.pipe(
     v.optional(v.string(), def),
     v.trim(),
-    v.check((s) => {
-      try {
-        return protocols.includes(new URL(s).protocol)
-      } catch {
-        return false
-      }
-    }, `${name} must be a URL starting with ${protocols.join(' or ')}//`)
+    v.check(
+      (s) => {
+        try {
+          return protocols.includes(new URL(s).protocol)
+        } catch {
+          return false
+        }
+      },
+      `${name} must be a URL starting with ${protocols.join(' or ')}//`
+    )
   )
 
 const list = v.pipe(
   v.optional(v.string(), ''),
-  v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  v.transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)
+  )
 )
 
 const Env = v.object({
@@ -47,12 +55,21 @@ const Env = v.object({
   REDIS_URL: v.optional(url('REDIS_URL', '', ['redis:', 'rediss:'])),
   ENGINE: v.optional(v.picklist(['redis', 'memory', 'auto'], 'ENGINE must be redis, memory or auto'), 'auto'),
   REDIS_PREFIX: v.pipe(v.optional(v.string(), ''), v.regex(/^[\w:.-]*$/, 'REDIS_PREFIX may hold letters, digits and _ : . - only')),
-  API_KEYS: v.pipe(list, v.minLength(1, 'API_KEYS must list at least one key (comma-separated)'),
+  API_KEYS: v.pipe(
+    list,
+    v.minLength(1, 'API_KEYS must list at least one key (comma-separated)'),
     v.check((keys) => keys.every((k) => k.length >= 8), 'API_KEYS: every key must be at least 8 characters'),
     // `Authorization: Bearer <key>` carries no whitespace: such a key could never be sent.
-    v.check((keys) => keys.every((k) => !/\s/.test(k)), 'API_KEYS: a key must not contain whitespace (keys are separated by commas)')),
-  TOKEN_SECRET: v.pipe(v.optional(v.string(), ''), v.check((s) => s === '' || s.length >= 32, 'TOKEN_SECRET must be at least 32 characters')),
-  LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'), 'info'),
+    v.check((keys) => keys.every((k) => !/\s/.test(k)), 'API_KEYS: a key must not contain whitespace (keys are separated by commas)')
+  ),
+  TOKEN_SECRET: v.pipe(
+    v.optional(v.string(), ''),
+    v.check((s) => s === '' || s.length >= 32, 'TOKEN_SECRET must be at least 32 characters')
+  ),
+  LOG_LEVEL: v.optional(
+    v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'),
+    'info'
+  ),
   BODY_LIMIT_BYTES: int('BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
   INGEST_CONCURRENCY: int('INGEST_CONCURRENCY', 4, 1, 64),
   INGEST_OVERLAP_EVENTS: int('INGEST_OVERLAP_EVENTS', 100, 1, 1000),
@@ -76,7 +93,10 @@ const Env = v.object({
   // Unset: each carrier's own value from carrier_configs (batch_size default 10, poll_interval_ms 60000).
   POLL_BATCH_SIZE: v.optional(int('POLL_BATCH_SIZE', 10, 1, 1000)),
   POLL_INTERVAL_MS: v.optional(int('POLL_INTERVAL_MS', 60_000, 100, 86_400_000)),
-  POLL_ENABLED: v.pipe(v.optional(v.picklist(['true', 'false'], 'POLL_ENABLED must be true or false'), 'true'), v.transform((s) => s === 'true')),
+  POLL_ENABLED: v.pipe(
+    v.optional(v.picklist(['true', 'false'], 'POLL_ENABLED must be true or false'), 'true'),
+    v.transform((s) => s === 'true')
+  ),
   DHL_BASE_URL: v.optional(url('DHL_BASE_URL', '', ['http:', 'https:'])),
   DHL_API_KEY: v.optional(v.string()),
   DPD_BASE_URL: v.optional(url('DPD_BASE_URL', '', ['http:', 'https:'])),
@@ -97,13 +117,19 @@ const Env = v.object({
   WEBHOOK_RETRY_MAX_MS: int('WEBHOOK_RETRY_MAX_MS', 3_600_000, 1, 7 * 86_400_000),
   WEBHOOK_MAX_ATTEMPTS: int('WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
   WEBHOOK_DISABLE_AFTER_MS: int('WEBHOOK_DISABLE_AFTER_MS', 432_000_000, 1, 365 * 86_400_000),
-  WEBHOOK_ALLOW_PRIVATE: v.pipe(v.optional(v.picklist(['true', 'false'], 'WEBHOOK_ALLOW_PRIVATE must be true or false'), 'false'), v.transform((s) => s === 'true')),
+  WEBHOOK_ALLOW_PRIVATE: v.pipe(
+    v.optional(v.picklist(['true', 'false'], 'WEBHOOK_ALLOW_PRIVATE must be true or false'), 'false'),
+    v.transform((s) => s === 'true')
+  ),
   WEBHOOK_WORKERS: int('WEBHOOK_WORKERS', 16, 1, 1000),
   WEBHOOK_POLL_MS: int('WEBHOOK_POLL_MS', 250, 5, 60_000),
   WEBHOOK_REBUILD_MS: int('WEBHOOK_REBUILD_MS', 30_000, 20, 3_600_000),
   WEBHOOK_SECRET_GRACE_MS: int('WEBHOOK_SECRET_GRACE_MS', 86_400_000, 0, 30 * 86_400_000),
   WEBHOOK_RETENTION_DAYS: int('WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
-  MIGRATE_ON_BOOT: v.pipe(v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'), v.transform((s) => s === 'true'))
+  MIGRATE_ON_BOOT: v.pipe(
+    v.optional(v.picklist(['true', 'false'], 'MIGRATE_ON_BOOT must be true or false'), 'true'),
+    v.transform((s) => s === 'true')
+  )
 })
 
 type Output = v.InferOutput<typeof Env>
@@ -122,7 +148,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const { DATABASE = input.DATABASE_URL === undefined ? 'auto' : 'external', ...rest } = result.output
   if (DATABASE === 'embedded' && input.DATABASE_URL !== undefined) {
-    throw new ConfigError('invalid configuration: DATABASE=embedded runs its own server, so DATABASE_URL must be unset (or set DATABASE=external to use DATABASE_URL)')
+    throw new ConfigError(
+      'invalid configuration: DATABASE=embedded runs its own server, so DATABASE_URL must be unset (or set DATABASE=external to use DATABASE_URL)'
+    )
   }
   return Object.freeze({ ...rest, DATABASE })
 }

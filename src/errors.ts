@@ -75,7 +75,11 @@ export class DeadlineError extends Error {
 /** A serialization failure or deadlock that persisted through every retry: nothing was stored; retry shortly. */
 export class ConflictError extends AppError {
   constructor(cause: unknown) {
-    super('database_conflict', 'the transaction kept conflicting with concurrent work; nothing was stored, retry shortly', { status: 503, retryable: true, cause })
+    super('database_conflict', 'the transaction kept conflicting with concurrent work; nothing was stored, retry shortly', {
+      status: 503,
+      retryable: true,
+      cause
+    })
   }
 }
 
@@ -103,8 +107,18 @@ export class MigrationError extends AppError {
 }
 
 const networkCodes = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN',
-  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
   // A call past its deadline: its connection was destroyed (DeadlineError).
   'DEADLINE'
 ])

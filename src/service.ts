@@ -67,7 +67,10 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       make: () => createSql(config.DATABASE_URL, { max: 1, settings: sessionTimeouts(config.INGEST_TIMEOUT_MS) }),
       onDeadline: (what, ms) => {
         metrics.dbDeadlines.inc({ what })
-        log.error({ component: 'database', what, timeoutMs: ms }, `${what}: PostgreSQL did not finish it within ${ms} ms (INGEST_TIMEOUT_MS); its connection was closed and replaced`)
+        log.error(
+          { component: 'database', what, timeoutMs: ms },
+          `${what}: PostgreSQL did not finish it within ${ms} ms (INGEST_TIMEOUT_MS); its connection was closed and replaced`
+        )
       }
     })
   const ingestConnections = guarded(config.INGEST_CONCURRENCY)
@@ -86,15 +89,39 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   // The hub is made below; its sockets get this process's commits straight away.
   const webhooks = createWebhooks({ sql, engine, log, metrics, config })
   const notificationPublisher = createNotificationPublisher({
-    engine, acks: notificationAcks, log, metrics, maxLen: config.STREAM_MAXLEN, onCommitted: (messages) => hub.onCommitted(messages)
+    engine,
+    acks: notificationAcks,
+    log,
+    metrics,
+    maxLen: config.STREAM_MAXLEN,
+    onCommitted: (messages) => hub.onCommitted(messages)
   })
   const processor = createProcessor({
-    connections: ingestConnections, stream, acks, log, metrics, onCommitted: (messages) => hub.onCommitted(messages), onWebhookMessages: webhooks.afterCommit, notifications: notificationPublisher,
-    limits: { maxInFlight: config.INGEST_CONCURRENCY, minEventsToOverlap: config.INGEST_OVERLAP_EVENTS, maxBatchEvents: MAX_EVENTS_PER_REQUEST, maxQueuedEvents: config.INGEST_QUEUE_EVENTS }
+    connections: ingestConnections,
+    stream,
+    acks,
+    log,
+    metrics,
+    onCommitted: (messages) => hub.onCommitted(messages),
+    onWebhookMessages: webhooks.afterCommit,
+    notifications: notificationPublisher,
+    limits: {
+      maxInFlight: config.INGEST_CONCURRENCY,
+      minEventsToOverlap: config.INGEST_OVERLAP_EVENTS,
+      maxBatchEvents: MAX_EVENTS_PER_REQUEST,
+      maxQueuedEvents: config.INGEST_QUEUE_EVENTS
+    }
   })
   const relayTiming = { intervalMs: config.OUTBOX_INTERVAL_MS, graceMs: config.OUTBOX_GRACE_MS, batchSize: config.OUTBOX_BATCH_SIZE }
   const relay = createOutboxRelay({ connections: relayConnections, engine, source: eventOutbox(stream), log, metrics, ...relayTiming })
-  const notificationRelay = createOutboxRelay({ connections: relayConnections, engine, source: notificationOutbox(engine, config.STREAM_MAXLEN), log, metrics, ...relayTiming })
+  const notificationRelay = createOutboxRelay({
+    connections: relayConnections,
+    engine,
+    source: notificationOutbox(engine, config.STREAM_MAXLEN),
+    log,
+    metrics,
+    ...relayTiming
+  })
   if (!config.TOKEN_SECRET) {
     log.warn({ component: 'service' }, 'TOKEN_SECRET is not set: using a random secret, so WebSocket tokens only work with this process and until it restarts')
   }
@@ -112,7 +139,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const check = createTopicKinds(kinds).check
   const broadcaster = createBroadcaster({ engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check, consumer })
   const notificationWorkers = createBroadcaster({
-    engine, claimIdleMs: config.CLAIM_IDLE_MS, log, metrics, check, consumer,
+    engine,
+    claimIdleMs: config.CLAIM_IDLE_MS,
+    log,
+    metrics,
+    check,
+    consumer,
     route: { stream: NOTIFICATION_STREAM, group: NOTIFICATION_GROUP, channel: NOTIFICATION_FANOUT_CHANNEL }
   })
   // A socket whose token names a user counts for that user's presence while it is open.
@@ -120,23 +152,70 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     opened: (sub: string, connId: string) => void (isUserId(sub) && presence.join(sub, connId)),
     closed: (sub: string, connId: string) => void (isUserId(sub) && presence.leave(sub, connId))
   }
-  const hub = createHub({ kinds, engine, tokens, log, metrics, reconcileMs: config.RECONCILE_MS, channels: [FANOUT_CHANNEL, NOTIFICATION_FANOUT_CHANNEL], connectionHooks })
+  const hub = createHub({
+    kinds,
+    engine,
+    tokens,
+    log,
+    metrics,
+    reconcileMs: config.RECONCILE_MS,
+    channels: [FANOUT_CHANNEL, NOTIFICATION_FANOUT_CHANNEL],
+    connectionHooks
+  })
   // Carrier setups (environment over stored configs) read once; health from this process's pollers.
   const carrierHealth = createCarrierHealth()
   const pollers: Poller[] = []
   const carriers = createCarrierDirectory({ sql, config, health: carrierHealth, polling: () => new Set(pollers.map((p) => p.carrier)) })
   const watchers = createWatcherStore(sql)
   const app = createApp({
-    sql, ingest: ingestConnections, engine, processor, tokens, broadcaster, notificationWorkers, carriers, log, metrics,
+    sql,
+    ingest: ingestConnections,
+    engine,
+    processor,
+    tokens,
+    broadcaster,
+    notificationWorkers,
+    carriers,
+    log,
+    metrics,
     notifications: { queries: notificationQueries, watchers, publisher: notificationPublisher },
-    apiKeys: config.API_KEYS, database: opts.database,
-    webhooks, webhookOptions: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS }
+    apiKeys: config.API_KEYS,
+    database: opts.database,
+    webhooks,
+    webhookOptions: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS }
   })
   let server: ReturnType<typeof listen> | null = null
 
   return {
-    config, log, metrics, sql, ingestConnections, relayConnections, engine, engineChoice, stream, acks, processor, relay, webhooks, tokens, broadcaster, hub, app, pollers, carriers, carrierHealth,
-    notificationRelay, notificationWorkers, notificationPublisher, notificationQueries, notificationAcks, delivered, presence, retention, watchers,
+    config,
+    log,
+    metrics,
+    sql,
+    ingestConnections,
+    relayConnections,
+    engine,
+    engineChoice,
+    stream,
+    acks,
+    processor,
+    relay,
+    webhooks,
+    tokens,
+    broadcaster,
+    hub,
+    app,
+    pollers,
+    carriers,
+    carrierHealth,
+    notificationRelay,
+    notificationWorkers,
+    notificationPublisher,
+    notificationQueries,
+    notificationAcks,
+    delivered,
+    presence,
+    retention,
+    watchers,
     get port() {
       return server?.port ?? 0
     },
@@ -160,8 +239,13 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       retention.start()
       presence.start()
       server = listen({
-        fetch: app.fetch, hub, log, port: config.PORT, hostname: '0.0.0.0',
-        bodyLimitBytes: config.BODY_LIMIT_BYTES, wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
+        fetch: app.fetch,
+        hub,
+        log,
+        port: config.PORT,
+        hostname: '0.0.0.0',
+        bodyLimitBytes: config.BODY_LIMIT_BYTES,
+        wsBackpressureBytes: config.WS_BACKPRESSURE_BYTES
       })
       hub.start(server)
       broadcaster.start()
@@ -188,15 +272,21 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       })()
       let timer: ReturnType<typeof setTimeout> | undefined
       const inTime = await Promise.race([
-        orderly.then(() => true, (err) => {
-          log.error({ component: 'service', err: (err as Error).message }, 'stopping failed; closing what is left at once')
-          return false
-        }),
+        orderly.then(
+          () => true,
+          (err) => {
+            log.error({ component: 'service', err: (err as Error).message }, 'stopping failed; closing what is left at once')
+            return false
+          }
+        ),
         new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), config.STOP_TIMEOUT_MS)))
       ])
       clearTimeout(timer)
       if (!inTime) {
-        log.error({ component: 'service', stopTimeoutMs: config.STOP_TIMEOUT_MS }, `stopping took longer than ${config.STOP_TIMEOUT_MS} ms (STOP_TIMEOUT_MS): closing every database connection at once, abandoning the running cycles`)
+        log.error(
+          { component: 'service', stopTimeoutMs: config.STOP_TIMEOUT_MS },
+          `stopping took longer than ${config.STOP_TIMEOUT_MS} ms (STOP_TIMEOUT_MS): closing every database connection at once, abandoning the running cycles`
+        )
         const abandonWithin = (p: Promise<unknown>) => Promise.race([p.catch(() => {}), Bun.sleep(1000)])
         await Promise.all([sql.end({ timeout: 0 }), ingestConnections.end({ timeout: 0 }), relayConnections.end({ timeout: 0 })].map(abandonWithin))
         if (!opts.engine) await abandonWithin(engine.close())

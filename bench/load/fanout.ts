@@ -42,17 +42,24 @@ try {
   }
   const [stats] = await all<any>(clients, { cmd: 'stats' }, 'stats')
   const byTime = (a: number[]) => [...a].sort((x, y) => x - y)
-  const last = byTime(toLast), each = byTime(every), req = byTime(requestMs)
+  const last = byTime(toLast),
+    each = byTime(every),
+    req = byTime(requestMs)
   const median = percentile(last, 50)
-  await finish('fanout', `Fan-out: one notification to ${USERS.toLocaleString('en')} online users`, [
-    { what: `time to the last of ${USERS} sockets, median of ${ROUNDS} rounds`, value: fmtMs(median), threshold: '< 100 ms', ok: median < 100 },
-    { what: 'time to the last socket, fastest / slowest round', value: `${fmtMs(last[0]!)} / ${fmtMs(last.at(-1)!)}` },
-    { what: `every delivery (${each.length.toLocaleString('en')}): p50 / p99`, value: `${fmtMs(percentile(each, 50))} / ${fmtMs(percentile(each, 99))}` },
-    { what: 'the POST answered (202), median', value: fmtMs(percentile(req, 50)) },
-    { what: 'notifications out of order, repeated or missing', value: String(stats.violations), threshold: '0', ok: stats.violations === 0 }
-  ], [
-    'Each round is one `POST /v1/notifications` with the 1,000 userIds, measured from just before the request is sent to each frame\'s arrival in the swarm process (both clocks: `performance.timeOrigin + now()` on one machine). The sockets are on the process that commits, so its hub has them straight after the commit; the stream and the notification workers carry the same notifications to other processes.'
-  ])
+  await finish(
+    'fanout',
+    `Fan-out: one notification to ${USERS.toLocaleString('en')} online users`,
+    [
+      { what: `time to the last of ${USERS} sockets, median of ${ROUNDS} rounds`, value: fmtMs(median), threshold: '< 100 ms', ok: median < 100 },
+      { what: 'time to the last socket, fastest / slowest round', value: `${fmtMs(last[0]!)} / ${fmtMs(last.at(-1)!)}` },
+      { what: `every delivery (${each.length.toLocaleString('en')}): p50 / p99`, value: `${fmtMs(percentile(each, 50))} / ${fmtMs(percentile(each, 99))}` },
+      { what: 'the POST answered (202), median', value: fmtMs(percentile(req, 50)) },
+      { what: 'notifications out of order, repeated or missing', value: String(stats.violations), threshold: '0', ok: stats.violations === 0 }
+    ],
+    [
+      "Each round is one `POST /v1/notifications` with the 1,000 userIds, measured from just before the request is sent to each frame's arrival in the swarm process (both clocks: `performance.timeOrigin + now()` on one machine). The sockets are on the process that commits, so its hub has them straight after the commit; the stream and the notification workers carry the same notifications to other processes."
+    ]
+  )
   for (const c of clients) await c.close()
 } finally {
   await s.teardown()

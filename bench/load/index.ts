@@ -5,7 +5,10 @@
 import { readdir } from 'node:fs/promises'
 
 const name = process.argv[2]
-const scenarios = (await readdir(import.meta.dir)).filter((f) => f.endsWith('.ts') && f !== 'index.ts').map((f) => f.slice(0, -3)).sort()
+const scenarios = (await readdir(import.meta.dir))
+  .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
+  .map((f) => f.slice(0, -3))
+  .sort()
 if (!name || !scenarios.includes(name)) {
   console.error(`usage: bun run load <scenario>; scenarios: ${scenarios.join(', ')}`)
   process.exit(2)

@@ -41,17 +41,44 @@ try {
     select count(*)::int as users, count(*) filter (where n = ${EACH} and lo = 1 and hi = ${EACH})::int as complete, sum(d)::int as delivered
     from (select user_id, count(*) as n, min(seq) as lo, max(seq) as hi, count(delivered_at) as d from notifications group by user_id) x`
   const drain = lastSnapshot - t0
-  const afterLast = lastSnapshot - (t0 + BACK_WITHIN_MS * (USERS - 1) / USERS)
+  const afterLast = lastSnapshot - (t0 + (BACK_WITHIN_MS * (USERS - 1)) / USERS)
   const sorted = [...posts].sort((a, b) => a - b)
-  await finish('offline-burst', `Offline burst: ${USERS.toLocaleString('en')} users offline, ${EACH} notifications each, all back within ${BACK_WITHIN_MS / 1000} s`, [
-    { what: `the burst written: ${EACH} POSTs of ${USERS.toLocaleString('en')} users`, value: `${(written / 1000).toFixed(1)} s (${Math.round((USERS * EACH) / (written / 1000)).toLocaleString('en')} notifications/s; a POST p50 ${fmtMs(percentile(sorted, 50))}, max ${fmtMs(sorted.at(-1)!)})` },
-    { what: 'inboxes complete in PostgreSQL (seq 1–10 each)', value: `${db!.complete.toLocaleString('en')} of ${USERS.toLocaleString('en')}`, threshold: 'all', ok: db!.complete === USERS && db!.users === USERS },
-    { what: 'clients whose snapshot listed exactly their 10 unread', value: `${complete.toLocaleString('en')} of ${USERS.toLocaleString('en')} (${failed} failed to subscribe)`, threshold: 'all', ok: complete === USERS && failed === 0 },
-    { what: 'gaps, repeats or snapshot errors', value: String(violations), threshold: '0', ok: violations === 0 },
-    { what: 'time to drain: first reconnect → last client has all 10', value: `${(drain / 1000).toFixed(2)} s` },
-    { what: 'the last client served after its reconnect began; snapshot p99', value: `${fmtMs(afterLast)}; ${fmtMs(snapshotP99)}`, threshold: '< 1 s', ok: afterLast < 1000 },
-    { what: 'notifications marked deliveredAt', value: `${db!.delivered.toLocaleString('en')} of ${(USERS * EACH).toLocaleString('en')}`, threshold: 'all', ok: db!.delivered === USERS * EACH }
-  ])
+  await finish(
+    'offline-burst',
+    `Offline burst: ${USERS.toLocaleString('en')} users offline, ${EACH} notifications each, all back within ${BACK_WITHIN_MS / 1000} s`,
+    [
+      {
+        what: `the burst written: ${EACH} POSTs of ${USERS.toLocaleString('en')} users`,
+        value: `${(written / 1000).toFixed(1)} s (${Math.round((USERS * EACH) / (written / 1000)).toLocaleString('en')} notifications/s; a POST p50 ${fmtMs(percentile(sorted, 50))}, max ${fmtMs(sorted.at(-1)!)})`
+      },
+      {
+        what: 'inboxes complete in PostgreSQL (seq 1–10 each)',
+        value: `${db!.complete.toLocaleString('en')} of ${USERS.toLocaleString('en')}`,
+        threshold: 'all',
+        ok: db!.complete === USERS && db!.users === USERS
+      },
+      {
+        what: 'clients whose snapshot listed exactly their 10 unread',
+        value: `${complete.toLocaleString('en')} of ${USERS.toLocaleString('en')} (${failed} failed to subscribe)`,
+        threshold: 'all',
+        ok: complete === USERS && failed === 0
+      },
+      { what: 'gaps, repeats or snapshot errors', value: String(violations), threshold: '0', ok: violations === 0 },
+      { what: 'time to drain: first reconnect → last client has all 10', value: `${(drain / 1000).toFixed(2)} s` },
+      {
+        what: 'the last client served after its reconnect began; snapshot p99',
+        value: `${fmtMs(afterLast)}; ${fmtMs(snapshotP99)}`,
+        threshold: '< 1 s',
+        ok: afterLast < 1000
+      },
+      {
+        what: 'notifications marked deliveredAt',
+        value: `${db!.delivered.toLocaleString('en')} of ${(USERS * EACH).toLocaleString('en')}`,
+        threshold: 'all',
+        ok: db!.delivered === USERS * EACH
+      }
+    ]
+  )
   for (const c of clients) await c.close()
 } finally {
   await s.teardown()

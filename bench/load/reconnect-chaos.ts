@@ -74,27 +74,65 @@ try {
   await all(clients, { cmd: 'disconnect' }, 'disconnected')
   // The server forgets topics at the next reconcile and presence entries right away.
   const deadline = Date.now() + 15_000
-  let sockets = NaN, topics = NaN, entries = NaN
+  let sockets = NaN,
+    topics = NaN,
+    entries = NaN
   while (Date.now() < deadline) {
-    ;[sockets = NaN, topics = NaN, entries = NaN] = await Promise.all(['parcelcast_ws_connections', 'parcelcast_ws_topics', 'parcelcast_presence_connections'].map((m) => s.metric(m)))
+    ;[sockets = NaN, topics = NaN, entries = NaN] = await Promise.all(
+      ['parcelcast_ws_connections', 'parcelcast_ws_topics', 'parcelcast_presence_connections'].map((m) => s.metric(m))
+    )
     if (sockets === 0 && topics === 0 && entries === 0) break
     await Bun.sleep(250)
   }
   const after = await settledRss()
   const grown = after - baseline
-  const presence = await fetch(`${s.server.url}/v1/presence?userIds=${users.slice(0, 1000).join(',')}`, { headers: { authorization: 'Bearer load-key-0123456789' } })
+  const presence = await fetch(`${s.server.url}/v1/presence?userIds=${users.slice(0, 1000).join(',')}`, {
+    headers: { authorization: 'Bearer load-key-0123456789' }
+  })
   const online = ((await presence.json()) as { items: { online: boolean }[] }).items.filter((p) => p.online).length
-  await finish('reconnect-chaos', `Reconnect chaos: ${USERS.toLocaleString('en')} clients dropping and coming back at random for ${SECONDS} s`, [
-    { what: 'notifications created; reconnects (after the warm-up); frames received', value: `${created.toLocaleString('en')}; ${reconnects.toLocaleString('en')}; ${frames.toLocaleString('en')}` },
-    { what: "clients with every seq of their user, once, in order", value: `${complete.toLocaleString('en')} of ${USERS.toLocaleString('en')}`, threshold: 'all', ok: complete === USERS },
-    { what: 'gaps, repeats or frames out of order (every snapshot and frame checked)', value: `${violations}${settled.flatMap((x) => x.samples).slice(0, 3).map((x: string) => `; ${x}`).join('')}`, threshold: '0', ok: violations === 0 },
-    { what: 'server sockets / topics / presence entries after every client left', value: `${sockets} / ${topics} / ${entries}`, threshold: '0 / 0 / 0', ok: sockets === 0 && topics === 0 && entries === 0 },
-    { what: 'users online after every client left (GET /v1/presence)', value: String(online), threshold: '0', ok: online === 0 },
-    { what: 'server RSS: baseline / peak / after', value: `${mib(baseline)} / ${mib(peak)} / ${mib(after)}` },
-    { what: 'RSS after, over the baseline', value: `${mib(grown)} (${(Math.max(0, grown) / reconnects).toFixed(0)} bytes per reconnect)`, threshold: '< 16 MiB', ok: grown < 16 * 2 ** 20 }
-  ], [
-    `The baseline is the server's RSS once settled (at least 13 s, then 4 samples a second apart within 1 MiB) after a ${WARMUP_SECONDS} s warm-up of the same chaos ended and its clients left; "after" is the same after the measured ${SECONDS} s. A leak of 1 KiB per reconnect would show as ${mib(1024 * reconnects)}.`
-  ])
+  await finish(
+    'reconnect-chaos',
+    `Reconnect chaos: ${USERS.toLocaleString('en')} clients dropping and coming back at random for ${SECONDS} s`,
+    [
+      {
+        what: 'notifications created; reconnects (after the warm-up); frames received',
+        value: `${created.toLocaleString('en')}; ${reconnects.toLocaleString('en')}; ${frames.toLocaleString('en')}`
+      },
+      {
+        what: 'clients with every seq of their user, once, in order',
+        value: `${complete.toLocaleString('en')} of ${USERS.toLocaleString('en')}`,
+        threshold: 'all',
+        ok: complete === USERS
+      },
+      {
+        what: 'gaps, repeats or frames out of order (every snapshot and frame checked)',
+        value: `${violations}${settled
+          .flatMap((x) => x.samples)
+          .slice(0, 3)
+          .map((x: string) => `; ${x}`)
+          .join('')}`,
+        threshold: '0',
+        ok: violations === 0
+      },
+      {
+        what: 'server sockets / topics / presence entries after every client left',
+        value: `${sockets} / ${topics} / ${entries}`,
+        threshold: '0 / 0 / 0',
+        ok: sockets === 0 && topics === 0 && entries === 0
+      },
+      { what: 'users online after every client left (GET /v1/presence)', value: String(online), threshold: '0', ok: online === 0 },
+      { what: 'server RSS: baseline / peak / after', value: `${mib(baseline)} / ${mib(peak)} / ${mib(after)}` },
+      {
+        what: 'RSS after, over the baseline',
+        value: `${mib(grown)} (${(Math.max(0, grown) / reconnects).toFixed(0)} bytes per reconnect)`,
+        threshold: '< 16 MiB',
+        ok: grown < 16 * 2 ** 20
+      }
+    ],
+    [
+      `The baseline is the server's RSS once settled (at least 13 s, then 4 samples a second apart within 1 MiB) after a ${WARMUP_SECONDS} s warm-up of the same chaos ended and its clients left; "after" is the same after the measured ${SECONDS} s. A leak of 1 KiB per reconnect would show as ${mib(1024 * reconnects)}.`
+    ]
+  )
   for (const c of clients) await c.close()
 } finally {
   await s.teardown()

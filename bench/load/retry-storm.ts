@@ -47,8 +47,17 @@ const CEILING = Number(settings.WEBHOOK_WORKERS) * 100
 
 const db = await freshDatabase('parcelcast_retry_storm')
 const config = loadConfig({
-  ...process.env, ...settings, API_KEYS: 'load-key-000000', DATABASE_URL: db.url, REDIS_URL: process.env.REDIS_URL ?? redisUrl,
-  REDIS_PREFIX: `retry-storm-${process.pid}:`, MIGRATE_ON_BOOT: 'false', LOG_LEVEL: 'error', POLL_ENABLED: 'false', PORT: '0', WEBHOOK_ALLOW_PRIVATE: 'true'
+  ...process.env,
+  ...settings,
+  API_KEYS: 'load-key-000000',
+  DATABASE_URL: db.url,
+  REDIS_URL: process.env.REDIS_URL ?? redisUrl,
+  REDIS_PREFIX: `retry-storm-${process.pid}:`,
+  MIGRATE_ON_BOOT: 'false',
+  LOG_LEVEL: 'error',
+  POLL_ENABLED: 'false',
+  PORT: '0',
+  WEBHOOK_ALLOW_PRIVATE: 'true'
 })
 const service = createService(config, { log: createLogger('error'), defaultMetrics: false })
 
@@ -81,20 +90,35 @@ const receiver = Bun.serve({
 })
 
 const call = async (method: string, path: string, body?: unknown) => {
-  const res = await service.app.handle(new Request(`http://local${path}`, { method, headers: { authorization: 'Bearer load-key-000000', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }))
+  const res = await service.app.handle(
+    new Request(`http://local${path}`, {
+      method,
+      headers: { authorization: 'Bearer load-key-000000', 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+  )
   return (await res.json()) as any
 }
 
 await service.start()
 for (let i = 0; i < 100 && !service.engine.isReady; i++) await Bun.sleep(20)
-for (let e = 0; e < ENDPOINTS; e++) await call('POST', '/v1/webhook-endpoints', { url: `http://127.0.0.1:${receiver.port}/ep/${e}`, eventTypes: ['shipment.event'] })
+for (let e = 0; e < ENDPOINTS; e++)
+  await call('POST', '/v1/webhook-endpoints', { url: `http://127.0.0.1:${receiver.port}/ep/${e}`, eventTypes: ['shipment.event'] })
 for (let i = 0; i < EVENTS; i++) await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: `STORM${i}` })
 const t0 = Date.now()
 const base = Date.UTC(2026, 0, 1)
 const ingest = await call('POST', '/v1/events', {
-  events: Array.from({ length: EVENTS }, (_, i) => ({ carrier: 'dhl', trackingNumber: `STORM${i}`, carrierStatus: 'PU', status: 'in_transit', occurredAt: new Date(base + i * 1000).toISOString() }))
+  events: Array.from({ length: EVENTS }, (_, i) => ({
+    carrier: 'dhl',
+    trackingNumber: `STORM${i}`,
+    carrierStatus: 'PU',
+    status: 'in_transit',
+    occurredAt: new Date(base + i * 1000).toISOString()
+  }))
 })
-console.log(`retry-storm: ${ingest.results.filter((r: { outcome: string }) => r.outcome === 'inserted').length} events ingested, ${ENDPOINTS} endpoints; failing 80 % for ${FAIL_MS / 1000} s`)
+console.log(
+  `retry-storm: ${ingest.results.filter((r: { outcome: string }) => r.outcome === 'inserted').length} events ingested, ${ENDPOINTS} endpoints; failing 80 % for ${FAIL_MS / 1000} s`
+)
 setTimeout(() => (failing = false), FAIL_MS)
 
 type Count = { state: string; n: number }
@@ -111,7 +135,9 @@ while (Date.now() - t0 < DEADLINE_MS) {
   }
 }
 const elapsed = (Date.now() - t0) / 1000
-const [totals] = await db.sql<{ messages: number; delivered: number; failed: number; pending: number; max_attempts: number; attempts: number; recorded: number }[]>`
+const [totals] = await db.sql<
+  { messages: number; delivered: number; failed: number; pending: number; max_attempts: number; attempts: number; recorded: number }[]
+>`
   select count(*)::int as messages, count(*) filter (where state = 'delivered')::int as delivered, count(*) filter (where state = 'failed')::int as failed,
          count(*) filter (where state = 'pending')::int as pending, max(attempt_count)::int as max_attempts, sum(attempt_count)::int as attempts,
          (select count(*)::int from webhook_attempts) as recorded
@@ -140,14 +166,27 @@ const lostDelivered = [...delivered].filter((id) => !ok.has(id)).length
 const okNotDelivered = [...ok].filter((id) => !delivered.has(id)).length
 
 const checks: [string, boolean][] = [
-  [`every message delivered or dead-lettered within ${DEADLINE_MS / 1000} s: ${totals!.delivered} + ${totals!.failed} of ${totals!.messages} (pending ${totals!.pending})`, settled && totals!.messages === ENDPOINTS * EVENTS && totals!.pending === 0],
+  [
+    `every message delivered or dead-lettered within ${DEADLINE_MS / 1000} s: ${totals!.delivered} + ${totals!.failed} of ${totals!.messages} (pending ${totals!.pending})`,
+    settled && totals!.messages === ENDPOINTS * EVENTS && totals!.pending === 0
+  ],
   [`none lost: delivered without a 200 at the receiver ${lostDelivered}, 200 without delivered ${okNotDelivered}`, lostDelivered === 0 && okNotDelivered === 0],
-  [`attempts bounded: at most ${totals!.max_attempts} per message (limit ${MAX_ATTEMPTS}), ${totals!.attempts} in all (limit ${ENDPOINTS * EVENTS * MAX_ATTEMPTS}); ${totals!.recorded} recorded, ${attempts.length} received`, totals!.max_attempts <= MAX_ATTEMPTS && totals!.attempts <= ENDPOINTS * EVENTS * MAX_ATTEMPTS && totals!.recorded === totals!.attempts],
+  [
+    `attempts bounded: at most ${totals!.max_attempts} per message (limit ${MAX_ATTEMPTS}), ${totals!.attempts} in all (limit ${ENDPOINTS * EVENTS * MAX_ATTEMPTS}); ${totals!.recorded} recorded, ${attempts.length} received`,
+    totals!.max_attempts <= MAX_ATTEMPTS && totals!.attempts <= ENDPOINTS * EVENTS * MAX_ATTEMPTS && totals!.recorded === totals!.attempts
+  ],
   [`attempts per second at most ${peak} (ceiling ${CEILING}: ${settings.WEBHOOK_WORKERS} workers × 10 ms answers)`, peak <= CEILING],
-  [`no herd: retries in the failing phase peak at ${peakRetries}/s against a mean of ${meanRetries.toFixed(1)}/s (bound ${HERD_RATIO}× = ${(HERD_RATIO * meanRetries).toFixed(1)})`, peakRetries <= HERD_RATIO * meanRetries]
+  [
+    `no herd: retries in the failing phase peak at ${peakRetries}/s against a mean of ${meanRetries.toFixed(1)}/s (bound ${HERD_RATIO}× = ${(HERD_RATIO * meanRetries).toFixed(1)})`,
+    peakRetries <= HERD_RATIO * meanRetries
+  ]
 ]
 console.log(`\nretry-storm on ${machine()}`)
-console.log(`settings: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(' ')} STORM_FAIL_MS=${FAIL_MS}`)
+console.log(
+  `settings: ${Object.entries(settings)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')} STORM_FAIL_MS=${FAIL_MS}`
+)
 console.log(`finished in ${elapsed.toFixed(1)} s; attempts per second: ${seconds.map(([s, c]) => `${s}:${c.all}`).join(' ')}`)
 for (const [what, pass] of checks) console.log(`${pass ? 'PASS' : 'FAIL'} ${what}`)
 process.exit(checks.every(([, pass]) => pass) ? 0 : 1)

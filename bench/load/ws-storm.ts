@@ -48,18 +48,53 @@ try {
   const open = stats.reduce((n, st) => n + st.open, 0)
   const closed = stats.reduce((n, st) => n + st.closedByServer, 0)
   const violations = stats.reduce((n, st) => n + st.violations, 0)
-  await finish('ws-storm', `WebSocket storm: ${USERS.toLocaleString('en')} users connected and heartbeating for ${SECONDS} s`, [
-    { what: 'sockets subscribed (snapshot in)', value: `${(USERS - failed).toLocaleString('en')} of ${USERS.toLocaleString('en')}`, threshold: 'all', ok: failed === 0 },
-    { what: 'connect rate (token, upgrade, subscribe, snapshot)', value: `${Math.round(rate).toLocaleString('en')} sockets/s (${((last - t0) / 1000).toFixed(1)} s for all)`, threshold: '≥ 1,000/s', ok: rate >= 1000 },
-    { what: 'server RSS per socket', value: `${(perSocket / 1024).toFixed(2)} KiB (${mib(before)} → ${mib(afterConnect)}; ${mib(rssEnd)} at the end)`, threshold: '< 10 KB', ok: perSocket < 10_000 },
-    { what: `ping → pong, ${merged.totalCount.toLocaleString('en')} pings: p50 / p99 / max`, value: `${fmtMs(merged.getValueAtPercentile(50) / 1000)} / ${fmtMs(p99)} / ${fmtMs(merged.maxValue / 1000)}`, threshold: 'p99 < 250 ms', ok: p99 < 250 },
-    { what: 'sockets still open at the end; closed by the server', value: `${open.toLocaleString('en')}; ${closed}`, threshold: `all; 0`, ok: open === USERS && closed === 0 },
-    { what: 'presence entries the server heartbeats', value: String(entries), threshold: String(USERS), ok: entries === USERS },
-    { what: `online by GET /v1/presence (${sample.length} sampled), at the start / end`, value: `${onlineAtStart} / ${onlineAtEnd}`, threshold: `${sample.length} / ${sample.length}`, ok: onlineAtStart === sample.length && onlineAtEnd === sample.length },
-    { what: 'snapshot errors or frames out of order', value: String(violations), threshold: '0', ok: violations === 0 }
-  ], [
-    `Four swarm processes of ${Math.ceil(USERS / 4).toLocaleString('en')} sockets each, at most 200 connecting at once per swarm; every socket pings every ${PING_MS / 1000} s (phases spread). The server heartbeats every presence entry every PRESENCE_TTL_MS / 3 (10 s) in one batched engine call.`
-  ])
+  await finish(
+    'ws-storm',
+    `WebSocket storm: ${USERS.toLocaleString('en')} users connected and heartbeating for ${SECONDS} s`,
+    [
+      {
+        what: 'sockets subscribed (snapshot in)',
+        value: `${(USERS - failed).toLocaleString('en')} of ${USERS.toLocaleString('en')}`,
+        threshold: 'all',
+        ok: failed === 0
+      },
+      {
+        what: 'connect rate (token, upgrade, subscribe, snapshot)',
+        value: `${Math.round(rate).toLocaleString('en')} sockets/s (${((last - t0) / 1000).toFixed(1)} s for all)`,
+        threshold: '≥ 1,000/s',
+        ok: rate >= 1000
+      },
+      {
+        what: 'server RSS per socket',
+        value: `${(perSocket / 1024).toFixed(2)} KiB (${mib(before)} → ${mib(afterConnect)}; ${mib(rssEnd)} at the end)`,
+        threshold: '< 10 KB',
+        ok: perSocket < 10_000
+      },
+      {
+        what: `ping → pong, ${merged.totalCount.toLocaleString('en')} pings: p50 / p99 / max`,
+        value: `${fmtMs(merged.getValueAtPercentile(50) / 1000)} / ${fmtMs(p99)} / ${fmtMs(merged.maxValue / 1000)}`,
+        threshold: 'p99 < 250 ms',
+        ok: p99 < 250
+      },
+      {
+        what: 'sockets still open at the end; closed by the server',
+        value: `${open.toLocaleString('en')}; ${closed}`,
+        threshold: `all; 0`,
+        ok: open === USERS && closed === 0
+      },
+      { what: 'presence entries the server heartbeats', value: String(entries), threshold: String(USERS), ok: entries === USERS },
+      {
+        what: `online by GET /v1/presence (${sample.length} sampled), at the start / end`,
+        value: `${onlineAtStart} / ${onlineAtEnd}`,
+        threshold: `${sample.length} / ${sample.length}`,
+        ok: onlineAtStart === sample.length && onlineAtEnd === sample.length
+      },
+      { what: 'snapshot errors or frames out of order', value: String(violations), threshold: '0', ok: violations === 0 }
+    ],
+    [
+      `Four swarm processes of ${Math.ceil(USERS / 4).toLocaleString('en')} sockets each, at most 200 connecting at once per swarm; every socket pings every ${PING_MS / 1000} s (phases spread). The server heartbeats every presence entry every PRESENCE_TTL_MS / 3 (10 s) in one batched engine call.`
+    ]
+  )
   for (const c of clients) await c.close()
 } finally {
   await s.teardown()

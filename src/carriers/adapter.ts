@@ -98,7 +98,11 @@ export function bodyHint(body: string): string {
  * The body as `schema` describes it, or the error outcome that says what was wrong: a body that
  * is not JSON is retryable (carriers' error pages), a JSON body of the wrong shape is not.
  */
-export function readBody<S extends v.GenericSchema>(carrier: string, body: string, schema: S): { ok: true; json: unknown; value: v.InferOutput<S> } | { ok: false; outcome: ParseOutcome } {
+export function readBody<S extends v.GenericSchema>(
+  carrier: string,
+  body: string,
+  schema: S
+): { ok: true; json: unknown; value: v.InferOutput<S> } | { ok: false; outcome: ParseOutcome } {
   let json: unknown
   try {
     json = JSON.parse(body)
@@ -108,11 +112,17 @@ export function readBody<S extends v.GenericSchema>(carrier: string, body: strin
   const parsed = v.safeParse(schema, json)
   if (!parsed.success) {
     const issue = parsed.issues[0]
-    return { ok: false, outcome: { kind: 'error', retryable: false, message: `${carrier} response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}` } }
+    return {
+      ok: false,
+      outcome: {
+        kind: 'error',
+        retryable: false,
+        message: `${carrier} response has an unexpected shape at ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}`
+      }
+    }
   }
   return { ok: true, json, value: parsed.output }
 }
-
 
 /**
  * A carrier's scan as a normalized event, or the rejection naming the carrier's own field:

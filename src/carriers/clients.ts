@@ -23,7 +23,11 @@ export async function send(r: CarrierRequest, timeoutMs: number): Promise<Carrie
   return { status: res.status, headers, body: await res.text() }
 }
 
-const unreachable = (carrier: string, err: unknown): ParseOutcome => ({ kind: 'error', retryable: true, message: `${carrier.toUpperCase()} unreachable: ${(err as Error).message}` })
+const unreachable = (carrier: string, err: unknown): ParseOutcome => ({
+  kind: 'error',
+  retryable: true,
+  message: `${carrier.toUpperCase()} unreachable: ${(err as Error).message}`
+})
 
 /** A client for the carrier (or its code); null for a code with no adapter. */
 export function createCarrierClient(carrierOrCode: Carrier | string, config: CarrierConfig, timeoutMs = 10_000): CarrierClient | null {

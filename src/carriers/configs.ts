@@ -39,7 +39,9 @@ interface Row {
 }
 
 export async function loadCarrierSetups(sql: Sql, config: Config): Promise<CarrierSetup[]> {
-  const rows = await sql<Row[]>`select carrier, name, form, enabled, base_url, poll_interval_ms, batch_size, backoff_base_ms, max_attempts, rate_limit_per_sec, credentials from carrier_configs order by carrier`
+  const rows = await sql<
+    Row[]
+  >`select carrier, name, form, enabled, base_url, poll_interval_ms, batch_size, backoff_base_ms, max_attempts, rate_limit_per_sec, credentials from carrier_configs order by carrier`
   return rows.map((r) => {
     const carrier = carrierFor(r.carrier)
     const e = carrier?.env(config) ?? { client: {} }

@@ -15,8 +15,19 @@
 import * as v from 'valibot'
 import type { Status } from '../pipeline/identity.ts'
 import {
-  bodyHint, cutText, DESCRIPTION_MAX, endpoint, expectedDelivery, instantOrNull, readBody, retryAfterMs, scanCheck,
-  type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome
+  bodyHint,
+  cutText,
+  DESCRIPTION_MAX,
+  endpoint,
+  expectedDelivery,
+  instantOrNull,
+  readBody,
+  retryAfterMs,
+  scanCheck,
+  type CarrierConfig,
+  type CarrierRequest,
+  type CarrierResponse,
+  type ParseOutcome
 } from './adapter.ts'
 import type { Carrier } from './carrier.ts'
 
@@ -101,11 +112,26 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
   // The shipment answering this number: by its id, or by one of its pieces (a piece number asked
   // for is answered under the shipment's id). Never another shipment: its events would be stored
   // under this number.
-  const shipment = parsed.value.shipments.find((s) => norm(s.id) === trackingNumber) ?? parsed.value.shipments.find((s) => s.details?.pieceIds?.some((p) => norm(p) === trackingNumber))
+  const shipment =
+    parsed.value.shipments.find((s) => norm(s.id) === trackingNumber) ??
+    parsed.value.shipments.find((s) => s.details?.pieceIds?.some((p) => norm(p) === trackingNumber))
   if (!shipment) {
     if (parsed.value.shipments.length === 0) return { kind: 'ok', results: [{ trackingNumber, kind: 'not_found' }] }
-    const ids = parsed.value.shipments.map((s) => s.id).slice(0, 3).join(', ')
-    return { kind: 'ok', results: [{ trackingNumber, kind: 'error', message: `DHL answered for ${ids}, not for ${trackingNumber}`, sample: { ids: parsed.value.shipments.map((s) => s.id).slice(0, 10) } }] }
+    const ids = parsed.value.shipments
+      .map((s) => s.id)
+      .slice(0, 3)
+      .join(', ')
+    return {
+      kind: 'ok',
+      results: [
+        {
+          trackingNumber,
+          kind: 'error',
+          message: `DHL answered for ${ids}, not for ${trackingNumber}`,
+          sample: { ids: parsed.value.shipments.map((s) => s.id).slice(0, 10) }
+        }
+      ]
+    }
   }
   const events = shipment.events.map((raw, i) => {
     const e = v.safeParse(DhlEvent, raw)
@@ -123,7 +149,12 @@ export function dhlParse(trackingNumber: string, res: CarrierResponse): ParseOut
         location: [place, a?.countryCode].filter(Boolean).join(', ') || null,
         description: description || status ? cutText((description || status)!, DESCRIPTION_MAX) : null
       },
-      { zone: DHL_ZONE, raw, at: `events[${i}]`, names: { occurredAt: 'timestamp', carrierStatus: 'statusCode', description: 'description', location: 'location' } }
+      {
+        zone: DHL_ZONE,
+        raw,
+        at: `events[${i}]`,
+        names: { occurredAt: 'timestamp', carrierStatus: 'statusCode', description: 'description', location: 'location' }
+      }
     )
   })
   return { kind: 'ok', results: [{ trackingNumber, kind: 'events', events, expectedDelivery: dhlExpectedDelivery(shipment) }] }
@@ -139,7 +170,9 @@ export function dhlPush(body: string): ParseOutcome {
   const shipments = (parsed.json as { shipments: unknown[] }).shipments
   const results = parsed.value.shipments.flatMap((s, i) => {
     const out = dhlParse(norm(s.id), { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ shipments: [shipments[i]] }) })
-    return out.kind === 'ok' ? out.results : [{ trackingNumber: norm(s.id), kind: 'error' as const, message: out.kind === 'error' ? out.message : 'unreadable', sample: shipments[i] }]
+    return out.kind === 'ok'
+      ? out.results
+      : [{ trackingNumber: norm(s.id), kind: 'error' as const, message: out.kind === 'error' ? out.message : 'unreadable', sample: shipments[i] }]
   })
   return { kind: 'ok', results }
 }

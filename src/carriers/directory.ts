@@ -20,7 +20,17 @@ export interface CarrierView {
   health: Health
 }
 
-export function createCarrierDirectory({ sql, config, health, polling }: { sql: Sql; config: Config; health: CarrierHealth; polling: () => ReadonlySet<string> }) {
+export function createCarrierDirectory({
+  sql,
+  config,
+  health,
+  polling
+}: {
+  sql: Sql
+  config: Config
+  health: CarrierHealth
+  polling: () => ReadonlySet<string>
+}) {
   let setups: Promise<CarrierSetup[]> | null = null
   const load = () =>
     (setups ??= loadCarrierSetups(sql, config).catch((err) => {
@@ -48,7 +58,8 @@ export function createCarrierDirectory({ sql, config, health, polling }: { sql: 
       const seen = new Set(all.map((s) => s.carrier))
       const views = all.map((s) => ({ code: s.carrier, name: s.name, form: s.form, polling: polling().has(s.carrier), health: health.of(s.carrier) }))
       // An adapter whose row is missing (a database older than its migration) still shows.
-      for (const c of CARRIERS) if (!seen.has(c.code)) views.push({ code: c.code, name: c.name, form: c.forms[0]!, polling: polling().has(c.code), health: health.of(c.code) })
+      for (const c of CARRIERS)
+        if (!seen.has(c.code)) views.push({ code: c.code, name: c.name, form: c.forms[0]!, polling: polling().has(c.code), health: health.of(c.code) })
       return views.sort((a, b) => (a.code < b.code ? -1 : 1))
     },
     /** Registers (or renames) a carrier; `created` when it was not known before. */

@@ -15,7 +15,18 @@
  */
 import { XMLParser } from 'fast-xml-parser'
 import * as v from 'valibot'
-import { bodyHint, cutText, endpoint, rejected, retryAfterMs, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type ScanCheck } from './adapter.ts'
+import {
+  bodyHint,
+  cutText,
+  endpoint,
+  rejected,
+  retryAfterMs,
+  type CarrierConfig,
+  type CarrierRequest,
+  type CarrierResponse,
+  type ParseOutcome,
+  type ScanCheck
+} from './adapter.ts'
 import type { TokenOutcome } from './carrier.ts'
 import { DPD_DEFAULT_LOCALE, dpdLocalTime, dpdStatusEntry, dpdZone } from './dpd.ts'
 import { normalizeInstant } from '../pipeline/identity.ts'
@@ -100,7 +111,11 @@ function fault(body: Record<string, any>): { message: string; auth: boolean; cli
   // asked for; `Server` or anything else blames DPD.
   const code = p.success && typeof p.output.faultcode === 'string' ? p.output.faultcode : ''
   // DPD reports a refused or expired token as an authenticationFault (LOGIN_*).
-  return { message: `DPD SOAP fault: ${cutText(text, 200)}`, auth: /authenticationFault|LOGIN_|authToken/i.test(detail + text), client: /(?:^|:)(?:Client|Sender)$/i.test(code.trim()) }
+  return {
+    message: `DPD SOAP fault: ${cutText(text, 200)}`,
+    auth: /authenticationFault|LOGIN_|authToken/i.test(detail + text),
+    client: /(?:^|:)(?:Client|Sender)$/i.test(code.trim())
+  }
 }
 
 const isXml = (type: string | undefined) => /xml/i.test(type ?? '')
@@ -115,7 +130,8 @@ export function dpdSoapParse(parcelLabelNumber: string, res: CarrierResponse, lo
   const read = readXml(res.body)
   if (!read.ok) return { kind: 'error', retryable: true, message: `DPD SOAP answer unreadable: ${read.message}: ${bodyHint(res.body)}` }
   const body = read.doc.Envelope?.Body
-  if (!body || typeof body !== 'object') return { kind: 'error', retryable: res.status >= 500, message: `DPD SOAP answer has no Envelope/Body: ${bodyHint(res.body)}` }
+  if (!body || typeof body !== 'object')
+    return { kind: 'error', retryable: res.status >= 500, message: `DPD SOAP answer has no Envelope/Body: ${bodyHint(res.body)}` }
   const f = fault(body)
   if (f) {
     if (f.auth) return { kind: 'error', retryable: true, reauthenticate: true, message: f.message }
@@ -127,7 +143,8 @@ export function dpdSoapParse(parcelLabelNumber: string, res: CarrierResponse, lo
   }
   if (res.status !== 200) return { kind: 'error', retryable: res.status >= 500, message: `DPD answered HTTP ${res.status}: ${bodyHint(res.body)}` }
   const result = body.getTrackingDataResponse?.trackingresult
-  if (body.getTrackingDataResponse === undefined) return { kind: 'error', retryable: false, message: `DPD SOAP answer has no getTrackingDataResponse: ${bodyHint(res.body)}` }
+  if (body.getTrackingDataResponse === undefined)
+    return { kind: 'error', retryable: false, message: `DPD SOAP answer has no getTrackingDataResponse: ${bodyHint(res.body)}` }
   const entries: unknown[] = Array.isArray(result?.statusInfo) ? result.statusInfo : []
   if (entries.length === 0) return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'not_found' }] }
   const zone = dpdZone(locale)
@@ -138,8 +155,17 @@ export function dpdSoapParse(parcelLabelNumber: string, res: CarrierResponse, lo
     if (!status) return [rejected(`${at}.status`, 'is required', raw)]
     const c = dpdStatusEntry(
       parcelLabelNumber,
-      { status, date: line(e.date), location: line(e.location), label: line(e.label), description: line(e.description), reached: e.statusHasBeenReached === 'true' },
-      raw, at, zone
+      {
+        status,
+        date: line(e.date),
+        location: line(e.location),
+        label: line(e.label),
+        description: line(e.description),
+        reached: e.statusHasBeenReached === 'true'
+      },
+      raw,
+      at,
+      zone
     )
     return c ? [c] : []
   })
@@ -148,7 +174,8 @@ export function dpdSoapParse(parcelLabelNumber: string, res: CarrierResponse, lo
 
 /** The login answer: the token, used until ten minutes before `authTokenExpires` (local time of `zone`). */
 export function dpdLoginParse(res: CarrierResponse, zone: string, now = Date.now()): TokenOutcome {
-  if (!isXml(res.headers['content-type'])) return { error: `DPD login answered HTTP ${res.status}, not XML: ${bodyHint(res.body)}`, retryable: res.status >= 500 || res.status === 429 }
+  if (!isXml(res.headers['content-type']))
+    return { error: `DPD login answered HTTP ${res.status}, not XML: ${bodyHint(res.body)}`, retryable: res.status >= 500 || res.status === 429 }
   const read = readXml(res.body)
   const body = read.ok ? read.doc.Envelope?.Body : null
   if (!body || typeof body !== 'object') return { error: `DPD login answer unreadable: ${bodyHint(res.body)}`, retryable: true }

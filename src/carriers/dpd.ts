@@ -27,17 +27,46 @@
 import * as v from 'valibot'
 import type { Status } from '../pipeline/identity.ts'
 import {
-  bodyHint, cutText, DESCRIPTION_MAX, endpoint, readBody, rejected, retryAfterMs, scanCheck,
-  type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type ScanCheck
+  bodyHint,
+  cutText,
+  DESCRIPTION_MAX,
+  endpoint,
+  readBody,
+  rejected,
+  retryAfterMs,
+  scanCheck,
+  type CarrierConfig,
+  type CarrierRequest,
+  type CarrierResponse,
+  type ParseOutcome,
+  type ScanCheck
 } from './adapter.ts'
 import { formOf, type Carrier } from './carrier.ts'
 import { dpdLoginParse, dpdLoginRequest, dpdSoapParse, dpdSoapRequest } from './dpd-soap.ts'
 
 const ZONES: Record<string, string> = {
-  DE: 'Europe/Berlin', AT: 'Europe/Vienna', CH: 'Europe/Zurich', NL: 'Europe/Amsterdam', BE: 'Europe/Brussels', LU: 'Europe/Luxembourg',
-  FR: 'Europe/Paris', PL: 'Europe/Warsaw', CZ: 'Europe/Prague', SK: 'Europe/Bratislava', HU: 'Europe/Budapest', GB: 'Europe/London',
-  IE: 'Europe/Dublin', ES: 'Europe/Madrid', PT: 'Europe/Lisbon', IT: 'Europe/Rome', DK: 'Europe/Copenhagen', EE: 'Europe/Tallinn',
-  LV: 'Europe/Riga', LT: 'Europe/Vilnius', HR: 'Europe/Zagreb', SI: 'Europe/Ljubljana'
+  DE: 'Europe/Berlin',
+  AT: 'Europe/Vienna',
+  CH: 'Europe/Zurich',
+  NL: 'Europe/Amsterdam',
+  BE: 'Europe/Brussels',
+  LU: 'Europe/Luxembourg',
+  FR: 'Europe/Paris',
+  PL: 'Europe/Warsaw',
+  CZ: 'Europe/Prague',
+  SK: 'Europe/Bratislava',
+  HU: 'Europe/Budapest',
+  GB: 'Europe/London',
+  IE: 'Europe/Dublin',
+  ES: 'Europe/Madrid',
+  PT: 'Europe/Lisbon',
+  IT: 'Europe/Rome',
+  DK: 'Europe/Copenhagen',
+  EE: 'Europe/Tallinn',
+  LV: 'Europe/Riga',
+  LT: 'Europe/Vilnius',
+  HR: 'Europe/Zagreb',
+  SI: 'Europe/Ljubljana'
 }
 
 export const DPD_DEFAULT_LOCALE = 'de_DE'
@@ -151,7 +180,11 @@ const DpdResponse = v.object({
 
 export function dpdJsonRequest(config: CarrierConfig, parcelLabelNumber: string): CarrierRequest {
   const locale = config.locale ?? DPD_DEFAULT_LOCALE
-  return { method: 'GET', url: endpoint(config.baseUrl, `/rest/plc/${encodeURIComponent(locale)}/${encodeURIComponent(parcelLabelNumber)}`).toString(), headers: { accept: 'application/json' } }
+  return {
+    method: 'GET',
+    url: endpoint(config.baseUrl, `/rest/plc/${encodeURIComponent(locale)}/${encodeURIComponent(parcelLabelNumber)}`).toString(),
+    headers: { accept: 'application/json' }
+  }
 }
 
 /** One status entry (JSON statusInfo[] or SOAP statusInfo) as an event; null when DPD has not reached it yet. */
@@ -164,9 +197,22 @@ export function dpdStatusEntry(
 ): ScanCheck | null {
   if (!e.reached) return null
   const local = typeof e.date === 'string' ? dpdLocalTime(e.date) : null
-  if (!local) return rejected(`${at}.date`, e.date == null || e.date === '' ? 'is required for a reached status' : `${JSON.stringify(e.date)} is not a DPD date (${DPD_DATE_FORMS})`, raw)
+  if (!local)
+    return rejected(
+      `${at}.date`,
+      e.date == null || e.date === '' ? 'is required for a reached status' : `${JSON.stringify(e.date)} is not a DPD date (${DPD_DATE_FORMS})`,
+      raw
+    )
   return scanCheck(
-    { carrier: 'dpd', trackingNumber: parcelLabelNumber, carrierStatus: e.status, status: dpdStatus(e.status), occurredAt: local, location: e.location || null, description: e.description || e.label ? cutText((e.description || e.label)!, DESCRIPTION_MAX) : null },
+    {
+      carrier: 'dpd',
+      trackingNumber: parcelLabelNumber,
+      carrierStatus: e.status,
+      status: dpdStatus(e.status),
+      occurredAt: local,
+      location: e.location || null,
+      description: e.description || e.label ? cutText((e.description || e.label)!, DESCRIPTION_MAX) : null
+    },
     { zone, raw, at, names: { occurredAt: 'date', carrierStatus: 'status', location: 'location', description: 'description' } }
   )
 }
@@ -180,14 +226,31 @@ function scanEvent(parcelLabelNumber: string, raw: unknown, i: number, zone: str
   const local = (typeof date === 'string' ? dpdLocalTime(date) : null) ?? dpdScanDateTime(scanData.scanDate, scanData.scanTime)
   if (!local) {
     const given = date ?? (scanData.scanDate != null ? `${scanData.scanDate} ${scanData.scanTime ?? ''}`.trim() : null)
-    return rejected(`${at}.date`, given == null || given === '' ? 'is required (or scanData.scanDate with scanTime)' : `${JSON.stringify(given)} is not a DPD date (${DPD_DATE_FORMS})`, raw)
+    return rejected(
+      `${at}.date`,
+      given == null || given === '' ? 'is required (or scanData.scanDate with scanTime)' : `${JSON.stringify(given)} is not a DPD date (${DPD_DATE_FORMS})`,
+      raw
+    )
   }
   const name = scanData.scanType.name
   const depot = scanData.scanDepot?.number
   const where = [scanData.location, depot ? `depot ${depot}` : null].filter(Boolean).join(', ')
   return scanCheck(
-    { carrier: 'dpd', trackingNumber: parcelLabelNumber, carrierStatus: name, status: dpdStatus(name), occurredAt: local, location: where || null, description: cutText(scanDescription?.content?.join(' ') ?? '', DESCRIPTION_MAX) || null },
-    { zone, raw, at, names: { occurredAt: 'date', carrierStatus: 'scanData.scanType.name', location: 'scanData.location', description: 'scanDescription.content' } }
+    {
+      carrier: 'dpd',
+      trackingNumber: parcelLabelNumber,
+      carrierStatus: name,
+      status: dpdStatus(name),
+      occurredAt: local,
+      location: where || null,
+      description: cutText(scanDescription?.content?.join(' ') ?? '', DESCRIPTION_MAX) || null
+    },
+    {
+      zone,
+      raw,
+      at,
+      names: { occurredAt: 'date', carrierStatus: 'scanData.scanType.name', location: 'scanData.location', description: 'scanDescription.content' }
+    }
   )
 }
 
@@ -197,7 +260,20 @@ function statusEvents(parcelLabelNumber: string, entries: unknown[], zone: strin
     const s = v.safeParse(StatusEntry, raw)
     if (!s.success) return [rejected(`${at}.${v.getDotPath(s.issues[0]) ?? ''}`, s.issues[0].message, raw)]
     const e = s.output
-    const check = dpdStatusEntry(parcelLabelNumber, { status: e.status, date: e.date, location: e.location, label: e.label, description: e.description?.content?.join(' ') || null, reached: e.statusHasBeenReached === true }, raw, at, zone)
+    const check = dpdStatusEntry(
+      parcelLabelNumber,
+      {
+        status: e.status,
+        date: e.date,
+        location: e.location,
+        label: e.label,
+        description: e.description?.content?.join(' ') || null,
+        reached: e.statusHasBeenReached === true
+      },
+      raw,
+      at,
+      zone
+    )
     return check ? [check] : []
   })
 }
@@ -207,7 +283,8 @@ export function dpdJsonParse(parcelLabelNumber: string, res: CarrierResponse, lo
   if (res.status >= 500) return { kind: 'error', retryable: true, message: `DPD answered HTTP ${res.status}` }
   const type = res.headers['content-type'] ?? ''
   // Must come before any parsing: DPD's error pages are HTML, sometimes under a 200.
-  if (!/json/i.test(type)) return { kind: 'error', retryable: true, message: `DPD answered ${type || 'without a content type'} (HTTP ${res.status}), not JSON: ${bodyHint(res.body)}` }
+  if (!/json/i.test(type))
+    return { kind: 'error', retryable: true, message: `DPD answered ${type || 'without a content type'} (HTTP ${res.status}), not JSON: ${bodyHint(res.body)}` }
   if (res.status === 404) return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'not_found' }] }
   if (res.status !== 200) return { kind: 'error', retryable: false, message: `DPD answered HTTP ${res.status}: ${bodyHint(res.body)}` }
   const parsed = readBody('DPD', res.body, DpdResponse)
@@ -216,11 +293,14 @@ export function dpdJsonParse(parcelLabelNumber: string, res: CarrierResponse, lo
   if (!data) return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'not_found' }] }
   const zone = dpdZone(locale)
   const scans = data.scanInfo?.scan ?? []
-  const events = scans.length > 0 ? scans.map((raw, i) => scanEvent(parcelLabelNumber, raw, i, zone)) : statusEvents(parcelLabelNumber, data.statusInfo ?? [], zone)
+  const events =
+    scans.length > 0 ? scans.map((raw, i) => scanEvent(parcelLabelNumber, raw, i, zone)) : statusEvents(parcelLabelNumber, data.statusInfo ?? [], zone)
   return { kind: 'ok', results: [{ trackingNumber: parcelLabelNumber, kind: 'events', events, expectedDelivery: null }] }
 }
 
-const PushIds = v.object({ parcellifecycleResponse: v.object({ parcelLifeCycleData: v.object({ shipmentInfo: v.object({ parcelLabelNumber: v.string() }) }) }) })
+const PushIds = v.object({
+  parcellifecycleResponse: v.object({ parcelLifeCycleData: v.object({ shipmentInfo: v.object({ parcelLabelNumber: v.string() }) }) })
+})
 
 export const dpd: Carrier = {
   code: 'dpd',

@@ -12,7 +12,21 @@
  */
 import * as v from 'valibot'
 import type { Status } from '../pipeline/identity.ts'
-import { bodyHint, cutText, DESCRIPTION_MAX, endpoint, readBody, rejected, retryAfterMs, scanCheck, type CarrierConfig, type CarrierRequest, type CarrierResponse, type ParseOutcome, type TrackResult } from './adapter.ts'
+import {
+  bodyHint,
+  cutText,
+  DESCRIPTION_MAX,
+  endpoint,
+  readBody,
+  rejected,
+  retryAfterMs,
+  scanCheck,
+  type CarrierConfig,
+  type CarrierRequest,
+  type CarrierResponse,
+  type ParseOutcome,
+  type TrackResult
+} from './adapter.ts'
 import type { Carrier, TokenOutcome } from './carrier.ts'
 
 export const GLS_ZONE = 'Europe/Berlin'
@@ -55,7 +69,8 @@ export function glsTokenRequest(config: CarrierConfig): CarrierRequest {
 /** The token and when to stop using it (a minute before GLS says it expires). */
 export function glsParseToken(res: CarrierResponse, now = Date.now()): TokenOutcome {
   if (res.status === 401 || res.status === 403) return { error: `GLS refused the client credentials (HTTP ${res.status})`, retryable: false }
-  if (res.status !== 200) return { error: `GLS token endpoint answered HTTP ${res.status}: ${bodyHint(res.body)}`, retryable: res.status >= 500 || res.status === 429 }
+  if (res.status !== 200)
+    return { error: `GLS token endpoint answered HTTP ${res.status}: ${bodyHint(res.body)}`, retryable: res.status >= 500 || res.status === 429 }
   try {
     const t = v.parse(Token, JSON.parse(res.body))
     return { token: t.access_token, expiresAt: now + Math.max(0, t.expires_in - 60) * 1000 }
@@ -115,10 +130,12 @@ export function glsParse(trackingNumbers: string[], res: CarrierResponse): Parse
     if (entries.length === 0) return [{ trackingNumber: tn, kind: 'error', message: 'GLS did not answer for this tracking number' }]
     const failed = entries.filter((p) => p.errorCode)
     const readable = entries.filter((p) => !p.errorCode)
-    const errors = failed.map((p): TrackResult =>
-      /404|NOT.?FOUND/i.test(`${p.errorCode} ${p.errorMessage ?? ''}`)
-        ? { trackingNumber: tn, kind: 'not_found' }
-        : { trackingNumber: tn, kind: 'error', message: `GLS: ${p.errorCode} ${p.errorMessage ?? ''}`.trim(), sample: p })
+    const errors = failed.map(
+      (p): TrackResult =>
+        /404|NOT.?FOUND/i.test(`${p.errorCode} ${p.errorMessage ?? ''}`)
+          ? { trackingNumber: tn, kind: 'not_found' }
+          : { trackingNumber: tn, kind: 'error', message: `GLS: ${p.errorCode} ${p.errorMessage ?? ''}`.trim(), sample: p }
+    )
     if (readable.length === 0) return errors.slice(0, 1)
     const raws = readable.flatMap((p) => p.events ?? [])
     const events = raws.map((raw, i) => {
@@ -127,7 +144,11 @@ export function glsParse(trackingNumbers: string[], res: CarrierResponse): Parse
       const { code, description, city, postalCode, country, eventDateTime } = e.output
       return scanCheck(
         {
-          carrier: 'gls', trackingNumber: tn, carrierStatus: code, status: glsStatus(code), occurredAt: eventDateTime,
+          carrier: 'gls',
+          trackingNumber: tn,
+          carrierStatus: code,
+          status: glsStatus(code),
+          occurredAt: eventDateTime,
           location: [[postalCode, city].filter(Boolean).join(' '), country].filter(Boolean).join(', ') || null,
           description: description == null ? null : cutText(description, DESCRIPTION_MAX)
         },
@@ -156,7 +177,10 @@ export const gls: Carrier = {
   push(body) {
     const parsed = readBody('GLS push', body, PushIds)
     if (!parsed.ok) return parsed.outcome
-    return glsParse(parsed.value.parcels.map((p) => p.requested.replace(/\s+/g, '').toUpperCase()), { status: 200, headers: { 'content-type': 'application/json' }, body })
+    return glsParse(
+      parsed.value.parcels.map((p) => p.requested.replace(/\s+/g, '').toUpperCase()),
+      { status: 200, headers: { 'content-type': 'application/json' }, body }
+    )
   },
   env: (c) => ({ baseUrl: c.GLS_BASE_URL, client: { clientId: c.GLS_CLIENT_ID, clientSecret: c.GLS_CLIENT_SECRET }, secret: c.GLS_WEBHOOK_SECRET })
 }

@@ -33,7 +33,15 @@ export function emptySample(): CycleSample {
   return { calls: 0, failedCalls: 0, shipments: 0, failedShipments: 0, scans: 0, rejected: 0, fields: {}, lastError: null }
 }
 
-export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = () => Date.now() }: { window?: number; maxAgeMs?: number; now?: () => number } = {}) {
+export function createCarrierHealth({
+  window = 5,
+  maxAgeMs = 15 * 60_000,
+  now = () => Date.now()
+}: {
+  window?: number
+  maxAgeMs?: number
+  now?: () => number
+} = {}) {
   const samples = new Map<string, { at: number; s: CycleSample }[]>()
 
   function recent(carrier: string) {
@@ -46,7 +54,12 @@ export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = 
     const list = recent(carrier)
     const last = list.at(-1)
     if (!last || (last.rejected === 0 && last.failedCalls === 0 && last.failedShipments === 0)) return 'ok'
-    let calls = 0, failed = 0, shipments = 0, failedShipments = 0, scans = 0, rejected = 0
+    let calls = 0,
+      failed = 0,
+      shipments = 0,
+      failedShipments = 0,
+      scans = 0,
+      rejected = 0
     const fields: Record<string, number> = {}
     let lastError: string | null = null
     for (const s of list) {
@@ -60,7 +73,10 @@ export function createCarrierHealth({ window = 5, maxAgeMs = 15 * 60_000, now = 
       lastError = s.lastError ?? lastError
     }
     if (scans > 0 && rejected * 2 > scans) {
-      const why = Object.entries(fields).sort((a, b) => b[1] - a[1]).map(([f]) => f).join(', ')
+      const why = Object.entries(fields)
+        .sort((a, b) => b[1] - a[1])
+        .map(([f]) => f)
+        .join(', ')
       return `failing: ${rejected} of ${scans} scans rejected (${why})`
     }
     const why = () => cutText(lastError ?? 'unknown error', 200)

@@ -74,7 +74,16 @@ export function createTokenBucket(ratePerSec: number, now = () => Date.now()) {
   }
 }
 
-export function createPoller(deps: { sql: Sql; processor: Processor; client: CarrierClient; settings: PollSettings; log: Logger; metrics: Metrics; health?: CarrierHealth; random?: () => number }) {
+export function createPoller(deps: {
+  sql: Sql
+  processor: Processor
+  client: CarrierClient
+  settings: PollSettings
+  log: Logger
+  metrics: Metrics
+  health?: CarrierHealth
+  random?: () => number
+}) {
   const { sql, processor, client, settings, log, metrics, health, random = Math.random } = deps
   const carrier = client.carrier
   const bucket = createTokenBucket(settings.ratePerSec)
@@ -109,7 +118,8 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
   const inIdOrder = (ids: string[]) => sql`select id from shipments where id = any(${ids}::uuid[]) order by id for update`
 
   async function polledDone(ids: string[]) {
-    if (ids.length > 0) await sql`update shipments s set next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000}) from (${inIdOrder(ids)}) o where s.id = o.id`
+    if (ids.length > 0)
+      await sql`update shipments s set next_poll_at = now() + make_interval(secs => ${settings.intervalMs / 1000}) from (${inIdOrder(ids)}) o where s.id = o.id`
   }
 
   async function release(ids: string[]) {
@@ -140,7 +150,10 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
         metrics.carrierRejectedScans.inc({ carrier, field })
         if (!loggedFields.has(field)) {
           loggedFields.add(field)
-          log.error({ component: 'poller', carrier, field: c.field, trackingNumber, err: c.message, sample: redact(c.sample) }, 'carrier scan rejected: the answer has a form we do not read; nothing of it is stored')
+          log.error(
+            { component: 'poller', carrier, field: c.field, trackingNumber, err: c.message, sample: redact(c.sample) },
+            'carrier scan rejected: the answer has a form we do not read; nothing of it is stored'
+          )
         }
       }
       // A bounded pool of calls; after the first failure no new call starts, and what was not
@@ -215,7 +228,10 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
           } else {
             errors += chunk.length
             metrics.pollErrors.inc({ carrier, kind: 'final' })
-            log.error({ component: 'poller', carrier, err: out.message }, 'carrier call failed and will not get better by retrying; check the carrier configuration')
+            log.error(
+              { component: 'poller', carrier, err: out.message },
+              'carrier call failed and will not get better by retrying; check the carrier configuration'
+            )
             failed ??= out.message
           }
         }
@@ -231,16 +247,36 @@ export function createPoller(deps: { sql: Sql; processor: Processor; client: Car
       const inserted = results.filter((r) => r.outcome === 'inserted').length
       const duplicates = results.filter((r) => r.outcome === 'duplicate').length
       const invalid = results.filter((r) => r.outcome === 'invalid').length
-      for (const [outcome, n] of [['inserted', inserted], ['duplicate', duplicates], ['invalid', invalid]] as const) if (n) metrics.pollEvents.inc({ carrier, outcome }, n)
+      for (const [outcome, n] of [
+        ['inserted', inserted],
+        ['duplicate', duplicates],
+        ['invalid', invalid]
+      ] as const)
+        if (n) metrics.pollEvents.inc({ carrier, outcome }, n)
       const durationMs = Math.round(performance.now() - t0)
       metrics.pollCycles.inc({ carrier, result: failed ? 'error' : 'ok' })
       metrics.pollDuration.observe({ carrier }, durationMs / 1000)
       metrics.pollShipments.inc({ carrier }, polled)
       if (failed) {
-        log.warn({ component: 'poller', carrier, polled, inserted, rejected: sample.rejected, attempt, backoffMs: Math.max(0, backoffUntil - Date.now()), err: failed }, 'poll cycle cut short')
+        log.warn(
+          {
+            component: 'poller',
+            carrier,
+            polled,
+            inserted,
+            rejected: sample.rejected,
+            attempt,
+            backoffMs: Math.max(0, backoffUntil - Date.now()),
+            err: failed
+          },
+          'poll cycle cut short'
+        )
         return { status: 'error', error: failed, polled, durationMs }
       }
-      log.info({ component: 'poller', carrier, polled, inserted, duplicates, rejected: sample.rejected, errors: errors + invalid + sample.rejected, durationMs }, 'poll cycle done')
+      log.info(
+        { component: 'poller', carrier, polled, inserted, duplicates, rejected: sample.rejected, errors: errors + invalid + sample.rejected, durationMs },
+        'poll cycle done'
+      )
       return { status: 'ok', polled, inserted, duplicates, errors: errors + invalid + sample.rejected, durationMs }
     } catch (err) {
       const durationMs = Math.round(performance.now() - t0)

@@ -69,7 +69,13 @@ const JOURNEYS: Record<CarrierName, Omit<SimScan, 'at'>[]> = {
     { code: 'pre-transit', label: 'Electronic notification', text: 'The instruction data for this shipment have been provided by the sender', place: null },
     { code: 'transit', label: 'Picked up', text: 'The shipment has been picked up', place: 'Leipzig', country: 'DE' },
     { code: 'transit', label: 'Processed', text: 'The shipment has been processed in the parcel center', place: 'Börnicke', country: 'DE' },
-    { code: 'transit', label: 'Out for delivery', text: 'Out for delivery: the shipment has been loaded onto the delivery vehicle', place: 'Berlin', country: 'DE' },
+    {
+      code: 'transit',
+      label: 'Out for delivery',
+      text: 'Out for delivery: the shipment has been loaded onto the delivery vehicle',
+      place: 'Berlin',
+      country: 'DE'
+    },
     { code: 'delivered', label: 'Delivered', text: 'The shipment has been successfully delivered', place: 'Berlin', postalCode: '10115', country: 'DE' }
   ],
   dpd: [
@@ -101,7 +107,16 @@ const formats = new Map<string, Intl.DateTimeFormat>()
 function wall(ms: number, zone: string) {
   let f = formats.get(zone)
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric'
+    })
     formats.set(zone, f)
   }
   const p: Record<string, number> = {}
@@ -136,14 +151,26 @@ const unreadable = (ms: number, zone: string) => {
 }
 
 const soapXml = new XMLParser({ removeNSPrefix: true, ignoreAttributes: true, parseTagValue: false, trimValues: true })
-const soapEnvelope = (body: string) => `<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>${body}</soap:Body></soap:Envelope>`
+const soapEnvelope = (body: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>${body}</soap:Body></soap:Envelope>`
 const line = (text: string, bold = false) => `<content>${escapeXml(text)}</content><bold>${bold}</bold><paragraph>false</paragraph>`
 
 export function createCarrierSimulator(opts: SimulatorOptions = {}) {
   const o = {
-    port: 0, latencyMs: 0, stepMs: 1000, rateLimitPerSec: 0, errorRate: 0, duplicateEvery: 0, glsTokenTtlSeconds: 3600,
-    dhlApiKey: 'sim-dhl-key', glsClientId: 'sim-gls-id', glsClientSecret: 'sim-gls-secret', dpdDelisId: 'sim-delis', dpdPassword: 'sim-dpd-password',
-    start: Date.UTC(2026, 10, 20, 6, 0), ...opts
+    port: 0,
+    latencyMs: 0,
+    stepMs: 1000,
+    rateLimitPerSec: 0,
+    errorRate: 0,
+    duplicateEvery: 0,
+    glsTokenTtlSeconds: 3600,
+    dhlApiKey: 'sim-dhl-key',
+    glsClientId: 'sim-gls-id',
+    glsClientSecret: 'sim-gls-secret',
+    dpdDelisId: 'sim-delis',
+    dpdPassword: 'sim-dpd-password',
+    start: Date.UTC(2026, 10, 20, 6, 0),
+    ...opts
   }
   const firstSeen = new Map<string, number>()
   const tokens = new Map<string, number>() // token → expires at
@@ -196,10 +223,12 @@ export function createCarrierSimulator(opts: SimulatorOptions = {}) {
   }
 
   const failing = () => o.errorRate > 0 && (hash(String(++calls)) % 1000) / 1000 < o.errorRate
-  const json = (status: number, body: unknown, headers: Record<string, string> = {}) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } })
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } })
   const xml = (status: number, body: string) => new Response(body, { status, headers: { 'content-type': 'text/xml; charset=utf-8' } })
   const tooMany = () => json(429, { title: 'Too Many Requests', status: 429 }, { 'retry-after': '1' })
-  const errorPage = () => new Response('<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>', { status: 200, headers: { 'content-type': 'text/html' } })
+  const errorPage = () =>
+    new Response('<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>', { status: 200, headers: { 'content-type': 'text/html' } })
   const label = (s: SimScan) => s.label ?? s.text.split(/[:.]/)[0]!
 
   function dhl(url: URL, req: Request): Response {
@@ -207,19 +236,47 @@ export function createCarrierSimulator(opts: SimulatorOptions = {}) {
     if (limited('dhl')) return tooMany()
     if (failing()) return json(503, { title: 'Service Unavailable', status: 503 })
     const tn = url.searchParams.get('trackingNumber') ?? ''
-    if (!tn || tn.startsWith('UNKNOWN')) return new Response(JSON.stringify({ type: 'https://api.dhl.com/probs/404', title: 'No result found', status: 404, detail: 'No shipment with given tracking number found.' }), { status: 404, headers: { 'content-type': 'application/problem+json' } })
+    if (!tn || tn.startsWith('UNKNOWN'))
+      return new Response(
+        JSON.stringify({
+          type: 'https://api.dhl.com/probs/404',
+          title: 'No result found',
+          status: 404,
+          detail: 'No shipment with given tracking number found.'
+        }),
+        { status: 404, headers: { 'content-type': 'application/problem+json' } }
+      )
     const broken = shapes.get('dhl') === 'unreadable'
     // parcel-de prints Berlin wall time without an offset; other DHL services add one.
     const events = scans('dhl', tn).map((s, i) => ({
       timestamp: broken ? unreadable(s.at, BERLIN) : localIso(s.at, BERLIN, i % 2 ? 'colon' : 'none'),
-      ...(s.place || s.postalCode || s.country ? { location: { address: { ...(s.country ? { countryCode: s.country } : {}), ...(s.postalCode ? { postalCode: s.postalCode } : {}), ...(s.place ? { addressLocality: s.place } : {}) } } } : {}),
-      statusCode: s.code, status: label(s), description: s.text
+      ...(s.place || s.postalCode || s.country
+        ? {
+            location: {
+              address: {
+                ...(s.country ? { countryCode: s.country } : {}),
+                ...(s.postalCode ? { postalCode: s.postalCode } : {}),
+                ...(s.place ? { addressLocality: s.place } : {})
+              }
+            }
+          }
+        : {}),
+      statusCode: s.code,
+      status: label(s),
+      description: s.text
     }))
     const { estimate } = journey('dhl', tn)
     // A scripted answer states its estimate as scripted; a made-up one until the journey is over.
-    const stated = estimate && (scripts.has(`dhl:${tn}`) || !over('dhl', tn))
-      ? { estimatedTimeOfDelivery: localIso(estimate.through, BERLIN, 'millis-colon'), estimatedDeliveryTimeFrame: { estimatedFrom: localIso(estimate.from, BERLIN, 'millis-colon'), estimatedThrough: localIso(estimate.through, BERLIN, 'millis-colon') } }
-      : {}
+    const stated =
+      estimate && (scripts.has(`dhl:${tn}`) || !over('dhl', tn))
+        ? {
+            estimatedTimeOfDelivery: localIso(estimate.through, BERLIN, 'millis-colon'),
+            estimatedDeliveryTimeFrame: {
+              estimatedFrom: localIso(estimate.from, BERLIN, 'millis-colon'),
+              estimatedThrough: localIso(estimate.through, BERLIN, 'millis-colon')
+            }
+          }
+        : {}
     return json(200, { shipments: [{ id: tn, service: 'parcel-de', status: events[0], ...stated, events }] })
   }
 
@@ -244,7 +301,9 @@ export function createCarrierSimulator(opts: SimulatorOptions = {}) {
         scanDescription: { content: [s.text] }
       }
     })
-    return json(200, { parcellifecycleResponse: { parcelLifeCycleData: { shipmentInfo: { parcelLabelNumber: pln, productName: 'DPD Classic' }, scanInfo: { scan } } } })
+    return json(200, {
+      parcellifecycleResponse: { parcelLifeCycleData: { shipmentInfo: { parcelLabelNumber: pln, productName: 'DPD Classic' }, scanInfo: { scan } } }
+    })
   }
 
   async function dpdSoap(service: string, req: Request): Promise<Response> {
@@ -259,38 +318,74 @@ export function createCarrierSimulator(opts: SimulatorOptions = {}) {
     if (service === 'LoginService/V2_1') {
       const auth = body?.getAuth
       if (auth?.delisId !== o.dpdDelisId || auth?.password !== o.dpdPassword) {
-        return xml(500, soapEnvelope('<soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occured</faultstring><detail><authenticationFault><errorCode>LOGIN_5</errorCode><errorMessage>The login data is not valid.</errorMessage></authenticationFault></detail></soap:Fault>'))
+        return xml(
+          500,
+          soapEnvelope(
+            '<soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occured</faultstring><detail><authenticationFault><errorCode>LOGIN_5</errorCode><errorMessage>The login data is not valid.</errorMessage></authenticationFault></detail></soap:Fault>'
+          )
+        )
       }
       const token = `sim-dpd-${crypto.randomUUID()}`
       dpdTokens.add(token)
-      return xml(200, soapEnvelope(`<getAuthResponse xmlns="http://dpd.com/common/service/types/LoginService/2.1"><return><delisId>${escapeXml(o.dpdDelisId)}</delisId><customerUid>${escapeXml(o.dpdDelisId)}</customerUid><authToken>${token}</authToken><depot>0530</depot><authTokenExpires>${localIso(Date.now() + 86_400_000, BERLIN, 'none')}.06</authTokenExpires></return></getAuthResponse>`))
+      return xml(
+        200,
+        soapEnvelope(
+          `<getAuthResponse xmlns="http://dpd.com/common/service/types/LoginService/2.1"><return><delisId>${escapeXml(o.dpdDelisId)}</delisId><customerUid>${escapeXml(o.dpdDelisId)}</customerUid><authToken>${token}</authToken><depot>0530</depot><authTokenExpires>${localIso(Date.now() + 86_400_000, BERLIN, 'none')}.06</authTokenExpires></return></getAuthResponse>`
+        )
+      )
     }
-    if (service !== 'ParcelLifeCycleService/V2_0') return xml(404, soapEnvelope('<soap:Fault><faultcode>soap:Client</faultcode><faultstring>no such service</faultstring></soap:Fault>'))
+    if (service !== 'ParcelLifeCycleService/V2_0')
+      return xml(404, soapEnvelope('<soap:Fault><faultcode>soap:Client</faultcode><faultstring>no such service</faultstring></soap:Fault>'))
     const header = parsed?.Envelope?.Header?.authentication
     if (!header || !dpdTokens.has(String(header.authToken ?? ''))) {
-      return xml(500, soapEnvelope('<soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occured</faultstring><detail><authenticationFault><errorCode>LOGIN_8</errorCode><errorMessage>The authToken is not valid.</errorMessage></authenticationFault></detail></soap:Fault>'))
+      return xml(
+        500,
+        soapEnvelope(
+          '<soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occured</faultstring><detail><authenticationFault><errorCode>LOGIN_8</errorCode><errorMessage>The authToken is not valid.</errorMessage></authenticationFault></detail></soap:Fault>'
+        )
+      )
     }
     if (limited('dpd')) return tooMany()
     if (failing()) return errorPage()
     const pln = String(body?.getTrackingData?.parcelLabelNumber ?? '')
     const zone = dpdZone(String(header.messageLanguage ?? 'de_DE'))
-    const shipmentInfo = '<shipmentInfo><serviceDescription><label>' + line('Your DPD service:') + '</label><content>' + line('DPD Classic') + '</content></serviceDescription><status>SHIPMENT</status><statusHasBeenReached>false</statusHasBeenReached><isCurrentStatus>false</isCurrentStatus><showContactInfo>false</showContactInfo></shipmentInfo>'
-    if (!pln || pln.startsWith('UNKNOWN')) return xml(200, soapEnvelope(`<getTrackingDataResponse xmlns="http://dpd.com/common/service/types/ParcelLifeCycleService/2.0"><trackingresult>${shipmentInfo}</trackingresult></getTrackingDataResponse>`))
+    const shipmentInfo =
+      '<shipmentInfo><serviceDescription><label>' +
+      line('Your DPD service:') +
+      '</label><content>' +
+      line('DPD Classic') +
+      '</content></serviceDescription><status>SHIPMENT</status><statusHasBeenReached>false</statusHasBeenReached><isCurrentStatus>false</isCurrentStatus><showContactInfo>false</showContactInfo></shipmentInfo>'
+    if (!pln || pln.startsWith('UNKNOWN'))
+      return xml(
+        200,
+        soapEnvelope(
+          `<getTrackingDataResponse xmlns="http://dpd.com/common/service/types/ParcelLifeCycleService/2.0"><trackingresult>${shipmentInfo}</trackingresult></getTrackingDataResponse>`
+        )
+      )
     const broken = shapes.get('dpd') === 'unreadable'
     const list = oldestFirst('dpd', pln)
-    const entries = list.map((s, i) =>
-      `<statusInfo><status>${escapeXml(s.code)}</status><label>${line(label(s), true)}</label><description><content>${line(s.text)}</content></description>` +
-      `<statusHasBeenReached>true</statusHasBeenReached><isCurrentStatus>${i === list.length - 1}</isCurrentStatus><showContactInfo>true</showContactInfo>` +
-      (s.place ? `<location>${line(s.place, true)}</location>` : '') +
-      `<date>${line(broken ? unreadable(s.at, zone) : usDate(s.at, zone), true)}</date></statusInfo>`
-    ).join('')
-    return xml(200, soapEnvelope(`<getTrackingDataResponse xmlns="http://dpd.com/common/service/types/ParcelLifeCycleService/2.0"><trackingresult>${shipmentInfo}${entries}</trackingresult></getTrackingDataResponse>`))
+    const entries = list
+      .map(
+        (s, i) =>
+          `<statusInfo><status>${escapeXml(s.code)}</status><label>${line(label(s), true)}</label><description><content>${line(s.text)}</content></description>` +
+          `<statusHasBeenReached>true</statusHasBeenReached><isCurrentStatus>${i === list.length - 1}</isCurrentStatus><showContactInfo>true</showContactInfo>` +
+          (s.place ? `<location>${line(s.place, true)}</location>` : '') +
+          `<date>${line(broken ? unreadable(s.at, zone) : usDate(s.at, zone), true)}</date></statusInfo>`
+      )
+      .join('')
+    return xml(
+      200,
+      soapEnvelope(
+        `<getTrackingDataResponse xmlns="http://dpd.com/common/service/types/ParcelLifeCycleService/2.0"><trackingresult>${shipmentInfo}${entries}</trackingresult></getTrackingDataResponse>`
+      )
+    )
   }
 
   async function gls(path: string, req: Request): Promise<Response> {
     if (path === '/oauth2/v1/token') {
       const expected = `Basic ${Buffer.from(`${o.glsClientId}:${o.glsClientSecret}`).toString('base64')}`
-      if (req.method !== 'POST' || req.headers.get('authorization') !== expected || !(await req.text()).includes('grant_type=client_credentials')) return json(401, { error: 'invalid_client' })
+      if (req.method !== 'POST' || req.headers.get('authorization') !== expected || !(await req.text()).includes('grant_type=client_credentials'))
+        return json(401, { error: 'invalid_client' })
       const token = `sim-${crypto.randomUUID()}`
       tokens.set(token, Date.now() + o.glsTokenTtlSeconds * 1000)
       return json(200, { access_token: token, token_type: 'Bearer', expires_in: o.glsTokenTtlSeconds })
@@ -309,9 +404,16 @@ export function createCarrierSimulator(opts: SimulatorOptions = {}) {
         if (id.startsWith('UNKNOWN')) return { requested: id, errorCode: 'E_404_01', errorMessage: 'No parcel found for this tracking number' }
         const list = scans('gls', id)
         return {
-          requested: id, unitno: id, status: list[0]?.code ?? 'PREADVICE', statusDateTime: list[0] ? localIso(list[0].at, BERLIN, 'compact') : null,
+          requested: id,
+          unitno: id,
+          status: list[0]?.code ?? 'PREADVICE',
+          statusDateTime: list[0] ? localIso(list[0].at, BERLIN, 'compact') : null,
           events: list.map((s) => ({
-            code: s.code, description: s.text, ...(s.place ? { city: s.place } : {}), ...(s.postalCode ? { postalCode: s.postalCode } : {}), ...(s.country ? { country: s.country } : {}),
+            code: s.code,
+            description: s.text,
+            ...(s.place ? { city: s.place } : {}),
+            ...(s.postalCode ? { postalCode: s.postalCode } : {}),
+            ...(s.country ? { country: s.country } : {}),
             eventDateTime: broken ? unreadable(s.at, BERLIN) : localIso(s.at, BERLIN, 'compact')
           }))
         }

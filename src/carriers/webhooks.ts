@@ -35,7 +35,11 @@ export interface UnreadableShipment {
  * The events of a pushed payload (and each answer's estimate), and the shipments in it that
  * could not be read; or why the push cannot be read at all.
  */
-export function webhookEvents(carrier: string, rawBody: string, config: CarrierConfig = { baseUrl: '' }): { events: ScanCheck[]; answers: PushedAnswer[]; unreadable: UnreadableShipment[] } | { error: string } {
+export function webhookEvents(
+  carrier: string,
+  rawBody: string,
+  config: CarrierConfig = { baseUrl: '' }
+): { events: ScanCheck[]; answers: PushedAnswer[]; unreadable: UnreadableShipment[] } | { error: string } {
   const c = carrierFor(carrier)
   if (!c) return { error: `no adapter for carrier ${carrier}` }
   const out = c.push(rawBody, config)

@@ -12,7 +12,12 @@ export const CONFLICT_BASE_MS = 50
 
 export async function retryConflicts<T>(
   f: () => Promise<T>,
-  { attempts = CONFLICT_ATTEMPTS, baseMs = CONFLICT_BASE_MS, random = Math.random, onRetry }: { attempts?: number; baseMs?: number; random?: () => number; onRetry?: (sqlstate: string, attempt: number) => void } = {}
+  {
+    attempts = CONFLICT_ATTEMPTS,
+    baseMs = CONFLICT_BASE_MS,
+    random = Math.random,
+    onRetry
+  }: { attempts?: number; baseMs?: number; random?: () => number; onRetry?: (sqlstate: string, attempt: number) => void } = {}
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {

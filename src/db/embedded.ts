@@ -70,7 +70,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   let runAs = userns === null ? postgresUser() : null
 
   await mkdir(dataDir, { recursive: true }).catch((err) => {
-    throw new EmbeddedDatabaseError(`cannot create the data directory ${dataDir} (${(err as Error).message}); set PARCELCAST_DATA_DIR to a directory you can write`, err)
+    throw new EmbeddedDatabaseError(
+      `cannot create the data directory ${dataDir} (${(err as Error).message}); set PARCELCAST_DATA_DIR to a directory you can write`,
+      err
+    )
   })
   if (runAs) await reachableBy(runAs, [dir, bin.postgres])
 
@@ -88,15 +91,31 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     initialised = true
   }
   if (userns === null && !runAs) {
-    throw new EmbeddedDatabaseError(`PostgreSQL refuses to run as root, user namespaces are not available here (unshare --user), and there is no user postgres to run it as; create one (useradd -r postgres) and give it ${dir}, or run as the directory's owner`)
+    throw new EmbeddedDatabaseError(
+      `PostgreSQL refuses to run as root, user namespaces are not available here (unshare --user), and there is no user postgres to run it as; create one (useradd -r postgres) and give it ${dir}, or run as the directory's owner`
+    )
   }
-  const password = await readFile(passwordFile, 'utf8').then((s) => s.trim(), () => {
-    throw new EmbeddedDatabaseError(`${passwordFile} is missing, so the cluster in ${dir} cannot be logged into; restore the file, or move ${dataDir} away to start with an empty database`)
-  })
+  const password = await readFile(passwordFile, 'utf8').then(
+    (s) => s.trim(),
+    () => {
+      throw new EmbeddedDatabaseError(
+        `${passwordFile} is missing, so the cluster in ${dir} cannot be logged into; restore the file, or move ${dataDir} away to start with an empty database`
+      )
+    }
+  )
 
   const port = opts.port || (await anyFreePort())
   const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', lc_messages: 'C', ...opts.settings }
-  const [command, ...args] = [...diesWithParent(), ...(userns ?? []), bin.postgres, '-D', dir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])]
+  const [command, ...args] = [
+    ...diesWithParent(),
+    ...(userns ?? []),
+    bin.postgres,
+    '-D',
+    dir,
+    '-p',
+    String(port),
+    ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])
+  ]
   const child = spawn(command!, args, {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -147,17 +166,31 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   // Not silent: a server that dies under the service (killed, out of memory) is logged here,
   // and /readyz turns not_ready.
   void exited.then(() => {
-    if (!stopping) log.error({ pid: child.pid, code: child.exitCode, signal: child.signalCode, postgres: lines.slice(-5) }, 'embedded PostgreSQL exited while parcelcast was using it')
+    if (!stopping)
+      log.error(
+        { pid: child.pid, code: child.exitCode, signal: child.signalCode, postgres: lines.slice(-5) },
+        'embedded PostgreSQL exited while parcelcast was using it'
+      )
   })
   return {
     url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-    dir, port, version: bin.version, initialised, pid: child.pid!,
+    dir,
+    port,
+    version: bin.version,
+    initialised,
+    pid: child.pid!,
     stop: () =>
       (stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {
           signal(child, 'SIGINT')
           // Fast shutdown ends in seconds; past that, immediate shutdown (recovery on next start).
-          if ((await within(30_000, exited.then(() => true), false)) === false) {
+          if (
+            (await within(
+              30_000,
+              exited.then(() => true),
+              false
+            )) === false
+          ) {
             log.warn({ pid: child.pid }, 'PostgreSQL did not stop within 30 s; sending SIGQUIT')
             signal(child, 'SIGQUIT')
             await exited
@@ -211,8 +244,16 @@ function forward(log: Logger, line: string) {
 
 function explain(lines: string[], ctx: { dir: string; port: number; timeoutMs: number; timedOut: boolean }): string {
   const words = (l: string) => l.replace(/^.*?\[\d+\]\s+/, '').replace(/\s+/g, ' ')
-  const said = (lines.filter((l) => /\b(FATAL|PANIC|ERROR|HINT|DETAIL):|could not bind/.test(l)).slice(-6).join('\n') || lines.slice(-6).join('\n'))
-    .split('\n').filter(Boolean).map(words).join(' | ')
+  const said = (
+    lines
+      .filter((l) => /\b(FATAL|PANIC|ERROR|HINT|DETAIL):|could not bind/.test(l))
+      .slice(-6)
+      .join('\n') || lines.slice(-6).join('\n')
+  )
+    .split('\n')
+    .filter(Boolean)
+    .map(words)
+    .join(' | ')
   const tail = said ? ` PostgreSQL said: ${said}` : ''
   const lock = /lock file "postmaster\.pid" already exists/.test(said)
   if (lock) {
@@ -234,13 +275,26 @@ function explain(lines: string[], ctx: { dir: string; port: number; timeoutMs: n
 
 /** `initdb` (through the user namespace as root), with the password file's password for `postgres`. */
 async function initdb(prefix: string[], bin: Binaries, dir: string, passwordFile: string, log: Logger) {
-  const command = [...prefix, join(dirname(bin.postgres), 'initdb'), '-D', dir, '-U', USER, `--pwfile=${passwordFile}`,
-    '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale', '--no-instructions']
+  const command = [
+    ...prefix,
+    join(dirname(bin.postgres), 'initdb'),
+    '-D',
+    dir,
+    '-U',
+    USER,
+    `--pwfile=${passwordFile}`,
+    '--auth=scram-sha-256',
+    '--encoding=UTF8',
+    '--no-locale',
+    '--no-instructions'
+  ]
   const proc = Bun.spawn(command, { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, LC_MESSAGES: 'C' } })
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
   if (code !== 0) {
     log.error({ output: `${out}\n${err}`.trim() }, 'initdb failed')
-    throw new EmbeddedDatabaseError(`initialising the PostgreSQL cluster in ${dir} failed (initdb exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`)
+    throw new EmbeddedDatabaseError(
+      `initialising the PostgreSQL cluster in ${dir} failed (initdb exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`
+    )
   }
   log.debug({ output: out.trim() }, 'initdb done')
 }
@@ -250,7 +304,11 @@ async function initialiseAsPostgresUser(dir: string, password: string, log: Logg
   const EmbeddedPostgres = await importWithoutExitHooks()
   const output: string[] = []
   const pg = new EmbeddedPostgres({
-    databaseDir: dir, user: USER, password, authMethod: 'scram-sha-256', persistent: true,
+    databaseDir: dir,
+    user: USER,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--no-locale', '--no-instructions'],
     onLog: (m: unknown) => output.push(String(m).trim()),
@@ -295,12 +353,17 @@ function binaries(): Promise<Binaries> {
     try {
       postgres = ((await import(name)) as { postgres: string }).postgres
     } catch (err) {
-      throw new EmbeddedDatabaseError(`no embedded PostgreSQL binaries for ${process.platform}-${process.arch} (${name} is not installed); run npm install, or set DATABASE_URL to a PostgreSQL server`, err)
+      throw new EmbeddedDatabaseError(
+        `no embedded PostgreSQL binaries for ${process.platform}-${process.arch} (${name} is not installed); run npm install, or set DATABASE_URL to a PostgreSQL server`,
+        err
+      )
     }
     const proc = Bun.spawnSync([postgres, '--version'], { stderr: 'pipe' })
     const version = /(\d+(\.\d+)?)/.exec(proc.stdout.toString())?.[1]
     if (!proc.success || !version) {
-      throw new EmbeddedDatabaseError(`the embedded PostgreSQL binary ${postgres} does not run here: ${proc.stderr.toString().trim() || `exit ${proc.exitCode}`}; set DATABASE_URL to a PostgreSQL server`)
+      throw new EmbeddedDatabaseError(
+        `the embedded PostgreSQL binary ${postgres} does not run here: ${proc.stderr.toString().trim() || `exit ${proc.exitCode}`}; set DATABASE_URL to a PostgreSQL server`
+      )
     }
     return { postgres, version }
   })().catch((err) => {

@@ -45,7 +45,12 @@ const stopping = () => Object.assign(new Error('the service is stopping'), { cod
 /** How long after its deadline a call whose queries the driver never settles is given up. */
 const SETTLE_MS = 1000
 
-export function createGuardedConnections({ make, slots, timeoutMs, onDeadline }: {
+export function createGuardedConnections({
+  make,
+  slots,
+  timeoutMs,
+  onDeadline
+}: {
   /** A client of one connection, with the deadline as its session settings (`client.ts`, `sessionTimeouts`). */
   make: () => Sql
   slots: number

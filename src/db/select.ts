@@ -34,14 +34,23 @@ export async function openDatabase(config: DatabaseConfig, log: Logger, embedded
     const refused = await probe(config.DATABASE_URL)
     if (refused === null) return external(config.DATABASE_URL, dblog)
     if (refused.answered) {
-      dblog.warn({ url: redact(config.DATABASE_URL), reason: refused.reason }, `the PostgreSQL at ${redact(config.DATABASE_URL)} answers but refused us (${refused.reason}); using the embedded database instead — set DATABASE_URL to use that server`)
+      dblog.warn(
+        { url: redact(config.DATABASE_URL), reason: refused.reason },
+        `the PostgreSQL at ${redact(config.DATABASE_URL)} answers but refused us (${refused.reason}); using the embedded database instead — set DATABASE_URL to use that server`
+      )
     } else {
-      dblog.info({ url: redact(config.DATABASE_URL), reason: refused.reason }, `no PostgreSQL answers at ${redact(config.DATABASE_URL)} (${refused.reason}); using the embedded database`)
+      dblog.info(
+        { url: redact(config.DATABASE_URL), reason: refused.reason },
+        `no PostgreSQL answers at ${redact(config.DATABASE_URL)} (${refused.reason}); using the embedded database`
+      )
     }
   }
   const server = await startEmbeddedPostgres({ dataDir: config.PARCELCAST_DATA_DIR, port: config.PARCELCAST_PG_PORT, log, ...embedded })
   const label = `embedded PostgreSQL ${server.version} at ${server.dir}, 127.0.0.1:${server.port}`
-  dblog.info({ database: 'embedded', dir: server.dir, port: server.port, initialised: server.initialised }, `using ${label}${server.initialised ? ' (new)' : ' (kept from an earlier run)'}`)
+  dblog.info(
+    { database: 'embedded', dir: server.dir, port: server.port, initialised: server.initialised },
+    `using ${label}${server.initialised ? ' (new)' : ' (kept from an earlier run)'}`
+  )
   return { kind: 'embedded', url: server.url, label, stop: server.stop }
 }
 

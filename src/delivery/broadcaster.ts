@@ -42,7 +42,10 @@ export interface FanoutMessage {
 const TOPIC_RE = /^[a-z]+:[^\s]{1,300}$/
 
 /** A stream entry as a fan-out message, or null when it is malformed. `check` is the kind's test of `data`. */
-export function parseEntry(message: Readonly<Record<string, string>> | undefined, check: (topic: string, seq: number, data: unknown) => boolean): FanoutMessage | null {
+export function parseEntry(
+  message: Readonly<Record<string, string>> | undefined,
+  check: (topic: string, seq: number, data: unknown) => boolean
+): FanoutMessage | null {
   if (!message) return null
   const { topic, seq, data } = message
   const n = Number(seq)
@@ -102,7 +105,10 @@ export function createBroadcaster(deps: {
       const m = parseEntry(e.message, check)
       if (!m) {
         metrics.streamMalformed.inc(labels)
-        log.warn({ component: 'broadcaster', group, id: e.id, fields: e.message ? Object.keys(e.message) : null }, 'malformed stream entry acknowledged and skipped')
+        log.warn(
+          { component: 'broadcaster', group, id: e.id, fields: e.message ? Object.keys(e.message) : null },
+          'malformed stream entry acknowledged and skipped'
+        )
       } else out.push(m)
       ack.push(e.id)
     }
@@ -141,7 +147,8 @@ export function createBroadcaster(deps: {
         if (claimed.length < count || stopped) break
       }
       const gone = await engine.deleteIdleConsumers(stream, group, 2 * claimIdleMs)
-      if (gone.length > 0) log.info({ component: 'broadcaster', group, consumers: gone }, 'removed idle consumers that hold nothing (left by processes that are gone)')
+      if (gone.length > 0)
+        log.info({ component: 'broadcaster', group, consumers: gone }, 'removed idle consumers that hold nothing (left by processes that are gone)')
     }
     const read = await engine.readGroup(stream, group, consumer, { count, blockMs, signal: abort.signal })
     if (read.length > 0) await handle(read)
@@ -183,7 +190,10 @@ export function createBroadcaster(deps: {
         await ensureGroup()
         return true
       } catch (err) {
-        log.warn({ component: 'broadcaster', err: (err as Error).message }, 'consumer group not made at start; the broadcaster makes it once the engine answers')
+        log.warn(
+          { component: 'broadcaster', err: (err as Error).message },
+          'consumer group not made at start; the broadcaster makes it once the engine answers'
+        )
         return false
       }
     },
@@ -202,10 +212,14 @@ export function createBroadcaster(deps: {
       loop = null
       // Entries it still holds stay pending with it, for another process to claim.
       const gone = await engine.deleteConsumer(stream, group, consumer).catch((err) => {
-        log.warn({ component: 'broadcaster', group, consumer, err: (err as Error).message }, 'could not remove this consumer from the group; another process will once it is idle')
+        log.warn(
+          { component: 'broadcaster', group, consumer, err: (err as Error).message },
+          'could not remove this consumer from the group; another process will once it is idle'
+        )
         return true
       })
-      if (!gone) log.info({ component: 'broadcaster', group, consumer }, 'consumer left in the group: it holds pending entries, which another process will claim')
+      if (!gone)
+        log.info({ component: 'broadcaster', group, consumer }, 'consumer left in the group: it holds pending entries, which another process will claim')
     },
     /** How far behind the group is (engine.ts's GroupLag), also set as gauges. */
     async lag() {

@@ -22,7 +22,13 @@ export interface ConnectionHooks {
   closed(sub: string, connId: string): void
 }
 
-export function createConnections({ tokens, subs, metrics, hooks, maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS }: {
+export function createConnections({
+  tokens,
+  subs,
+  metrics,
+  hooks,
+  maxQueuedSocketTasks = MAX_QUEUED_SOCKET_TASKS
+}: {
   tokens: Tokens
   subs: Subscriptions
   metrics: Metrics
@@ -69,22 +75,27 @@ export function createConnections({ tokens, subs, metrics, hooks, maxQueuedSocke
       metrics.wsConnections.inc()
       const c: Conn = { id: `${processTag}.${(++connections).toString(36)}`, ws, topics: new Map(), closed: false, claims: Promise.resolve(null) }
       conns.set(ws, c)
-      const checked = token ? slices.later(() => tokens.verify(token)) : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))
-      c.claims = checked.then((claims) => {
-        // Closed while its token was checked: it never counts.
-        if (claims.sub !== null && hooks && !c.closed) hooks.opened(claims.sub, c.id)
-        return claims
-      }, (err) => {
-        if (err instanceof BusyError) {
-          sendError(c, 'unavailable', 'the server is busy; reconnect in a moment')
-          ws.close(1013, 'unavailable')
+      const checked = token
+        ? slices.later(() => tokens.verify(token))
+        : Promise.reject(new TokenError('token_invalid', 'connect with ?token=<token from POST /v1/tokens>'))
+      c.claims = checked.then(
+        (claims) => {
+          // Closed while its token was checked: it never counts.
+          if (claims.sub !== null && hooks && !c.closed) hooks.opened(claims.sub, c.id)
+          return claims
+        },
+        (err) => {
+          if (err instanceof BusyError) {
+            sendError(c, 'unavailable', 'the server is busy; reconnect in a moment')
+            ws.close(1013, 'unavailable')
+            return null
+          }
+          const code = err instanceof TokenError ? err.code : 'token_invalid'
+          sendError(c, code, err instanceof TokenError ? err.message : 'the token is not valid')
+          ws.close(4401, code)
           return null
         }
-        const code = err instanceof TokenError ? err.code : 'token_invalid'
-        sendError(c, code, err instanceof TokenError ? err.message : 'the token is not valid')
-        ws.close(4401, code)
-        return null
-      })
+      )
     },
 
     async message(ws: Socket, raw: string | Uint8Array) {

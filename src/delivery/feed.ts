@@ -12,7 +12,21 @@ import type { Subscriptions } from './subscriptions.ts'
 
 const RECONCILE_CHUNK = 500
 
-export function createFeed({ engine, subs, log, metrics, reconcileMs, channels = [FANOUT_CHANNEL] }: { engine: Engine; subs: Subscriptions; log: Logger; metrics: Metrics; reconcileMs: number; channels?: readonly string[] }) {
+export function createFeed({
+  engine,
+  subs,
+  log,
+  metrics,
+  reconcileMs,
+  channels = [FANOUT_CHANNEL]
+}: {
+  engine: Engine
+  subs: Subscriptions
+  log: Logger
+  metrics: Metrics
+  reconcileMs: number
+  channels?: readonly string[]
+}) {
   const { sequencer } = subs
   let timer: ReturnType<typeof setTimeout> | null = null
   let unsubscribes: (() => void)[] = []

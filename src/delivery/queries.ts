@@ -72,7 +72,9 @@ export function createDeliveryQueries(sql: Sql, { onLookupQuery }: { onLookupQue
           )
         : Promise.resolve([]),
       payloads(shipmentId, after, upto, limit),
-      sql<{ expectedDelivery: Projection['expectedDelivery'] }[]>`select expected_delivery_json(expected_delivery_from, expected_delivery_to) as "expectedDelivery" from shipments where id = ${shipmentId}`
+      sql<
+        { expectedDelivery: Projection['expectedDelivery'] }[]
+      >`select expected_delivery_json(expected_delivery_from, expected_delivery_to) as "expectedDelivery" from shipments where id = ${shipmentId}`
     ])
     // The estimate is the shipment's current one (it belongs to no event).
     const expectedDelivery = shipment?.expectedDelivery ?? null

@@ -75,16 +75,16 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
 
   /** The frame's topic, parsed, if the socket's token grants it now; else null, the error frame sent. */
   function granted(c: Conn, claims: TokenClaims, raw: unknown, op: string): Topic | null {
-    if (typeof raw !== 'string') return sendError(c, 'bad_message', `${op} needs a topic`), null
+    if (typeof raw !== 'string') return (sendError(c, 'bad_message', `${op} needs a topic`), null)
     let topic: Topic
     try {
       topic = parseTopic(raw)
     } catch (err) {
-      if (err instanceof IdentityError) return sendError(c, 'bad_message', err.message, raw), null
+      if (err instanceof IdentityError) return (sendError(c, 'bad_message', err.message, raw), null)
       throw err
     }
-    if (!topicAllowed(claims.topics, topic)) return sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name), null
-    if (claims.exp * 1000 < Date.now()) return sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name), null
+    if (!topicAllowed(claims.topics, topic)) return (sendError(c, 'forbidden_topic', `the token does not grant ${topic.name}`, topic.name), null)
+    if (claims.exp * 1000 < Date.now()) return (sendError(c, 'token_expired', 'the token has expired; reconnect with a new one', topic.name), null)
     return topic
   }
 

@@ -35,7 +35,10 @@ export interface TokenClaims {
 }
 
 export class TokenError extends Error {
-  constructor(readonly code: 'token_expired' | 'token_invalid', message: string) {
+  constructor(
+    readonly code: 'token_expired' | 'token_invalid',
+    message: string
+  ) {
     super(message)
   }
 }
@@ -48,7 +51,8 @@ export function createTokens(secret: string) {
   const verify = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER, allowedAud: AUDIENCE, requiredClaims: ['iss', 'aud', 'exp'] })
   return {
     async mint({ sub, topics, ttlSeconds }: { sub: string | null; topics: string[]; ttlSeconds: number }): Promise<{ token: string; expiresAt: string }> {
-      if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) throw new ValidationError('ttlSeconds', `must be a whole number from 1 to ${MAX_TOKEN_TTL_SECONDS}`)
+      if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS)
+        throw new ValidationError('ttlSeconds', `must be a whole number from 1 to ${MAX_TOKEN_TTL_SECONDS}`)
       if (topics.length < 1 || topics.length > MAX_TOKEN_TOPICS) throw new ValidationError('topics', `must list 1 to ${MAX_TOKEN_TOPICS} topics`)
       const now = Math.floor(Date.now() / 1000)
       const token = sign({ topics, ...(sub ? { sub } : {}), iat: now, exp: now + ttlSeconds })
@@ -61,17 +65,25 @@ export function createTokens(secret: string) {
       try {
         payload = verify(token)
       } catch (err) {
-        if (err instanceof JwtError && err.code === JwtError.codes.expired) throw new TokenError('token_expired', 'the token has expired; ask your backend for a new one')
+        if (err instanceof JwtError && err.code === JwtError.codes.expired)
+          throw new TokenError('token_expired', 'the token has expired; ask your backend for a new one')
         throw new TokenError('token_invalid', 'the token is not valid')
       }
       const topics = payload.topics
-      if (!Array.isArray(topics) || topics.length === 0 || topics.length > MAX_TOKEN_TOPICS || !topics.every((t) => typeof t === 'string' && t.length <= MAX_TOPIC_LENGTH)) {
+      if (
+        !Array.isArray(topics) ||
+        topics.length === 0 ||
+        topics.length > MAX_TOKEN_TOPICS ||
+        !topics.every((t) => typeof t === 'string' && t.length <= MAX_TOPIC_LENGTH)
+      ) {
         throw new TokenError('token_invalid', `the token carries no topic list of 1 to ${MAX_TOKEN_TOPICS} topics`)
       }
       const sub = payload.sub
-      if (sub !== undefined && (typeof sub !== 'string' || sub.length > MAX_SUB_LENGTH || !isStorableText(sub))) throw new TokenError('token_invalid', 'the token\'s sub is not valid')
+      if (sub !== undefined && (typeof sub !== 'string' || sub.length > MAX_SUB_LENGTH || !isStorableText(sub)))
+        throw new TokenError('token_invalid', "the token's sub is not valid")
       // Signed by a holder of the secret, yet valid for longer than this service ever grants.
-      if (payload.exp > Date.now() / 1000 + MAX_TOKEN_TTL_SECONDS + SKEW_SECONDS) throw new TokenError('token_invalid', 'the token is valid for longer than tokens may be')
+      if (payload.exp > Date.now() / 1000 + MAX_TOKEN_TTL_SECONDS + SKEW_SECONDS)
+        throw new TokenError('token_invalid', 'the token is valid for longer than tokens may be')
       return { sub: sub ?? null, topics, exp: payload.exp }
     }
   }

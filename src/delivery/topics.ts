@@ -5,7 +5,10 @@
 import { USER_ID_RE } from '../notifications/model.ts'
 import { IdentityError, normalizeCarrier, normalizeTrackingNumber } from '../pipeline/identity.ts'
 
-export type Topic = { kind: 'shipment'; carrier: string; trackingNumber: string; name: string } | { kind: 'user'; userId: string; name: string } | { kind: 'all_shipments'; name: 'shipment:*' }
+export type Topic =
+  | { kind: 'shipment'; carrier: string; trackingNumber: string; name: string }
+  | { kind: 'user'; userId: string; name: string }
+  | { kind: 'all_shipments'; name: 'shipment:*' }
 
 /** Parses and normalizes a topic name; throws IdentityError with field `topic` when it is not one. */
 export function parseTopic(input: string, { wildcard = false } = {}): Topic {

@@ -20,7 +20,11 @@ import { seqFrame, type TopicKind } from './topic-kind.ts'
 const PREFIX = 'user:'
 const userOf = (topic: string) => topic.slice(PREFIX.length)
 
-export function createUserKind({ queries, delivered, presence }: {
+export function createUserKind({
+  queries,
+  delivered,
+  presence
+}: {
   queries: NotificationQueries
   delivered?: Pick<DeliveredMarks, 'add'>
   presence?: { join(userId: string, connId: string): void; leave(userId: string, connId: string): void }
@@ -43,9 +47,12 @@ export function createUserKind({ queries, delivered, presence }: {
         lastSeq,
         latest: s.lastSeq,
         body: { user: { userId, lastSeq, unread: s.unread }, notifications: s.items, ...(truncated ? { truncated: true } : {}) },
-        sent: unsent.length > 0 ? () => {
-              for (const seq of unsent) delivered!.add(userId, seq)
-            } : undefined
+        sent:
+          unsent.length > 0
+            ? () => {
+                for (const seq of unsent) delivered!.add(userId, seq)
+              }
+            : undefined
       }
     },
     notFound: (topic) => `no ${topic.name}`,

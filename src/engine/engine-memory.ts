@@ -15,7 +15,17 @@
  * `limit` holders; schedules what the caller adds.
  */
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduleClaim, type ScheduledMember, type StreamEntry } from './engine.ts'
+import {
+  GroupGoneError,
+  LAST_SEEN_TTL_MS,
+  type Engine,
+  type GroupConsumer,
+  type GroupLag,
+  type Presence,
+  type ScheduleClaim,
+  type ScheduledMember,
+  type StreamEntry
+} from './engine.ts'
 
 const PRESENCE_SWEEP_MS = 10_000
 /** Entries every group is done with are dropped once this many have gathered. */
@@ -238,7 +248,8 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       h[0] = last
       let i = 0
       for (;;) {
-        const l = 2 * i + 1, r = l + 1
+        const l = 2 * i + 1,
+          r = l + 1
         let m = i
         if (l < h.length && before(h[l]!, h[m]!)) m = l
         if (r < h.length && before(h[r]!, h[m]!)) m = r
@@ -506,7 +517,10 @@ export function createMemoryEngine(opts: MemoryEngineOptions = {}): Engine {
       open()
       const s = schedules.get(key)
       if (!s) return []
-      return [...s.due].map(([member, dueAt]) => ({ member, dueAt })).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0)).slice(0, limit)
+      return [...s.due]
+        .map(([member, dueAt]) => ({ member, dueAt }))
+        .sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0))
+        .slice(0, limit)
     },
 
     async leaseAcquire(key, holder, { limit, leaseMs }) {

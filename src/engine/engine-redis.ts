@@ -28,7 +28,16 @@
  */
 import { createClient, type RedisClientType } from 'redis'
 import type { Logger } from '../log.ts'
-import { GroupGoneError, LAST_SEEN_TTL_MS, type Engine, type GroupConsumer, type GroupLag, type Presence, type ScheduleClaim, type StreamEntry } from './engine.ts'
+import {
+  GroupGoneError,
+  LAST_SEEN_TTL_MS,
+  type Engine,
+  type GroupConsumer,
+  type GroupLag,
+  type Presence,
+  type ScheduleClaim,
+  type StreamEntry
+} from './engine.ts'
 
 type Client = RedisClientType<any, any, any, any, any>
 
@@ -107,7 +116,8 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
       ...extra
     }) as unknown as Client
     client.on('error', (err: Error) => {
-      if (!said.down && loud) log.warn({ component: 'engine', engine: 'redis', role, err: err.message }, 'redis unavailable; events stay in the outbox until it is back')
+      if (!said.down && loud)
+        log.warn({ component: 'engine', engine: 'redis', role, err: err.message }, 'redis unavailable; events stay in the outbox until it is back')
       said.down = true
     })
     client.on('ready', () => {
@@ -145,7 +155,13 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
       if (!stalled || closed) return
       const c = main
       const answer = c.isReady
-        ? await Promise.race([c.ping().then(() => 'ok' as const, () => 'error' as const), Bun.sleep(commandTimeoutMs).then(() => 'silent' as const)])
+        ? await Promise.race([
+            c.ping().then(
+              () => 'ok' as const,
+              () => 'error' as const
+            ),
+            Bun.sleep(commandTimeoutMs).then(() => 'silent' as const)
+          ])
         : ('offline' as const)
       if (!stalled || closed) return
       if (answer === 'ok' && c === main) {
@@ -270,7 +286,7 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     }
   }
 
-  const entries = (res: unknown): StreamEntry[] => ((res as { messages: StreamEntry[] }[] | null)?.[0]?.messages ?? [])
+  const entries = (res: unknown): StreamEntry[] => (res as { messages: StreamEntry[] }[] | null)?.[0]?.messages ?? []
   const ageOf = (id: string) => Date.now() - Number(id.slice(0, id.indexOf('-')))
   const seenTtl = String(LAST_SEEN_TTL_MS)
   const presenceKeys = (userId: string) => [k(`presence:conns:${userId}`), k(`presence:seen:${userId}`)]
@@ -306,7 +322,11 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
         appendFailing = false
         return ids.length
       } catch (err) {
-        if (!appendFailing) log.warn({ component: 'engine', engine: 'redis', stream, err: (err as Error).message, count: list.length }, 'stream append failed; events stay in the outbox')
+        if (!appendFailing)
+          log.warn(
+            { component: 'engine', engine: 'redis', stream, err: (err as Error).message, count: list.length },
+            'stream append failed; events stay in the outbox'
+          )
         appendFailing = true
         return 0
       }
@@ -361,7 +381,10 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
       // pending entries a call): page after page covers the whole pending list, then starts over.
       const key = `${stream}\u0000${group}\u0000${consumer}`
       try {
-        const res = (await timed(main.xAutoClaim(k(stream), group, consumer, idleMs, claimCursors.get(key) ?? '0-0', { COUNT: count }))) as unknown as { nextId: string; messages: (StreamEntry | null)[] }
+        const res = (await timed(main.xAutoClaim(k(stream), group, consumer, idleMs, claimCursors.get(key) ?? '0-0', { COUNT: count }))) as unknown as {
+          nextId: string
+          messages: (StreamEntry | null)[]
+        }
         if (res.nextId === '0-0') claimCursors.delete(key)
         else claimCursors.set(key, res.nextId)
         return res.messages.filter((m): m is StreamEntry => m !== null)
@@ -371,7 +394,9 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
     },
 
     async publishAndAck(stream, group, ids, channel, message) {
-      return (await timed(main.eval(PUBLISH_ACK, { keys: [k(stream)], arguments: [group, k(channel), message === null ? '0' : '1', message ?? '', ...ids] }))) as number
+      return (await timed(
+        main.eval(PUBLISH_ACK, { keys: [k(stream)], arguments: [group, k(channel), message === null ? '0' : '1', message ?? '', ...ids] })
+      )) as number
     },
 
     async groupLag(stream, group): Promise<GroupLag> {
@@ -449,12 +474,19 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
 
     async presenceTouchMany(entries, ttlMs) {
       if (entries.length === 0) return
-      await timed(main.eval(PRESENCE_TOUCH_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [String(ttlMs), seenTtl, ...entries.map((e) => e.connId)] }))
+      await timed(
+        main.eval(PRESENCE_TOUCH_MANY, {
+          keys: entries.flatMap((e) => presenceKeys(e.userId)),
+          arguments: [String(ttlMs), seenTtl, ...entries.map((e) => e.connId)]
+        })
+      )
     },
 
     async presenceLeaveMany(entries) {
       if (entries.length === 0) return
-      await timed(main.eval(PRESENCE_LEAVE_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [seenTtl, ...entries.map((e) => e.connId)] }))
+      await timed(
+        main.eval(PRESENCE_LEAVE_MANY, { keys: entries.flatMap((e) => presenceKeys(e.userId)), arguments: [seenTtl, ...entries.map((e) => e.connId)] })
+      )
     },
 
     async presenceGet(userIds) {
@@ -471,7 +503,13 @@ export function createRedisEngine(opts: RedisEngineOptions): Engine {
 
     async scheduleAdd(key, items, opts) {
       if (items.length === 0) return
-      await timed(main.zAdd(k(`schedule:${key}`), items.map((i) => ({ score: i.dueAt, value: i.member })), opts?.onlyNew ? { condition: 'NX' } : undefined))
+      await timed(
+        main.zAdd(
+          k(`schedule:${key}`),
+          items.map((i) => ({ score: i.dueAt, value: i.member })),
+          opts?.onlyNew ? { condition: 'NX' } : undefined
+        )
+      )
     },
 
     async scheduleClaim(key, { leaseMs, count }) {

@@ -64,9 +64,12 @@ export async function answersPing(url: string, ms: number): Promise<boolean> {
         error: () => settle(false),
         connectError: () => settle(false)
       }
-    }).then((s) => {
-      socket = s
-      if (settled) s.end()
-    }, () => settle(false))
+    }).then(
+      (s) => {
+        socket = s
+        if (settled) s.end()
+      },
+      () => settle(false)
+    )
   })
 }

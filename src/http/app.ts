@@ -61,7 +61,8 @@ const started = new WeakMap<Request, number>()
 const errorStatus = new WeakMap<Request, number>()
 
 /** `set.status` as a number: Elysia takes a name too (`'Created'`). */
-const statusOf = (status: number | string | undefined) => (typeof status === 'number' ? status : status === undefined ? 200 : (StatusMap[status as keyof typeof StatusMap] ?? 200))
+const statusOf = (status: number | string | undefined) =>
+  typeof status === 'number' ? status : status === undefined ? 200 : (StatusMap[status as keyof typeof StatusMap] ?? 200)
 
 /**
  * Routes and the API key. Two checks, one decision: the key is required by a `beforeHandle`
@@ -113,10 +114,27 @@ export function createApp(deps: AppDeps) {
       observe(request, route || 'unmatched', status)
     })
     .use(pageRoutes({ sql, tokens, openApi: (): Record<string, unknown> => (openApi ??= buildOpenApi(routesOf(), needsApiKey)) }))
-    .use(healthRoutes({ sql, ingest: deps.ingest, engine, metrics, broadcaster, notificationWorkers: deps.notificationWorkers, carriers: carriers.health, webhooks: webhooks.health, database: deps.database ?? 'external' }))
+    .use(
+      healthRoutes({
+        sql,
+        ingest: deps.ingest,
+        engine,
+        metrics,
+        broadcaster,
+        notificationWorkers: deps.notificationWorkers,
+        carriers: carriers.health,
+        webhooks: webhooks.health,
+        database: deps.database ?? 'external'
+      })
+    )
     .use(webhookRoutes({ sql, processor, carriers, log, metrics }))
     .guard({ beforeHandle: ({ request }) => checkApiKey(request), parse: parseJsonBody }, (api) =>
-      api.use(shipmentRoutes(shipments, carriers)).use(trackingLinkRoutes(shipments, tokens)).use(carrierRoutes(carriers)).use(eventRoutes(processor)).use(tokenRoutes(tokens))
+      api
+        .use(shipmentRoutes(shipments, carriers))
+        .use(trackingLinkRoutes(shipments, tokens))
+        .use(carrierRoutes(carriers))
+        .use(eventRoutes(processor))
+        .use(tokenRoutes(tokens))
         .use(webhookEndpointRoutes(webhooks, deps.webhookOptions))
         .use(notificationRoutes({ sql, engine, log, ...deps.notifications, onWebhookMessages: webhooks.afterCommit }))
     )

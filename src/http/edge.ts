@@ -67,7 +67,7 @@ function pathProblem(target: string, q: number): string | null {
   if (DOT_SEGMENT_RE.test(path)) return 'the path must not contain "." or ".." segments'
   if (ENCODED_RE.test(path)) return 'the path must not contain an encoded ".", "/", "\\" or control character'
   // Elysia hands a path parameter whose escapes are not UTF-8 to the route as null.
-  if (path.indexOf('%') !== -1 && !decodes(path)) return 'the path\'s %-escapes must spell UTF-8'
+  if (path.indexOf('%') !== -1 && !decodes(path)) return "the path's %-escapes must spell UTF-8"
   return null
 }
 

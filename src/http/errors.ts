@@ -60,9 +60,21 @@ export function describeSchema(schema: Schema | undefined): string | null {
     return `must be ${parts.map((p) => p!.replace(/^must be /, '')).join(' or ')}`
   }
   const range = (min?: number, max?: number) =>
-    min !== undefined && max !== undefined ? ` from ${min} to ${max}` : min !== undefined ? ` of at least ${min}` : max !== undefined ? ` of at most ${max}` : ''
+    min !== undefined && max !== undefined
+      ? ` from ${min} to ${max}`
+      : min !== undefined
+        ? ` of at least ${min}`
+        : max !== undefined
+          ? ` of at most ${max}`
+          : ''
   const size = (min: number | undefined, max: number | undefined, unit: string) =>
-    min !== undefined && min > 0 && max !== undefined ? ` of ${min} to ${max} ${unit}` : max !== undefined ? ` of at most ${max} ${unit}` : min !== undefined && min > 0 ? ` of at least ${min} ${unit}` : ''
+    min !== undefined && min > 0 && max !== undefined
+      ? ` of ${min} to ${max} ${unit}`
+      : max !== undefined
+        ? ` of at most ${max} ${unit}`
+        : min !== undefined && min > 0
+          ? ` of at least ${min} ${unit}`
+          : ''
   switch (schema.type) {
     case 'null':
       return 'must be null'
@@ -103,7 +115,12 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
       const v = error as ElysiaValidation
       const field = fieldFromPath(v.valueError?.path, v.type)
       const e = v.valueError
-      const message = e?.value === undefined && e?.path ? 'is required' : e?.message === 'Expected union value' ? (describeSchema(e.schema) ?? e.message) : (e?.message ?? 'is invalid')
+      const message =
+        e?.value === undefined && e?.path
+          ? 'is required'
+          : e?.message === 'Expected union value'
+            ? (describeSchema(e.schema) ?? e.message)
+            : (e?.message ?? 'is invalid')
       return json(400, errorBody('validation_failed', `${field}: ${message}`, { field }))
     }
     case 'PARSE': {

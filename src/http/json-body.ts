@@ -13,7 +13,9 @@ const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json$/i
 export async function parseJsonBody({ request }: { request: Request }, contentType: string): Promise<unknown> {
   if (request.body === null) return undefined
   if (contentType !== '' && !JSON_TYPE_RE.test(contentType.trim())) {
-    throw new AppError('unsupported_media_type', `the body must be JSON, sent with Content-Type: application/json (not ${contentType.slice(0, 100)})`, { status: 415 })
+    throw new AppError('unsupported_media_type', `the body must be JSON, sent with Content-Type: application/json (not ${contentType.slice(0, 100)})`, {
+      status: 415
+    })
   }
   const text = await request.text()
   if (text === '') return undefined

@@ -44,7 +44,11 @@ export function listen(opts: {
         if (target.path !== WS_PATH) return opts.fetch(checked)
         const token = new URLSearchParams(target.query).get('token') ?? undefined
         if (checked.method === 'GET' && server.upgrade(checked, { data: { token } })) return undefined
-        return json(426, errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`), { upgrade: 'websocket' })
+        return json(
+          426,
+          errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`),
+          { upgrade: 'websocket' }
+        )
       }
       // Synchronous but for a chunked body: a WebSocket upgrade (a GET, no body) waits for nothing.
       const checked = limitBody(target.request, opts.bodyLimitBytes)

@@ -14,7 +14,8 @@ export type AckTarget = { upToSeq: number } | { ids: string[] }
 export function parseAckTarget(seq: unknown, ids: unknown, seqField: string): AckTarget {
   if (seq !== undefined && ids !== undefined) throw new ValidationError(seqField, `give ${seqField} or ids, not both`)
   if (seq !== undefined) {
-    if (!Number.isInteger(seq) || (seq as number) < 0 || (seq as number) > MAX_SEQ) throw new ValidationError(seqField, `must be a whole number from 0 to ${MAX_SEQ}`)
+    if (!Number.isInteger(seq) || (seq as number) < 0 || (seq as number) > MAX_SEQ)
+      throw new ValidationError(seqField, `must be a whole number from 0 to ${MAX_SEQ}`)
     return { upToSeq: seq as number }
   }
   if (ids !== undefined) {

@@ -56,7 +56,8 @@ export function parseNotificationRequest(body: unknown): NotificationRequest {
   if (body.userIds !== undefined && body.userId !== undefined) throw new ValidationError('userId', 'give userIds or userId, not both')
   if (body.userIds !== undefined) {
     if (!Array.isArray(body.userIds)) throw new ValidationError('userIds', 'must be an array of userIds')
-    if (body.userIds.length < 1 || body.userIds.length > MAX_USERS_PER_REQUEST) throw new ValidationError('userIds', `must list 1 to ${MAX_USERS_PER_REQUEST} userIds`)
+    if (body.userIds.length < 1 || body.userIds.length > MAX_USERS_PER_REQUEST)
+      throw new ValidationError('userIds', `must list 1 to ${MAX_USERS_PER_REQUEST} userIds`)
     const seen = new Set<string>()
     userIds = body.userIds.map((u, i) => {
       const id = userIdOf(`userIds[${i}]`, u)
@@ -97,7 +98,11 @@ interface Row {
  * are the committed notifications, to publish; `webhookMessages` the `notification.created`
  * webhook messages the same statement created, to schedule. Both empty for a replay.
  */
-export async function createNotifications(sql: Sql, req: NotificationRequest, apiKeyHash: Buffer): Promise<{ answer: CreatedNotifications; replayed: boolean; messages: NotificationMessage[]; webhookMessages: MessageRef[] }> {
+export async function createNotifications(
+  sql: Sql,
+  req: NotificationRequest,
+  apiKeyHash: Buffer
+): Promise<{ answer: CreatedNotifications; replayed: boolean; messages: NotificationMessage[]; webhookMessages: MessageRef[] }> {
   return sql.begin(async (tx) => {
     if (req.idempotencyKey !== null) {
       const [mine] = await tx`
@@ -139,7 +144,19 @@ export async function createNotifications(sql: Sql, req: NotificationRequest, ap
       select i.user_id, i.seq, i.id, iso_utc(i.created_at) as created_at, ${messageRefs(tx, 'messages')} as webhook_messages
       from ins i join input on input.user_id = i.user_id order by input.ord`
     const notifications = rows.map((r) => ({ userId: r.user_id, id: r.id, seq: r.seq }))
-    const messages = rows.map((r) => toMessage({ id: r.id, userId: r.user_id, seq: r.seq, type: req.type, title: req.title, body: req.body, data: req.data, shipmentId: null, createdAt: r.created_at }))
+    const messages = rows.map((r) =>
+      toMessage({
+        id: r.id,
+        userId: r.user_id,
+        seq: r.seq,
+        type: req.type,
+        title: req.title,
+        body: req.body,
+        data: req.data,
+        shipmentId: null,
+        createdAt: r.created_at
+      })
+    )
     return { answer: { notifications }, replayed: false, messages, webhookMessages: refsOf(rows) }
   })
 }

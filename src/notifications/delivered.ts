@@ -18,7 +18,13 @@ export interface DeliveredMarks {
   stop(): Promise<void>
 }
 
-export function createDeliveredMarks({ queries, log, metrics, flushMs = 250, maxPending = 100_000 }: {
+export function createDeliveredMarks({
+  queries,
+  log,
+  metrics,
+  flushMs = 250,
+  maxPending = 100_000
+}: {
   queries: Pick<NotificationQueries, 'markDelivered'>
   log: Logger
   metrics: Metrics
@@ -35,7 +41,11 @@ export function createDeliveredMarks({ queries, log, metrics, flushMs = 250, max
       metrics.notificationsDelivered.inc(await queries.markDelivered(refs))
       failing = false
     } catch (err) {
-      if (!failing) log.warn({ component: 'notifications', err: (err as Error).message, marks: refs.length }, 'could not mark notifications delivered; those marks are dropped')
+      if (!failing)
+        log.warn(
+          { component: 'notifications', err: (err as Error).message, marks: refs.length },
+          'could not mark notifications delivered; those marks are dropped'
+        )
       failing = true
       metrics.deliveredDropped.inc(refs.length)
     }

@@ -38,7 +38,17 @@ export function notificationOutbox(engine: Engine, maxLen: number): OutboxSource
         for update of o skip locked`
       return rows.map((r) => ({
         ref: { key: r.user_id, seq: r.seq },
-        message: toMessage({ id: r.id, userId: r.user_id, seq: r.seq, type: r.type, title: r.title, body: r.body, data: r.data, shipmentId: r.shipment_id, createdAt: r.created_at })
+        message: toMessage({
+          id: r.id,
+          userId: r.user_id,
+          seq: r.seq,
+          type: r.type,
+          title: r.title,
+          body: r.body,
+          data: r.data,
+          shipmentId: r.shipment_id,
+          createdAt: r.created_at
+        })
       }))
     },
     append: (messages) => appendNotifications(engine, messages, maxLen),

@@ -61,7 +61,8 @@ export function createPresence({ engine, ttlMs, log, metrics }: { engine: Engine
   // One write in flight; what comes meanwhile goes out together right after it.
   function kick() {
     if (writing || (joins.size === 0 && leaves.size === 0)) return
-    const j = [...joins.values()], l = [...leaves.values()]
+    const j = [...joins.values()],
+      l = [...leaves.values()]
     joins = new Map()
     leaves = new Map()
     writing = (async () => {

@@ -19,7 +19,11 @@ export async function appendNotifications(engine: Engine, messages: readonly Not
   let done = 0
   while (done < messages.length && engine.isReady) {
     const chunk = messages.slice(done, done + APPEND_CHUNK)
-    const n = await engine.append(NOTIFICATION_STREAM, chunk.map((m) => ({ topic: m.topic, seq: String(m.seq), data: m.data })), { maxLen })
+    const n = await engine.append(
+      NOTIFICATION_STREAM,
+      chunk.map((m) => ({ topic: m.topic, seq: String(m.seq), data: m.data })),
+      { maxLen }
+    )
     done += n
     if (n < chunk.length) break
   }
@@ -31,7 +35,14 @@ export interface NotificationPublisher {
   publish(messages: readonly NotificationMessage[], source: 'api' | 'watchers'): Promise<number>
 }
 
-export function createNotificationPublisher({ engine, acks, log, metrics, maxLen, onCommitted }: {
+export function createNotificationPublisher({
+  engine,
+  acks,
+  log,
+  metrics,
+  maxLen,
+  onCommitted
+}: {
   engine: Engine
   acks: PublishAcks
   log: Logger

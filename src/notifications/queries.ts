@@ -72,13 +72,35 @@ export function createNotificationQueries(sql: Sql) {
 
     /** Frames of the notifications with after < seq <= upto, at most `limit`, in seq order. */
     async frames(userId: string, after: number, upto: number, limit: number): Promise<{ seq: number; data: string }[]> {
-      const rows = await sql.unsafe<{ id: string; user_id: string; seq: number; type: string; title: string | null; body: string | null; data: string | null; shipment_id: string | null; created_at: string }[]>(
+      const rows = await sql.unsafe<
+        {
+          id: string
+          user_id: string
+          seq: number
+          type: string
+          title: string | null
+          body: string | null
+          data: string | null
+          shipment_id: string | null
+          created_at: string
+        }[]
+      >(
         `select id, user_id, seq, type, title, body, data::text as data, shipment_id, iso_utc(created_at) as created_at
          from notifications where user_id = $1 and seq > $2 and seq <= $3 order by seq limit $4`,
         [userId, after, upto, limit]
       )
       return rows.map((r) => {
-        const n: NotificationRecord = { id: r.id, userId: r.user_id, seq: r.seq, type: r.type, title: r.title, body: r.body, data: r.data, shipmentId: r.shipment_id, createdAt: r.created_at }
+        const n: NotificationRecord = {
+          id: r.id,
+          userId: r.user_id,
+          seq: r.seq,
+          type: r.type,
+          title: r.title,
+          body: r.body,
+          data: r.data,
+          shipmentId: r.shipment_id,
+          createdAt: r.created_at
+        }
         return { seq: r.seq, data: notificationBody(n) }
       })
     },
@@ -100,12 +122,19 @@ export function createNotificationQueries(sql: Sql) {
     /** The last seq of each user that has one. */
     async lastSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
       if (userIds.length === 0) return new Map()
-      const rows = await sql<{ user_id: string; last_seq: number }[]>`select user_id, last_seq from user_seqs where user_id = any(${userIds as string[]}::text[])`
+      const rows = await sql<
+        { user_id: string; last_seq: number }[]
+      >`select user_id, last_seq from user_seqs where user_id = any(${userIds as string[]}::text[])`
       return new Map(rows.map((r) => [r.user_id, r.last_seq]))
     },
 
     /** The inbox: notifications after `after` in seq order (only unread ones with state unread), the user's last seq and unread count. */
-    async inbox(userId: string, state: 'unread' | 'all', after: number, limit: number): Promise<{ items: Notification[]; lastSeq: number; nextAfter: number | null; unread: number }> {
+    async inbox(
+      userId: string,
+      state: 'unread' | 'all',
+      after: number,
+      limit: number
+    ): Promise<{ items: Notification[]; lastSeq: number; nextAfter: number | null; unread: number }> {
       const [row] = await sql.unsafe<{ last_seq: number; unread: number; items: Notification[] }[]>(
         `select u.last_seq,
                 (select count(*)::int from notifications n where n.user_id = $1 and n.read_at is null) as unread,
@@ -126,10 +155,11 @@ export function createNotificationQueries(sql: Sql) {
      * or those of `ids` that are the user's. Idempotent. How many it marked, and the unread left.
      */
     async ack(userId: string, what: { upToSeq: number } | { ids: string[] }): Promise<{ acked: number; unread: number }> {
-      const marked = 'upToSeq' in what
-        ? await sql`update notifications set read_at = now(), delivered_at = coalesce(delivered_at, now())
+      const marked =
+        'upToSeq' in what
+          ? await sql`update notifications set read_at = now(), delivered_at = coalesce(delivered_at, now())
                     where user_id = ${userId} and read_at is null and seq <= ${what.upToSeq}`
-        : await sql`update notifications set read_at = now(), delivered_at = coalesce(delivered_at, now())
+          : await sql`update notifications set read_at = now(), delivered_at = coalesce(delivered_at, now())
                     where user_id = ${userId} and read_at is null and id = any(${what.ids}::uuid[])`
       const [row] = await sql<{ unread: number }[]>`select count(*)::int as unread from notifications where user_id = ${userId} and read_at is null`
       return { acked: marked.count, unread: row!.unread }

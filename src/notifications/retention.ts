@@ -14,9 +14,20 @@ import type { Metrics } from '../metrics.ts'
 import { createLoop } from '../loop.ts'
 import { IDEMPOTENCY_HOURS } from './create.ts'
 
-export type RetentionResult = { status: 'ok'; notifications: number; requests: number } | { status: 'skipped'; reason: 'cycle_already_running' } | { status: 'error'; error: string }
+export type RetentionResult =
+  | { status: 'ok'; notifications: number; requests: number }
+  | { status: 'skipped'; reason: 'cycle_already_running' }
+  | { status: 'error'; error: string }
 
-export function createRetention({ sql, log, metrics, days, intervalMs, batchSize = 1000, maxBatches = 10 }: {
+export function createRetention({
+  sql,
+  log,
+  metrics,
+  days,
+  intervalMs,
+  batchSize = 1000,
+  maxBatches = 10
+}: {
   sql: Sql
   log: Logger
   metrics: Metrics
@@ -64,7 +75,8 @@ export function createRetention({ sql, log, metrics, days, intervalMs, batchSize
       const requests = await batches(oldRequests)
       metrics.notificationsDeleted.inc({ what: 'notifications' }, notifications)
       metrics.notificationsDeleted.inc({ what: 'idempotency_answers' }, requests)
-      if (notifications + requests > 0) log.info({ component: 'retention', notifications, requests, days }, 'deleted notifications past retention and expired idempotency answers')
+      if (notifications + requests > 0)
+        log.info({ component: 'retention', notifications, requests, days }, 'deleted notifications past retention and expired idempotency answers')
       return { status: 'ok', notifications, requests }
     } catch (err) {
       log.warn({ component: 'retention', err: (err as Error).message }, 'retention run failed; will retry')

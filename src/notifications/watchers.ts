@@ -85,7 +85,17 @@ export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]):
   const written = (found: Row[]): WatcherNotifications => ({
     notifications: found.map((r) => {
       const { change, title, data } = byOrd.get(r.ord)!
-      return toMessage({ id: r.id, userId: r.user_id, seq: r.seq, type: STATUS_CHANGED, title, body: null, data, shipmentId: change.shipmentId, createdAt: r.created_at })
+      return toMessage({
+        id: r.id,
+        userId: r.user_id,
+        seq: r.seq,
+        type: STATUS_CHANGED,
+        title,
+        body: null,
+        data,
+        shipmentId: change.shipmentId,
+        createdAt: r.created_at
+      })
     }),
     webhookMessages: refsOf(found)
   })
@@ -99,8 +109,16 @@ export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]):
 export function statusChangedContent(c: StatusChange): { title: string; data: string } {
   const e = c.event
   const event = {
-    seq: c.seq, dedupKey: e.dedupKey, carrier: e.carrier, trackingNumber: e.trackingNumber, carrierStatus: e.carrierStatus,
-    status: e.status, occurredAt: e.occurredAt, location: e.location, description: e.description, receivedAt: c.receivedAt
+    seq: c.seq,
+    dedupKey: e.dedupKey,
+    carrier: e.carrier,
+    trackingNumber: e.trackingNumber,
+    carrierStatus: e.carrierStatus,
+    status: e.status,
+    occurredAt: e.occurredAt,
+    location: e.location,
+    description: e.description,
+    receivedAt: c.receivedAt
   }
   return {
     title: `${e.carrier.toUpperCase()} ${e.trackingNumber}: ${c.to.replaceAll('_', ' ')}`,

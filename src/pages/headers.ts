@@ -35,5 +35,7 @@ export function htmlResponse(status: number, html: string): Response {
 
 /** A JSON document of the pages (OpenAPI, AsyncAPI), with the same headers. */
 export function jsonDocument(body: unknown): Response {
-  return new Response(JSON.stringify(body), { headers: { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' } })
+  return new Response(JSON.stringify(body), {
+    headers: { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' }
+  })
 }

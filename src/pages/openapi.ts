@@ -38,7 +38,10 @@ export const RESPONSES: Record<string, Doc> = {
   'GET /v1/shipments': { answers: ok(listOf(ref('Shipment'))) },
   'GET /v1/shipments/{id}': { answers: ok(ref('Shipment')), errors: [404] },
   'DELETE /v1/shipments/{id}': { answers: ok(ref('Shipment'), 'soft-deleted: polling stops, history stays'), errors: [404] },
-  'GET /v1/shipments/{id}/events': { answers: ok(obj({ items: { type: 'array', items: ref('TimelineEvent') }, lastSeq: int(), nextAfter: nullable({ type: 'integer' }) })), errors: [404] },
+  'GET /v1/shipments/{id}/events': {
+    answers: ok(obj({ items: { type: 'array', items: ref('TimelineEvent') }, lastSeq: int(), nextAfter: nullable({ type: 'integer' }) })),
+    errors: [404]
+  },
   'POST /v1/shipments/{id}/tracking-link': {
     body: { schema: obj({ ttlSeconds: { type: 'integer', minimum: 1, maximum: 86_400, description: 'default 86400 (a day)' } }, []) },
     answers: { 201: json('a link for the recipient: open it in a browser', ref('TrackingLink')) },
@@ -53,20 +56,36 @@ export const RESPONSES: Record<string, Doc> = {
   'GET /v1/webhook-endpoints/{id}': { answers: ok(ref('WebhookEndpoint')), errors: [404] },
   'PATCH /v1/webhook-endpoints/{id}': { answers: ok(ref('WebhookEndpoint')), errors: [404, 422] },
   'DELETE /v1/webhook-endpoints/{id}': { answers: { 204: { description: 'deleted with its messages' } }, errors: [404] },
-  'POST /v1/webhook-endpoints/{id}/rotate-secret': { answers: ok(obj({ id: str(), secret: str('whsec_…: the new secret'), previousSecretExpiresAt: nullable({ type: 'string', format: 'date-time' }) }, ['id', 'secret'])), errors: [404] },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': {
+    answers: ok(
+      obj({ id: str(), secret: str('whsec_…: the new secret'), previousSecretExpiresAt: nullable({ type: 'string', format: 'date-time' }) }, ['id', 'secret'])
+    ),
+    errors: [404]
+  },
   'GET /v1/webhook-endpoints/{id}/messages': { answers: ok(listOf(ref('WebhookMessage'))), errors: [404] },
   'GET /v1/webhook-messages/{id}': { answers: ok(ref('WebhookMessage')), errors: [404] },
   'GET /v1/dlq': { answers: ok(listOf(ref('WebhookMessage'))) },
   'POST /v1/dlq/{messageId}/replay': { answers: { 202: json('a new round of attempts, same webhook-id', obj({ id: str() }, ['id'])) }, errors: [404, 409] },
   'POST /v1/dlq/replay': { answers: { 202: json('replayed', obj({ replayed: int() })) }, errors: [404, 409] },
-  'POST /v1/notifications': { answers: { 202: json('accepted', obj({ notifications: { type: 'array', items: obj({ userId: str(), id: str(), seq: { type: 'integer' } }) } })) }, errors: [409, 422] },
-  'GET /v1/users/{userId}/notifications': { answers: ok(obj({ items: { type: 'array', items: ref('Notification') }, lastSeq: int(), nextAfter: nullable({ type: 'integer' }), unread: int() })) },
+  'POST /v1/notifications': {
+    answers: { 202: json('accepted', obj({ notifications: { type: 'array', items: obj({ userId: str(), id: str(), seq: { type: 'integer' } }) } })) },
+    errors: [409, 422]
+  },
+  'GET /v1/users/{userId}/notifications': {
+    answers: ok(obj({ items: { type: 'array', items: ref('Notification') }, lastSeq: int(), nextAfter: nullable({ type: 'integer' }), unread: int() }))
+  },
   'POST /v1/users/{userId}/notifications/ack': { answers: ok(obj({ acked: int(), unread: int() })) },
   'GET /v1/users/{userId}/presence': { answers: ok(ref('Presence')) },
   'GET /v1/presence': { answers: ok(obj({ items: { type: 'array', items: ref('Presence') } })) },
-  'PUT /v1/shipments/{id}/watchers/{userId}': { answers: { 201: json('watching', ref('Watcher')), 200: json('it was watching already', ref('Watcher')) }, errors: [404] },
+  'PUT /v1/shipments/{id}/watchers/{userId}': {
+    answers: { 201: json('watching', ref('Watcher')), 200: json('it was watching already', ref('Watcher')) },
+    errors: [404]
+  },
   'DELETE /v1/shipments/{id}/watchers/{userId}': { answers: ok(ref('Watcher'), 'no longer watching'), errors: [404] },
-  'GET /v1/shipments/{id}/watchers': { answers: ok(listOf(obj({ userId: str(), createdAt: { type: 'string', format: 'date-time' } }), 'nextAfter')), errors: [404] }
+  'GET /v1/shipments/{id}/watchers': {
+    answers: ok(listOf(obj({ userId: str(), createdAt: { type: 'string', format: 'date-time' } }), 'nextAfter')),
+    errors: [404]
+  }
 }
 
 const ERRORS: Record<number, string> = {
@@ -80,7 +99,12 @@ const ERRORS: Record<number, string> = {
   503: 'the database is unavailable or busy: nothing was stored; retry (Retry-After)'
 }
 
-const SECURITY_SCHEME = { type: 'http', scheme: 'bearer', description: 'An API key of API_KEYS (comma-separated), sent as Authorization: Bearer <key> on every /v1 operation but carrier webhooks and the WebSocket (which take a token from POST /v1/tokens)' }
+const SECURITY_SCHEME = {
+  type: 'http',
+  scheme: 'bearer',
+  description:
+    'An API key of API_KEYS (comma-separated), sent as Authorization: Bearer <key> on every /v1 operation but carrier webhooks and the WebSocket (which take a token from POST /v1/tokens)'
+}
 
 /** `/v1/shipments/:id` → `/v1/shipments/{id}` */
 const openApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
@@ -117,7 +141,15 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
       ...(detail.description ? { description: detail.description } : {}),
       tags: detail.tags,
       ...(parameters.length ? { parameters } : {}),
-      ...(body ? { requestBody: { required: !!route.hooks?.body, ...(body.description ? { description: body.description } : {}), content: { [body.type ?? 'application/json']: { schema: body.schema } } } } : {}),
+      ...(body
+        ? {
+            requestBody: {
+              required: !!route.hooks?.body,
+              ...(body.description ? { description: body.description } : {}),
+              content: { [body.type ?? 'application/json']: { schema: body.schema } }
+            }
+          }
+        : {}),
       responses,
       security: secured ? [{ apiKey: [] }] : []
     }
@@ -133,14 +165,30 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'parcelcast', version: '0.1.0', description: 'Real-time parcel tracking (contract: CONTRACT.md). Every error is {"error": {"code", "message", "field"?}}. WebSocket protocol: /asyncapi.json.' },
+    info: {
+      title: 'parcelcast',
+      version: '0.1.0',
+      description:
+        'Real-time parcel tracking (contract: CONTRACT.md). Every error is {"error": {"code", "message", "field"?}}. WebSocket protocol: /asyncapi.json.'
+    },
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
-    tags: [{ name: 'shipments' }, { name: 'events' }, { name: 'carriers' }, { name: 'delivery' }, { name: 'notifications' }, { name: 'webhooks' }, { name: 'ops' }],
+    tags: [
+      { name: 'shipments' },
+      { name: 'events' },
+      { name: 'carriers' },
+      { name: 'delivery' },
+      { name: 'notifications' },
+      { name: 'webhooks' },
+      { name: 'ops' }
+    ],
     paths,
     components: {
       schemas,
       responses: Object.fromEntries(
-        [...Object.entries(ERRORS), ['426', 'not a WebSocket upgrade']].map(([status, description]) => [`E${status}`, { description, content: { 'application/json': { schema: ref('Error') } } }])
+        [...Object.entries(ERRORS), ['426', 'not a WebSocket upgrade']].map(([status, description]) => [
+          `E${status}`,
+          { description, content: { 'application/json': { schema: ref('Error') } } }
+        ])
       ),
       securitySchemes: { apiKey: SECURITY_SCHEME }
     }
@@ -151,12 +199,26 @@ function queryParameters(query: unknown): unknown[] {
   const q = query as { properties?: Record<string, { description?: string }>; required?: string[] } | undefined
   if (!q?.properties) return []
   return Object.entries(q.properties).map(([name, s]) => ({
-    name, in: 'query', required: q.required?.includes(name) ?? false, schema: plain(s), ...(s.description ? { description: s.description } : {})
+    name,
+    in: 'query',
+    required: q.required?.includes(name) ?? false,
+    schema: plain(s),
+    ...(s.description ? { description: s.description } : {})
   }))
 }
 
 /** `POST /v1/shipments/{id}/tracking-link` → `postV1ShipmentsByIdTrackingLink` */
 function operationId(method: string, path: string): string {
-  const words = path.split('/').filter(Boolean).map((p) => (p.startsWith('{') ? `By-${p.slice(1, -1)}` : p))
-  return method.toLowerCase() + words.join('-').split(/[-_]/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')
+  const words = path
+    .split('/')
+    .filter(Boolean)
+    .map((p) => (p.startsWith('{') ? `By-${p.slice(1, -1)}` : p))
+  return (
+    method.toLowerCase() +
+    words
+      .join('-')
+      .split(/[-_]/)
+      .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+      .join('')
+  )
 }

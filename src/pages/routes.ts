@@ -30,46 +30,58 @@ export function pageRoutes({ sql, tokens, openApi }: { sql: Sql; tokens: Tokens;
   const asyncApi = asyncApiDocument()
   const hidden = { detail: { hide: true } }
 
-  return new Elysia({ name: 'pages' })
-    .get('/', () => htmlResponse(200, dashboard), hidden)
-    .get('/docs', () => htmlResponse(200, docs), hidden)
-    // Browsers ask for it on every page; no icon, and no 404 in their consoles.
-    .get('/favicon.ico', () => new Response(null, { status: 204, headers: { ...SECURITY_HEADERS, 'cache-control': 'max-age=86400' } }), hidden)
-    .get('/openapi.json', () => jsonDocument(openApi()), hidden)
-    .get('/openapi', () => jsonDocument(openApi()), hidden)
-    .get('/asyncapi.json', () => jsonDocument(asyncApi), hidden)
-    .get('/assets/:name', ({ params }) => {
-      const body = assets.get(params.name)
-      if (body === undefined) return new Response('not found', { status: 404, headers: { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' } })
-      const type = TYPES[params.name.slice(params.name.lastIndexOf('.') + 1)]!
-      return new Response(body, { headers: { ...SECURITY_HEADERS, 'content-type': type, 'cache-control': 'no-cache' } })
-    }, hidden)
-    .get('/t/:trackingNumber', async ({ params, query }) => {
-      const refused = (status: number, title: string, message: string) => htmlResponse(status, refusalPage(title, message))
-      let trackingNumber: string
-      try {
-        trackingNumber = normalizeTrackingNumber(params.trackingNumber ?? '')
-      } catch (err) {
-        if (err instanceof IdentityError) return refused(404, 'No such parcel', 'This tracking link does not name a parcel.')
-        throw err
-      }
-      const token = typeof query.token === 'string' ? query.token : ''
-      if (!token) return refused(403, 'Link not valid', 'This tracking link has no access token. Ask the sender for a new link.')
-      let topics: string[]
-      try {
-        topics = (await tokens.verify(token)).topics
-      } catch (err) {
-        if (!(err instanceof TokenError)) throw err
-        return err.code === 'token_expired'
-          ? refused(403, 'Link expired', 'This tracking link has expired. Ask the sender for a new link.')
-          : refused(403, 'Link not valid', 'This tracking link is not valid. Ask the sender for a new link.')
-      }
-      const topic = onlyShipmentTopic(topics)
-      if (!topic || topic.trackingNumber !== trackingNumber) return refused(403, 'Link not valid', 'This tracking link is not valid for this parcel.')
-      const [found] = await sql`select 1 from shipments where carrier = ${topic.carrier} and tracking_number = ${topic.trackingNumber} and deleted_at is null`
-      if (!found) return refused(404, 'No such parcel', 'This parcel is no longer tracked.')
-      return htmlResponse(200, trackingPage(trackingNumber, topic.name))
-    }, hidden)
+  return (
+    new Elysia({ name: 'pages' })
+      .get('/', () => htmlResponse(200, dashboard), hidden)
+      .get('/docs', () => htmlResponse(200, docs), hidden)
+      // Browsers ask for it on every page; no icon, and no 404 in their consoles.
+      .get('/favicon.ico', () => new Response(null, { status: 204, headers: { ...SECURITY_HEADERS, 'cache-control': 'max-age=86400' } }), hidden)
+      .get('/openapi.json', () => jsonDocument(openApi()), hidden)
+      .get('/openapi', () => jsonDocument(openApi()), hidden)
+      .get('/asyncapi.json', () => jsonDocument(asyncApi), hidden)
+      .get(
+        '/assets/:name',
+        ({ params }) => {
+          const body = assets.get(params.name)
+          if (body === undefined)
+            return new Response('not found', { status: 404, headers: { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' } })
+          const type = TYPES[params.name.slice(params.name.lastIndexOf('.') + 1)]!
+          return new Response(body, { headers: { ...SECURITY_HEADERS, 'content-type': type, 'cache-control': 'no-cache' } })
+        },
+        hidden
+      )
+      .get(
+        '/t/:trackingNumber',
+        async ({ params, query }) => {
+          const refused = (status: number, title: string, message: string) => htmlResponse(status, refusalPage(title, message))
+          let trackingNumber: string
+          try {
+            trackingNumber = normalizeTrackingNumber(params.trackingNumber ?? '')
+          } catch (err) {
+            if (err instanceof IdentityError) return refused(404, 'No such parcel', 'This tracking link does not name a parcel.')
+            throw err
+          }
+          const token = typeof query.token === 'string' ? query.token : ''
+          if (!token) return refused(403, 'Link not valid', 'This tracking link has no access token. Ask the sender for a new link.')
+          let topics: string[]
+          try {
+            topics = (await tokens.verify(token)).topics
+          } catch (err) {
+            if (!(err instanceof TokenError)) throw err
+            return err.code === 'token_expired'
+              ? refused(403, 'Link expired', 'This tracking link has expired. Ask the sender for a new link.')
+              : refused(403, 'Link not valid', 'This tracking link is not valid. Ask the sender for a new link.')
+          }
+          const topic = onlyShipmentTopic(topics)
+          if (!topic || topic.trackingNumber !== trackingNumber) return refused(403, 'Link not valid', 'This tracking link is not valid for this parcel.')
+          const [found] =
+            await sql`select 1 from shipments where carrier = ${topic.carrier} and tracking_number = ${topic.trackingNumber} and deleted_at is null`
+          if (!found) return refused(404, 'No such parcel', 'This parcel is no longer tracked.')
+          return htmlResponse(200, trackingPage(trackingNumber, topic.name))
+        },
+        hidden
+      )
+  )
 }
 
 /** The tracking page serves a token for exactly one shipment: never a wildcard or user token. */

@@ -13,19 +13,47 @@ const obj = (properties: Record<string, Schema>, required: string[] = Object.key
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 const listOf = (item: Schema, cursor = 'nextCursor'): Schema => obj({ items: { type: 'array', items: item }, [cursor]: nullable(str()) })
 
-export const STATUSES = ['pending', 'info_received', 'in_transit', 'out_for_delivery', 'failed_attempt', 'available_for_pickup', 'delivered', 'returned', 'exception', 'expired', 'unknown']
+export const STATUSES = [
+  'pending',
+  'info_received',
+  'in_transit',
+  'out_for_delivery',
+  'failed_attempt',
+  'available_for_pickup',
+  'delivered',
+  'returned',
+  'exception',
+  'expired',
+  'unknown'
+]
 
 const shipmentFields: Record<string, Schema> = {
-  id: { type: 'string', format: 'uuid' }, carrier: str(), trackingNumber: str(), reference: nullable(str()), status: ref('Status'),
-  carrierStatus: nullable(str()), lastEventAt: nullable(instant), lastSeq: int('the seq of its newest event; 0 before the first'),
-  createdAt: instant, updatedAt: instant, deletedAt: nullable(instant), expectedDelivery: ref('ExpectedDelivery'),
+  id: { type: 'string', format: 'uuid' },
+  carrier: str(),
+  trackingNumber: str(),
+  reference: nullable(str()),
+  status: ref('Status'),
+  carrierStatus: nullable(str()),
+  lastEventAt: nullable(instant),
+  lastSeq: int('the seq of its newest event; 0 before the first'),
+  createdAt: instant,
+  updatedAt: instant,
+  deletedAt: nullable(instant),
+  expectedDelivery: ref('ExpectedDelivery'),
   lastPollError: nullable(obj({ at: instant, message: str() }))
 }
 const { updatedAt: _, ...snapshotFields } = shipmentFields
 
 export const schemas: Record<string, Schema> = {
   Error: obj({
-    error: obj({ code: str('stable, machine-readable: validation_failed, not_found, unauthorized, …'), message: str('what went wrong and what to do'), field: str('the input that is wrong, when one is') }, ['code', 'message'])
+    error: obj(
+      {
+        code: str('stable, machine-readable: validation_failed, not_found, unauthorized, …'),
+        message: str('what went wrong and what to do'),
+        field: str('the input that is wrong, when one is')
+      },
+      ['code', 'message']
+    )
   }),
   Status: { type: 'string', enum: STATUSES },
   ExpectedDelivery: nullable(obj({ from: nullable(instant), to: nullable(instant) })),
@@ -33,40 +61,107 @@ export const schemas: Record<string, Schema> = {
   /** The shipment of a WebSocket snapshot: the REST one without updatedAt. */
   SnapshotShipment: obj(snapshotFields),
   TimelineEvent: obj({
-    seq: { type: 'integer', minimum: 1 }, dedupKey: str(), carrierStatus: str(), status: ref('Status'), occurredAt: instant,
-    location: nullable(str()), description: nullable(str()), receivedAt: instant
+    seq: { type: 'integer', minimum: 1 },
+    dedupKey: str(),
+    carrierStatus: str(),
+    status: ref('Status'),
+    occurredAt: instant,
+    location: nullable(str()),
+    description: nullable(str()),
+    receivedAt: instant
   }),
-  Projection: obj({ status: ref('Status'), carrierStatus: nullable(str()), lastEventAt: nullable(instant), expectedDelivery: ref('ExpectedDelivery') }, ['status', 'carrierStatus', 'lastEventAt']),
-  EventResult: obj({
-    dedupKey: nullable(str()), outcome: { type: 'string', enum: ['inserted', 'duplicate', 'unknown_shipment', 'invalid'] },
-    seq: { type: 'integer' }, projectionUpdated: { type: 'boolean' }, published: { type: 'boolean' }, error: obj({ field: str(), message: str() })
-  }, ['dedupKey', 'outcome', 'projectionUpdated', 'published']),
+  Projection: obj({ status: ref('Status'), carrierStatus: nullable(str()), lastEventAt: nullable(instant), expectedDelivery: ref('ExpectedDelivery') }, [
+    'status',
+    'carrierStatus',
+    'lastEventAt'
+  ]),
+  EventResult: obj(
+    {
+      dedupKey: nullable(str()),
+      outcome: { type: 'string', enum: ['inserted', 'duplicate', 'unknown_shipment', 'invalid'] },
+      seq: { type: 'integer' },
+      projectionUpdated: { type: 'boolean' },
+      published: { type: 'boolean' },
+      error: obj({ field: str(), message: str() })
+    },
+    ['dedupKey', 'outcome', 'projectionUpdated', 'published']
+  ),
   Carrier: obj({ code: str(), name: str(), form: str(), polling: { type: 'boolean' }, health: str('"ok" or "failing: <why>"') }),
   Token: obj({ token: str('a signed JWT for GET /v1/ws?token='), expiresAt: instant, sub: nullable(str()), topics: { type: 'array', items: str() } }),
-  TrackingLink: obj({ url: str('/t/<trackingNumber>?token=<token>, relative to this server'), token: str('a WebSocket token granting this shipment\'s topic only'), expiresAt: instant }),
-  Notification: obj({
-    id: str(), userId: str(), seq: { type: 'integer', minimum: 1 }, type: str(), title: nullable(str()), body: nullable(str()),
-    data: nullable({ type: 'object' }), shipmentId: nullable(str()), createdAt: instant, deliveredAt: nullable(instant), readAt: nullable(instant)
-  }, ['id', 'userId', 'seq', 'type', 'createdAt']),
+  TrackingLink: obj({
+    url: str('/t/<trackingNumber>?token=<token>, relative to this server'),
+    token: str("a WebSocket token granting this shipment's topic only"),
+    expiresAt: instant
+  }),
+  Notification: obj(
+    {
+      id: str(),
+      userId: str(),
+      seq: { type: 'integer', minimum: 1 },
+      type: str(),
+      title: nullable(str()),
+      body: nullable(str()),
+      data: nullable({ type: 'object' }),
+      shipmentId: nullable(str()),
+      createdAt: instant,
+      deliveredAt: nullable(instant),
+      readAt: nullable(instant)
+    },
+    ['id', 'userId', 'seq', 'type', 'createdAt']
+  ),
   Presence: obj({ userId: str(), online: { type: 'boolean' }, connections: int(), lastSeenAt: nullable(instant) }),
   Watcher: obj({ shipmentId: str(), userId: str(), createdAt: instant }),
-  WebhookEndpoint: obj({
-    id: str(), url: { type: 'string', format: 'uri' }, eventTypes: { type: 'array', items: { type: 'string', enum: ['shipment.event', 'shipment.status_changed', 'notification.created'] } },
-    userIds: nullable({ type: 'array', items: str() }), description: nullable(str()), enabled: { type: 'boolean' }, disabledReason: nullable(str()),
-    failingSince: nullable(instant), createdAt: instant, updatedAt: instant, secret: str('whsec_…: in the answers of create and rotate-secret only')
-  }, ['id', 'url', 'eventTypes', 'userIds', 'enabled', 'createdAt']),
-  WebhookMessage: obj({
-    id: str('also its webhook-id'), endpointId: str(), type: str(), state: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
-    attempts: { type: 'array', items: obj({ at: instant, status: nullable({ type: 'integer' }), error: nullable(str()), ms: int() }, ['at', 'ms']) },
-    nextAttemptAt: nullable(instant), deliveredAt: nullable(instant)
-  }, ['id', 'endpointId', 'type', 'state']),
-  Readiness: obj({
-    status: { type: 'string', enum: ['ready', 'degraded', 'not_ready'] }, db: { type: 'string', enum: ['up', 'down'] }, ingest: { type: 'string', enum: ['up', 'down'] },
-    database: str('embedded or external'), redis: { type: 'string', enum: ['up', 'down', 'not_used'] }, engine: { type: 'string', enum: ['redis', 'memory'] },
-    broadcaster: nullable({ type: 'object' }), notificationWorkers: nullable({ type: 'object' }),
-    carriers: { type: 'object', additionalProperties: str('"ok" or "failing: <why>"') },
-    webhooks: nullable(obj({ status: str(), deadLetters: int(), deadLettersLastHour: int(), pending: int(), disabledEndpoints: { type: 'array', items: obj({ id: str(), reason: nullable(str()) }) } }))
-  }, ['status', 'db', 'redis', 'engine', 'carriers'])
+  WebhookEndpoint: obj(
+    {
+      id: str(),
+      url: { type: 'string', format: 'uri' },
+      eventTypes: { type: 'array', items: { type: 'string', enum: ['shipment.event', 'shipment.status_changed', 'notification.created'] } },
+      userIds: nullable({ type: 'array', items: str() }),
+      description: nullable(str()),
+      enabled: { type: 'boolean' },
+      disabledReason: nullable(str()),
+      failingSince: nullable(instant),
+      createdAt: instant,
+      updatedAt: instant,
+      secret: str('whsec_…: in the answers of create and rotate-secret only')
+    },
+    ['id', 'url', 'eventTypes', 'userIds', 'enabled', 'createdAt']
+  ),
+  WebhookMessage: obj(
+    {
+      id: str('also its webhook-id'),
+      endpointId: str(),
+      type: str(),
+      state: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
+      attempts: { type: 'array', items: obj({ at: instant, status: nullable({ type: 'integer' }), error: nullable(str()), ms: int() }, ['at', 'ms']) },
+      nextAttemptAt: nullable(instant),
+      deliveredAt: nullable(instant)
+    },
+    ['id', 'endpointId', 'type', 'state']
+  ),
+  Readiness: obj(
+    {
+      status: { type: 'string', enum: ['ready', 'degraded', 'not_ready'] },
+      db: { type: 'string', enum: ['up', 'down'] },
+      ingest: { type: 'string', enum: ['up', 'down'] },
+      database: str('embedded or external'),
+      redis: { type: 'string', enum: ['up', 'down', 'not_used'] },
+      engine: { type: 'string', enum: ['redis', 'memory'] },
+      broadcaster: nullable({ type: 'object' }),
+      notificationWorkers: nullable({ type: 'object' }),
+      carriers: { type: 'object', additionalProperties: str('"ok" or "failing: <why>"') },
+      webhooks: nullable(
+        obj({
+          status: str(),
+          deadLetters: int(),
+          deadLettersLastHour: int(),
+          pending: int(),
+          disabledEndpoints: { type: 'array', items: obj({ id: str(), reason: nullable(str()) }) }
+        })
+      )
+    },
+    ['status', 'db', 'redis', 'engine', 'carriers']
+  )
 }
 
 export { ref, obj, str, nullable, instant, listOf, int }

@@ -34,13 +34,28 @@ export interface PublishAcks {
 
 /** Deletes outbox rows, per outbox (the key's column and type differ). */
 export function deleteOutboxRows(sql: Sql | Tx, outbox: OutboxName, refs: readonly OutboxRef[]) {
-  const keys = refs.map((r) => r.key), seqs = refs.map((r) => r.seq)
+  const keys = refs.map((r) => r.key),
+    seqs = refs.map((r) => r.seq)
   return outbox === 'events'
     ? sql`delete from event_outbox o using unnest(${keys}::uuid[], ${seqs}::int[]) as u(k, seq) where o.shipment_id = u.k and o.seq = u.seq`
     : sql`delete from notification_outbox o using unnest(${keys}::text[], ${seqs}::int[]) as u(k, seq) where o.user_id = u.k and o.seq = u.seq`
 }
 
-export function createPublishAcks({ sql, log, metrics, outbox = 'events', flushMs = 250, maxPending = 100_000 }: { sql: Sql; log: Logger; metrics: Metrics; outbox?: OutboxName; flushMs?: number; maxPending?: number }): PublishAcks {
+export function createPublishAcks({
+  sql,
+  log,
+  metrics,
+  outbox = 'events',
+  flushMs = 250,
+  maxPending = 100_000
+}: {
+  sql: Sql
+  log: Logger
+  metrics: Metrics
+  outbox?: OutboxName
+  flushMs?: number
+  maxPending?: number
+}): PublishAcks {
   let pending: OutboxRef[] = []
   let timer: ReturnType<typeof setTimeout> | null = null
   let flushing: Promise<void> | null = null
@@ -50,7 +65,10 @@ export function createPublishAcks({ sql, log, metrics, outbox = 'events', flushM
       await deleteOutboxRows(sql, outbox, refs)
     } catch (err) {
       // The relay will append these again after its grace period; duplicates, not losses.
-      log.warn({ component: 'acks', outbox, err: (err as Error).message, rows: refs.length }, 'could not take published rows out of the outbox; the relay will resend them')
+      log.warn(
+        { component: 'acks', outbox, err: (err as Error).message, rows: refs.length },
+        'could not take published rows out of the outbox; the relay will resend them'
+      )
     }
   }
 

@@ -76,8 +76,13 @@ export function toNormalizedEvent(input: unknown, opts: { zone?: string; raw?: u
     return {
       ok: true,
       event: {
-        carrier, trackingNumber, carrierStatus: e.carrierStatus, status, occurredAt,
-        location: e.location || null, description: e.description || null,
+        carrier,
+        trackingNumber,
+        carrierStatus: e.carrierStatus,
+        status,
+        occurredAt,
+        location: e.location || null,
+        description: e.description || null,
         raw,
         dedupKey: dedupKey(carrier, trackingNumber, e.carrierStatus, occurredAt)
       }

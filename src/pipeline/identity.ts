@@ -16,8 +16,17 @@
  *     date written with `+14:00` or `-12:00` as for one in UTC.
  */
 export const STATUSES = [
-  'pending', 'info_received', 'in_transit', 'out_for_delivery', 'failed_attempt',
-  'available_for_pickup', 'delivered', 'returned', 'exception', 'expired', 'unknown'
+  'pending',
+  'info_received',
+  'in_transit',
+  'out_for_delivery',
+  'failed_attempt',
+  'available_for_pickup',
+  'delivered',
+  'returned',
+  'exception',
+  'expired',
+  'unknown'
 ] as const
 export type Status = (typeof STATUSES)[number]
 export const TERMINAL_STATUSES: readonly Status[] = ['delivered', 'returned', 'expired']
@@ -28,7 +37,10 @@ export const EVENT_STATUSES = STATUSES.filter((s) => s !== 'pending') as Exclude
 export const isStatus = (s: unknown): s is Status => typeof s === 'string' && (STATUSES as readonly string[]).includes(s)
 
 export class IdentityError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string
+  ) {
     super(message)
   }
 }
@@ -44,7 +56,8 @@ export function normalizeCarrier(input: string): string {
 
 export function normalizeTrackingNumber(input: string): string {
   const tn = input.replace(/\s+/g, '').toUpperCase()
-  if (!TRACKING_RE.test(tn)) throw new IdentityError('trackingNumber', `"${input}" is not a tracking number (1-64 of A-Z, 0-9, '.', '_' or '-' once spaces are removed)`)
+  if (!TRACKING_RE.test(tn))
+    throw new IdentityError('trackingNumber', `"${input}" is not a tracking number (1-64 of A-Z, 0-9, '.', '_' or '-' once spaces are removed)`)
   return tn
 }
 
@@ -55,7 +68,12 @@ export function parseInstant(input: string, zone = 'UTC'): number {
   const m = TS_RE.exec(input.trim())
   if (!m) throw new IdentityError('occurredAt', `"${input}" is not an ISO-8601 date-time (YYYY-MM-DDTHH:mm[:ss[.sss]][Z|±HH:MM|±HHMM])`)
   const [, y, mo, d, h, mi, s = '0', frac = '', off] = m
-  const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s)
+  const year = Number(y),
+    month = Number(mo),
+    day = Number(d),
+    hour = Number(h),
+    minute = Number(mi),
+    second = Number(s)
   const ms = Number(frac.slice(0, 3).padEnd(3, '0'))
   if (year < 1000 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
     throw new IdentityError('occurredAt', `"${input}" is not a valid calendar date-time`)
@@ -66,7 +84,8 @@ export function parseInstant(input: string, zone = 'UTC'): number {
   else if (off !== 'Z' && off !== 'z') {
     const sign = off[0] === '-' ? -1 : 1
     const digits = off.slice(1).replace(':', '')
-    const offH = Number(digits.slice(0, 2)), offM = Number(digits.slice(2) || '0')
+    const offH = Number(digits.slice(0, 2)),
+      offM = Number(digits.slice(2) || '0')
     if (offH > 14 || offM > 59) throw new IdentityError('occurredAt', `"${input}" has an impossible UTC offset`)
     utc = wall - sign * (offH * 60 + offM) * 60_000
   }
@@ -102,7 +121,14 @@ function formatter(zone: string): Intl.DateTimeFormat {
   if (!f) {
     try {
       f = new Intl.DateTimeFormat('en-US', {
-        timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric'
+        timeZone: zone,
+        hourCycle: 'h23',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: 'numeric',
+        second: 'numeric'
       })
     } catch {
       throw new IdentityError('zone', `"${zone}" is not an IANA time zone`)

@@ -47,7 +47,12 @@ export interface Planned {
   seq: number | null
   projectionUpdated: boolean
   /** The shipment's projection right after this event (inserted events only). */
-  projection: { status: string; carrierStatus: string | null; lastEventAt: string | null; expectedDelivery?: { from: string | null; to: string | null } | null } | null
+  projection: {
+    status: string
+    carrierStatus: string | null
+    lastEventAt: string | null
+    expectedDelivery?: { from: string | null; to: string | null } | null
+  } | null
   /**
    * The projected status this event changed, or null: set exactly when the event moved the
    * projection and its status differs from the one before (never for duplicates, older or
@@ -89,7 +94,11 @@ export function plan(events: { ord: number; event: NormalizedEvent }[], shipment
     }
     let st = state.get(s.id)
     if (!st) {
-      st = { lastSeq: s.last_seq, projection: { status: s.status, carrierStatus: s.carrier_status, lastEventAt: s.last_event_at, expectedDelivery: s.expected_delivery ?? null }, moved: false }
+      st = {
+        lastSeq: s.last_seq,
+        projection: { status: s.status, carrierStatus: s.carrier_status, lastEventAt: s.last_event_at, expectedDelivery: s.expected_delivery ?? null },
+        moved: false
+      }
       state.set(s.id, st)
     }
     const seq = ++st.lastSeq
@@ -147,19 +156,35 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
       const rows = inserts.map((p) => {
         const e = byOrd.get(p.ord)!
         return {
-          shipment_id: p.shipmentId, seq: p.seq, dedup_key: e.dedupKey, carrier_status: e.carrierStatus, status: e.status,
-          occurred_at: e.occurredAt, location: e.location, description: e.description, raw: e.raw ?? null,
-          p_status: p.projection!.status, p_carrier_status: p.projection!.carrierStatus, p_last_event_at: p.projection!.lastEventAt,
+          shipment_id: p.shipmentId,
+          seq: p.seq,
+          dedup_key: e.dedupKey,
+          carrier_status: e.carrierStatus,
+          status: e.status,
+          occurred_at: e.occurredAt,
+          location: e.location,
+          description: e.description,
+          raw: e.raw ?? null,
+          p_status: p.projection!.status,
+          p_carrier_status: p.projection!.carrierStatus,
+          p_last_event_at: p.projection!.lastEventAt,
           status_from: p.statusChange?.from ?? null
         }
       })
       const touched = [...shipments.entries()].map(([id, t]) => ({
-        id, last_seq: t.lastSeq, moved: t.moved, status: t.projection.status, carrier_status: t.projection.carrierStatus, last_event_at: t.projection.lastEventAt
+        id,
+        last_seq: t.lastSeq,
+        moved: t.moved,
+        status: t.projection.status,
+        carrier_status: t.projection.carrierStatus,
+        last_event_at: t.projection.lastEventAt
       }))
       // Each status change notifies the shipment's watchers, in this transaction; no statement at
       // all when nothing changed a status (most batches).
       const receivedAt = locked[0]!.now
-      const changes: StatusChange[] = inserts.flatMap((p) => (p.statusChange ? [{ ord: p.ord, shipmentId: p.shipmentId!, seq: p.seq!, ...p.statusChange, event: byOrd.get(p.ord)!, receivedAt }] : []))
+      const changes: StatusChange[] = inserts.flatMap((p) =>
+        p.statusChange ? [{ ord: p.ord, shipmentId: p.shipmentId!, seq: p.seq!, ...p.statusChange, event: byOrd.get(p.ord)!, receivedAt }] : []
+      )
       const [messages, , watched] = await Promise.all([
         // Each event enters the outbox in the statement that stores it, and so do its webhook
         // messages (contract §9: an accepted event is never without them). With no enabled
@@ -193,7 +218,9 @@ export async function runIngest(sql: Sql, events: { ord: number; event: Normaliz
         tx`commit`
       ])
       return {
-        planned, receivedAt, notifications: watched.notifications,
+        planned,
+        receivedAt,
+        notifications: watched.notifications,
         webhookMessages: [...messages.map((m) => ({ id: m.id, endpointId: m.endpoint_id })), ...watched.webhookMessages]
       }
     }

@@ -113,17 +113,24 @@ export function createOutboxRelay<M>(deps: {
   // One batch under the cross-process lock. Returns how many were published, or null when
   // another process holds the lock.
   async function batch(): Promise<number | null> {
-    return onConnection.run(`${outbox} outbox relay batch`, (sql) => sql.begin(async (tx) => {
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${source.lockKey}::bigint) as ok`
-      if (!lock!.ok) return null
-      const rows = await source.read(tx, graceMs, batchSize)
-      if (rows.length === 0) return 0
-      const n = await source.append(rows.map((r) => r.message))
-      if (n > 0) await deleteOutboxRows(tx, outbox, rows.slice(0, n).map((r) => r.ref))
-      published.inc({ path: 'relay' }, n)
-      if (n < rows.length) throw new RelayStall(rows.length - n, n)
-      return n
-    }))
+    return onConnection.run(`${outbox} outbox relay batch`, (sql) =>
+      sql.begin(async (tx) => {
+        const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${source.lockKey}::bigint) as ok`
+        if (!lock!.ok) return null
+        const rows = await source.read(tx, graceMs, batchSize)
+        if (rows.length === 0) return 0
+        const n = await source.append(rows.map((r) => r.message))
+        if (n > 0)
+          await deleteOutboxRows(
+            tx,
+            outbox,
+            rows.slice(0, n).map((r) => r.ref)
+          )
+        published.inc({ path: 'relay' }, n)
+        if (n < rows.length) throw new RelayStall(rows.length - n, n)
+        return n
+      })
+    )
   }
 
   async function cycle(): Promise<CycleResult> {
@@ -211,8 +218,16 @@ function toMessage(r: OutboxRow): StreamMessage {
   return shipmentMessage(
     r.shipment_id,
     {
-      seq: r.seq, dedupKey: r.dedup_key, carrier: r.carrier, trackingNumber: r.tracking_number, carrierStatus: r.carrier_status,
-      status: r.status, occurredAt: r.occurred_at, location: r.location, description: r.description, receivedAt: r.received_at
+      seq: r.seq,
+      dedupKey: r.dedup_key,
+      carrier: r.carrier,
+      trackingNumber: r.tracking_number,
+      carrierStatus: r.carrier_status,
+      status: r.status,
+      occurredAt: r.occurred_at,
+      location: r.location,
+      description: r.description,
+      receivedAt: r.received_at
     },
     { status: r.p_status, carrierStatus: r.p_carrier_status, lastEventAt: r.p_occurred_at, expectedDelivery: r.expected_delivery }
   )

@@ -63,7 +63,19 @@ export interface IngestLimits {
 
 export const defaultIngestLimits: IngestLimits = { maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 20_000 }
 
-export function createProcessor({ sql, connections, stream, acks, log, metrics, onCommitted, onWebhookMessages, notifications, limits = defaultIngestLimits, random = Math.random }: {
+export function createProcessor({
+  sql,
+  connections,
+  stream,
+  acks,
+  log,
+  metrics,
+  onCommitted,
+  onWebhookMessages,
+  notifications,
+  limits = defaultIngestLimits,
+  random = Math.random
+}: {
   /** Ingest's connections, with their deadline (the service's); or a plain pool, without one. */
   connections?: Pick<GuardedConnections, 'run'>
   sql?: Sql
@@ -94,7 +106,10 @@ export function createProcessor({ sql, connections, stream, acks, log, metrics, 
           throw new DatabaseUnavailableError(err)
         }
         if (isSerializationFailure(err)) {
-          log.error({ component: 'processor', err: (err as Error).message, events: events.length, attempts: CONFLICT_ATTEMPTS }, 'ingest kept conflicting; batch not stored')
+          log.error(
+            { component: 'processor', err: (err as Error).message, events: events.length, attempts: CONFLICT_ATTEMPTS },
+            'ingest kept conflicting; batch not stored'
+          )
           throw new ConflictError(err)
         }
         throw err
@@ -135,9 +150,15 @@ export function createProcessor({ sql, connections, stream, acks, log, metrics, 
       for (const [ord, err] of refused) {
         const sqlstate = (err as { code?: string }).code ?? 'unknown'
         metrics.ingestIsolated.inc({ sqlstate })
-        log.warn({ component: 'processor', sqlstate, err: (err as Error).message, dedupKey: results[ord]!.dedupKey }, 'PostgreSQL refused one event as data; stored the others without it')
+        log.warn(
+          { component: 'processor', sqlstate, err: (err as Error).message, dedupKey: results[ord]!.dedupKey },
+          'PostgreSQL refused one event as data; stored the others without it'
+        )
         results[ord] = {
-          dedupKey: results[ord]!.dedupKey, outcome: 'invalid', projectionUpdated: false, published: false,
+          dedupKey: results[ord]!.dedupKey,
+          outcome: 'invalid',
+          projectionUpdated: false,
+          published: false,
           error: { field: 'event', message: `the database refused this event's data (SQLSTATE ${sqlstate}); nothing of it was stored` }
         }
       }
@@ -185,10 +206,22 @@ function toMessages(ingest: IngestResult, events: Map<number, NormalizedEvent>) 
     .map((p) => {
       const e = events.get(p.ord)!
       // Encoded here, once, for the local hand-off and the stream alike.
-      const message: StreamMessage = shipmentMessage(p.shipmentId!, {
-        seq: p.seq!, dedupKey: e.dedupKey, carrier: e.carrier, trackingNumber: e.trackingNumber, carrierStatus: e.carrierStatus,
-        status: e.status, occurredAt: e.occurredAt, location: e.location, description: e.description, receivedAt: ingest.receivedAt
-      }, p.projection!)
+      const message: StreamMessage = shipmentMessage(
+        p.shipmentId!,
+        {
+          seq: p.seq!,
+          dedupKey: e.dedupKey,
+          carrier: e.carrier,
+          trackingNumber: e.trackingNumber,
+          carrierStatus: e.carrierStatus,
+          status: e.status,
+          occurredAt: e.occurredAt,
+          location: e.location,
+          description: e.description,
+          receivedAt: ingest.receivedAt
+        },
+        p.projection!
+      )
       return { message, ord: p.ord }
     })
 }

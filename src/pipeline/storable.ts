@@ -58,14 +58,14 @@ function walk(value: unknown, depthLeft: number): { at: (string | number)[]; mes
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const p = walk(value[i], depthLeft - 1)
-      if (p) return p.at.push(i), p
+      if (p) return (p.at.push(i), p)
     }
     return null
   }
   for (const key in value) {
     if (!isStorableText(key)) return { at: [key], message: `has a key that ${UNSTORABLE_TEXT}` }
     const p = walk((value as Record<string, unknown>)[key], depthLeft - 1)
-    if (p) return p.at.push(key), p
+    if (p) return (p.at.push(key), p)
   }
   return null
 }

@@ -22,9 +22,21 @@ import { member, SCHEDULE } from './sender.ts'
 const PAGE = 1000
 const MAX_PAGES = 100
 
-export type RebuildResult = { status: 'ok'; pending: number } | { status: 'skipped'; reason: 'cycle_already_running' | 'engine_unavailable' } | { status: 'error'; error: string }
+export type RebuildResult =
+  | { status: 'ok'; pending: number }
+  | { status: 'skipped'; reason: 'cycle_already_running' | 'engine_unavailable' }
+  | { status: 'error'; error: string }
 
-export function createScheduleRebuild(deps: { sql: Sql; engine: Engine; log: Logger; metrics: Metrics; intervalMs: number; retentionDays: number; onAdded?: () => void; onCycle?: () => Promise<void> }) {
+export function createScheduleRebuild(deps: {
+  sql: Sql
+  engine: Engine
+  log: Logger
+  metrics: Metrics
+  intervalMs: number
+  retentionDays: number
+  onAdded?: () => void
+  onCycle?: () => Promise<void>
+}) {
   const { sql, engine, log, metrics, intervalMs } = deps
 
   /** Deletes finished messages past their retention, in bounded batches. */
@@ -59,7 +71,12 @@ export function createScheduleRebuild(deps: { sql: Sql; engine: Engine; log: Log
             and ${after ? sql`(m.next_attempt_at, m.id) > (${after.at}::timestamptz, ${after.id})` : sql`true`}
           order by m.next_attempt_at, m.id
           limit ${PAGE}`
-        if (rows.length > 0) await engine.scheduleAdd(SCHEDULE, rows.map((r) => ({ member: member(r.endpoint_id, r.id), dueAt: r.due_at })), { onlyNew: true })
+        if (rows.length > 0)
+          await engine.scheduleAdd(
+            SCHEDULE,
+            rows.map((r) => ({ member: member(r.endpoint_id, r.id), dueAt: r.due_at })),
+            { onlyNew: true }
+          )
         pending += rows.length
         if (rows.length < PAGE) break
         after = { at: rows.at(-1)!.k, id: rows.at(-1)!.id }

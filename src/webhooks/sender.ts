@@ -107,7 +107,12 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
 
   function start(m: Claimed) {
     const p: Promise<void> = send(m)
-      .catch((err) => log.error({ component: 'webhooks', messageId: m.id, err: (err as Error).message }, 'sending a webhook failed unexpectedly; it is sent again once its lease ends'))
+      .catch((err) =>
+        log.error(
+          { component: 'webhooks', messageId: m.id, err: (err as Error).message },
+          'sending a webhook failed unexpectedly; it is sent again once its lease ends'
+        )
+      )
       .finally(() => {
         inFlight.delete(p)
         metrics.webhookInFlight.set(inFlight.size)
@@ -125,7 +130,9 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     })
     const slotted: Taken[] = []
     const full: ScheduledMember[] = []
-    const acquired = await Promise.all(parsed.map((p) => engine.leaseAcquire(slotKey(p.endpointId), p.slot, { limit: opts.concurrency, leaseMs }).catch(() => false)))
+    const acquired = await Promise.all(
+      parsed.map((p) => engine.leaseAcquire(slotKey(p.endpointId), p.slot, { limit: opts.concurrency, leaseMs }).catch(() => false))
+    )
     parsed.forEach((p, i) => {
       if (acquired[i]) slotted.push(p)
       else full.push({ member: p.member, dueAt: Date.now() + Math.round(opts.pollMs * (1 + random())) })
@@ -145,7 +152,12 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     } catch (err) {
       log.warn({ component: 'webhooks', err: (err as Error).message }, 'cannot claim webhook messages in PostgreSQL; trying again shortly')
       await release(slotted)
-      await engine.scheduleAdd(SCHEDULE, slotted.map((p) => ({ member: p.member, dueAt: Date.now() + opts.pollMs * 4 }))).catch(() => {})
+      await engine
+        .scheduleAdd(
+          SCHEDULE,
+          slotted.map((p) => ({ member: p.member, dueAt: Date.now() + opts.pollMs * 4 }))
+        )
+        .catch(() => {})
       return []
     }
     const got = new Set(rows.map((r) => r.id))
@@ -196,7 +208,8 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     if (!recorded) return
     // The next attempt's time is PostgreSQL's, recorded just now: set whatever the entry holds.
     // Done with: out of the schedule, unless re-added or claimed again since this claim.
-    if (recorded.state === 'pending' && recorded.enabled) await engine.scheduleAdd(SCHEDULE, [{ member: m.claim.member, dueAt: recorded.due_at }]).catch(() => {})
+    if (recorded.state === 'pending' && recorded.enabled)
+      await engine.scheduleAdd(SCHEDULE, [{ member: m.claim.member, dueAt: recorded.due_at }]).catch(() => {})
     else await engine.scheduleRemove(SCHEDULE, [m.claim]).catch(() => {})
   }
 
@@ -210,10 +223,17 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     const timestamp = Math.floor(Date.now() / 1000)
     try {
       const res = await fetch(m.url, {
-        method: 'POST', body: m.body, headers: webhookHeaders(m.secrets, m.id, timestamp, m.body), redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs)
+        method: 'POST',
+        body: m.body,
+        headers: webhookHeaders(m.secrets, m.id, timestamp, m.body),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(opts.timeoutMs)
       })
       await res.body?.cancel().catch(() => {})
-      const redirect = res.status >= 300 && res.status < 400 ? `redirect to ${(res.headers.get('location') ?? '(no location)').slice(0, 200)} not followed; change the endpoint's url` : null
+      const redirect =
+        res.status >= 300 && res.status < 400
+          ? `redirect to ${(res.headers.get('location') ?? '(no location)').slice(0, 200)} not followed; change the endpoint's url`
+          : null
       return { status: res.status, error: redirect, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) }
     } catch (err) {
       const e = err as Error & { code?: string }
@@ -241,7 +261,10 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
           where id = ${m.id} and lease_holder = ${holder}
           returning state, extract(epoch from next_attempt_at)::float8 * 1000 as due_at, attempt_count as attempts`
         if (!msg) {
-          log.warn({ component: 'webhooks', messageId: m.id, status: o.status, error: o.error }, 'a webhook attempt ended after its message was deleted or its lease taken over; its outcome is not recorded')
+          log.warn(
+            { component: 'webhooks', messageId: m.id, status: o.status, error: o.error },
+            'a webhook attempt ended after its message was deleted or its lease taken over; its outcome is not recorded'
+          )
           return null
         }
         await tx`insert into webhook_attempts (message_id, n, round, status, error, ms)
@@ -249,13 +272,26 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
         const endpoint = await failureClock(tx, m.endpoint_id, v)
         if (msg.state === 'failed') {
           metrics.webhookDeadLetters.inc()
-          log.warn({ component: 'webhooks', messageId: m.id, endpointId: m.endpoint_id, host: hostOf(m.url), status: o.status, error: o.error, attempts: msg.attempts },
-            `webhook message dead-lettered after ${msg.attempts} attempt(s); replay it with POST /v1/dlq/${m.id}/replay`)
+          log.warn(
+            {
+              component: 'webhooks',
+              messageId: m.id,
+              endpointId: m.endpoint_id,
+              host: hostOf(m.url),
+              status: o.status,
+              error: o.error,
+              attempts: msg.attempts
+            },
+            `webhook message dead-lettered after ${msg.attempts} attempt(s); replay it with POST /v1/dlq/${m.id}/replay`
+          )
         }
         return { state: msg.state, due_at: msg.due_at, enabled: endpoint }
       })
     } catch (err) {
-      log.error({ component: 'webhooks', messageId: m.id, status: o.status, err: (err as Error).message }, 'could not record a webhook attempt; the message is sent again once its lease ends')
+      log.error(
+        { component: 'webhooks', messageId: m.id, status: o.status, err: (err as Error).message },
+        'could not record a webhook attempt; the message is sent again once its lease ends'
+      )
       return null
     }
   }
@@ -283,13 +319,16 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
       returning enabled, iso_utc(failing_since) as failing_since, disabled_by, false as started, url`
     if (e) {
       metrics.webhookEndpointsDisabled.inc({ by: e.disabled_by ?? 'failures' })
-      log.error({ component: 'webhooks', endpointId, host: hostOf(e.url), by: e.disabled_by, failingSince: e.failing_since },
-        `webhook endpoint disabled (${e.disabled_by === 'gone' ? 'it answered 410 Gone' : 'every attempt failed for WEBHOOK_DISABLE_AFTER_MS'}); PATCH it with {"enabled": true} to resume`)
+      log.error(
+        { component: 'webhooks', endpointId, host: hostOf(e.url), by: e.disabled_by, failingSince: e.failing_since },
+        `webhook endpoint disabled (${e.disabled_by === 'gone' ? 'it answered 410 Gone' : 'every attempt failed for WEBHOOK_DISABLE_AFTER_MS'}); PATCH it with {"enabled": true} to resume`
+      )
       return false
     }
     const [started] = await tx<{ url: string; enabled: boolean }[]>`
       update webhook_endpoints set failing_since = now() where id = ${endpointId} and failing_since is null returning url, enabled`
-    if (started) log.warn({ component: 'webhooks', endpointId, host: hostOf(started.url) }, 'webhook endpoint failing: an attempt failed; retrying per the schedule')
+    if (started)
+      log.warn({ component: 'webhooks', endpointId, host: hostOf(started.url) }, 'webhook endpoint failing: an attempt failed; retrying per the schedule')
     const [state] = await tx<{ enabled: boolean }[]>`select enabled from webhook_endpoints where id = ${endpointId}`
     return state?.enabled ?? false
   }

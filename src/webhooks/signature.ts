@@ -17,7 +17,14 @@ export function newSecret(): string {
 /** The `webhook-signature` header for one attempt, signed with every given secret. */
 export function sign(secrets: readonly string[], id: string, timestamp: number, body: string): string {
   const content = `${id}.${timestamp}.${body}`
-  return secrets.map((s) => `v1,${createHmac('sha256', Buffer.from(s.slice(PREFIX.length), 'base64')).update(content).digest('base64')}`).join(' ')
+  return secrets
+    .map(
+      (s) =>
+        `v1,${createHmac('sha256', Buffer.from(s.slice(PREFIX.length), 'base64'))
+          .update(content)
+          .digest('base64')}`
+    )
+    .join(' ')
 }
 
 /** The headers of one attempt: `timestamp` is this attempt's, in Unix seconds. */

@@ -100,7 +100,10 @@ export function createWebhookStore(sql: Sql) {
      * Changes what is given. Enabling a disabled endpoint clears why it was disabled and its
      * failure clock, and makes its pending messages due now (returned, to be scheduled).
      */
-    async updateEndpoint(id: string, p: { url?: string; eventTypes?: string[]; userIds?: string[] | null; description?: string | null; enabled?: boolean }): Promise<{ endpoint: Endpoint; resumed: Due[] } | null> {
+    async updateEndpoint(
+      id: string,
+      p: { url?: string; eventTypes?: string[]; userIds?: string[] | null; description?: string | null; enabled?: boolean }
+    ): Promise<{ endpoint: Endpoint; resumed: Due[] } | null> {
       if (!isUuid(id)) return null
       return sql.begin(async (tx) => {
         const [before] = await tx<{ enabled: boolean }[]>`select enabled from webhook_endpoints where id = ${id} for update`
@@ -174,10 +177,17 @@ export function createWebhookStore(sql: Sql) {
      * A new round of attempts for dead letters — one message, or every one of an endpoint created
      * since `since` — with the same ids. Returns the messages now due, or why none could be.
      */
-    async replay(where: { messageId: string } | { endpointId: string; since: string | null }): Promise<{ due: Due[] } | { refused: 'not_found' | 'not_dead_lettered' | 'endpoint_disabled' }> {
+    async replay(
+      where: { messageId: string } | { endpointId: string; since: string | null }
+    ): Promise<{ due: Due[] } | { refused: 'not_found' | 'not_dead_lettered' | 'endpoint_disabled' }> {
       return sql.begin(async (tx) => {
-        const endpointId = 'endpointId' in where ? where.endpointId : (await tx<{ endpoint_id: string; state: string }[]>`
-          select endpoint_id, state from webhook_messages where id = ${where.messageId}`)[0]?.endpoint_id
+        const endpointId =
+          'endpointId' in where
+            ? where.endpointId
+            : (
+                await tx<{ endpoint_id: string; state: string }[]>`
+          select endpoint_id, state from webhook_messages where id = ${where.messageId}`
+              )[0]?.endpoint_id
         if (!endpointId || !isUuid(endpointId)) return { refused: 'not_found' as const }
         const [endpoint] = await tx<{ enabled: boolean }[]>`select enabled from webhook_endpoints where id = ${endpointId} for share`
         if (!endpoint) return { refused: 'not_found' as const }
@@ -186,9 +196,11 @@ export function createWebhookStore(sql: Sql) {
           update webhook_messages m
           set state = 'pending', round = round + 1, round_attempts = 0, next_attempt_at = now(), failed_at = null,
               lease_until = null, lease_holder = null
-          where m.state = 'failed' and ${'messageId' in where
-            ? tx`m.id = ${where.messageId}`
-            : tx`m.endpoint_id = ${endpointId} and m.created_at >= coalesce(${where.since}::timestamptz, '-infinity')`}
+          where m.state = 'failed' and ${
+            'messageId' in where
+              ? tx`m.id = ${where.messageId}`
+              : tx`m.endpoint_id = ${endpointId} and m.created_at >= coalesce(${where.since}::timestamptz, '-infinity')`
+          }
           returning id, endpoint_id as "endpointId", extract(epoch from next_attempt_at)::float8 * 1000 as "dueAt"`
         if ('messageId' in where && due.length === 0) return { refused: 'not_dead_lettered' as const }
         return { due }
@@ -203,7 +215,10 @@ function page<T extends { k: string; id: string }>(rows: T[], limit: number): Pa
   const more = rows.length > limit
   const items = rows.slice(0, limit)
   const last = items.at(-1)
-  return { items: items.map(({ k: _, ...rest }) => rest), nextCursor: more && last ? Buffer.from(JSON.stringify([last.k, last.id])).toString('base64url') : null }
+  return {
+    items: items.map(({ k: _, ...rest }) => rest),
+    nextCursor: more && last ? Buffer.from(JSON.stringify([last.k, last.id])).toString('base64url') : null
+  }
 }
 
 const CURSOR_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/

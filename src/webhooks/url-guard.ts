@@ -53,7 +53,11 @@ export async function checkTarget(raw: string, opts: { allowPrivate: boolean; re
   }
   for (const a of addresses) {
     const range = nonPublicRange(a)
-    if (range) return { ok: false, reason: `${host === a ? a : `${host} resolves to ${a}, which`} is a ${range} address, not a public one (WEBHOOK_ALLOW_PRIVATE=true allows private targets)` }
+    if (range)
+      return {
+        ok: false,
+        reason: `${host === a ? a : `${host} resolves to ${a}, which`} is a ${range} address, not a public one (WEBHOOK_ALLOW_PRIVATE=true allows private targets)`
+      }
   }
   return parsed
 }

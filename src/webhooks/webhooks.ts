@@ -24,22 +24,48 @@ export interface WebhookHealth {
 
 const COUNT_CAP = 100_000
 
-type WebhookConfig = Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_RETRY_BASE_MS' | 'WEBHOOK_RETRY_MAX_MS' | 'WEBHOOK_MAX_ATTEMPTS' |
-  'WEBHOOK_DISABLE_AFTER_MS' | 'WEBHOOK_ALLOW_PRIVATE' | 'WEBHOOK_WORKERS' | 'WEBHOOK_POLL_MS' | 'WEBHOOK_REBUILD_MS' | 'WEBHOOK_RETENTION_DAYS'>
+type WebhookConfig = Pick<
+  Config,
+  | 'WEBHOOK_CONCURRENCY'
+  | 'WEBHOOK_TIMEOUT_MS'
+  | 'WEBHOOK_RETRY_BASE_MS'
+  | 'WEBHOOK_RETRY_MAX_MS'
+  | 'WEBHOOK_MAX_ATTEMPTS'
+  | 'WEBHOOK_DISABLE_AFTER_MS'
+  | 'WEBHOOK_ALLOW_PRIVATE'
+  | 'WEBHOOK_WORKERS'
+  | 'WEBHOOK_POLL_MS'
+  | 'WEBHOOK_REBUILD_MS'
+  | 'WEBHOOK_RETENTION_DAYS'
+>
 
 export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; metrics: Metrics; config: WebhookConfig }) {
   const { sql, engine, log, metrics, config } = deps
   const store = createWebhookStore(sql)
   const sender = createSender({
-    sql, engine, log, metrics,
+    sql,
+    engine,
+    log,
+    metrics,
     opts: {
-      concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS, workers: config.WEBHOOK_WORKERS, pollMs: config.WEBHOOK_POLL_MS,
-      baseMs: config.WEBHOOK_RETRY_BASE_MS, maxMs: config.WEBHOOK_RETRY_MAX_MS, maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
-      disableAfterMs: config.WEBHOOK_DISABLE_AFTER_MS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      workers: config.WEBHOOK_WORKERS,
+      pollMs: config.WEBHOOK_POLL_MS,
+      baseMs: config.WEBHOOK_RETRY_BASE_MS,
+      maxMs: config.WEBHOOK_RETRY_MAX_MS,
+      maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+      disableAfterMs: config.WEBHOOK_DISABLE_AFTER_MS,
+      allowPrivate: config.WEBHOOK_ALLOW_PRIVATE
     }
   })
   const rebuild = createScheduleRebuild({
-    sql, engine, log, metrics, intervalMs: config.WEBHOOK_REBUILD_MS, retentionDays: config.WEBHOOK_RETENTION_DAYS,
+    sql,
+    engine,
+    log,
+    metrics,
+    intervalMs: config.WEBHOOK_REBUILD_MS,
+    retentionDays: config.WEBHOOK_RETENTION_DAYS,
     onCycle: async () => void (await health().catch(() => null)),
     onAdded: sender.wake
   })
@@ -49,7 +75,10 @@ export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; me
     if (due.length === 0) return
     try {
       for (let i = 0; i < due.length; i += 1000) {
-        await engine.scheduleAdd(SCHEDULE, due.slice(i, i + 1000).map((d) => ({ member: member(d.endpointId, d.id), dueAt: d.dueAt })))
+        await engine.scheduleAdd(
+          SCHEDULE,
+          due.slice(i, i + 1000).map((d) => ({ member: member(d.endpointId, d.id), dueAt: d.dueAt }))
+        )
       }
       sender.wake()
     } catch (err) {
@@ -72,14 +101,23 @@ export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; me
       r.disabled.length > 0 ? `${r.disabled.length} endpoint(s) disabled by failures` : '',
       r.recent > 0 ? `${r.recent} message(s) dead-lettered in the last hour` : ''
     ].filter(Boolean)
-    return { status: problems.length ? `failing: ${problems.join('; ')}` : 'ok', deadLetters: r.dead, deadLettersLastHour: r.recent, pending: r.pending, disabledEndpoints: r.disabled }
+    return {
+      status: problems.length ? `failing: ${problems.join('; ')}` : 'ok',
+      deadLetters: r.dead,
+      deadLettersLastHour: r.recent,
+      pending: r.pending,
+      disabledEndpoints: r.disabled
+    }
   }
 
   /** The API's changes that schedule something, scheduled and logged (never a secret). */
   const actions = {
     async createEndpoint(e: Parameters<typeof store.createEndpoint>[0]) {
       const endpoint = await store.createEndpoint(e)
-      log.info({ component: 'webhooks', endpointId: endpoint.id, host: new URL(endpoint.url).host, eventTypes: endpoint.eventTypes }, 'webhook endpoint created')
+      log.info(
+        { component: 'webhooks', endpointId: endpoint.id, host: new URL(endpoint.url).host, eventTypes: endpoint.eventTypes },
+        'webhook endpoint created'
+      )
       return endpoint
     },
     async deleteEndpoint(id: string) {
@@ -89,13 +127,18 @@ export function createWebhooks(deps: { sql: Sql; engine: Engine; log: Logger; me
     },
     async rotateSecret(id: string, secret: string, graceMs: number) {
       const rotated = await store.rotateSecret(id, secret, graceMs)
-      if (rotated) log.info({ component: 'webhooks', endpointId: id, previousSecretExpiresAt: rotated.previousSecretExpiresAt }, 'webhook secret rotated; both secrets sign until the previous one expires')
+      if (rotated)
+        log.info(
+          { component: 'webhooks', endpointId: id, previousSecretExpiresAt: rotated.previousSecretExpiresAt },
+          'webhook secret rotated; both secrets sign until the previous one expires'
+        )
       return rotated
     },
     async updateEndpoint(id: string, patch: Parameters<typeof store.updateEndpoint>[1]) {
       const done = await store.updateEndpoint(id, patch)
       if (!done) return null
-      if (done.resumed.length > 0 || patch.enabled === true) log.info({ component: 'webhooks', endpointId: id, pending: done.resumed.length }, 'webhook endpoint enabled; its pending messages are due now')
+      if (done.resumed.length > 0 || patch.enabled === true)
+        log.info({ component: 'webhooks', endpointId: id, pending: done.resumed.length }, 'webhook endpoint enabled; its pending messages are due now')
       else if (patch.enabled === false) log.info({ component: 'webhooks', endpointId: id }, 'webhook endpoint disabled through the API')
       await schedule(done.resumed)
       return done.endpoint

@@ -76,7 +76,9 @@ describe('the fan-out group', () => {
       const call = api(service)
       const tn = `GRP${Date.now()}`
       await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })
-      const ingested = await call('POST', '/v1/events', { events: [{ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'PU', status: 'in_transit', occurredAt: '2026-11-20T08:00:00Z' }] })
+      const ingested = await call('POST', '/v1/events', {
+        events: [{ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'PU', status: 'in_transit', occurredAt: '2026-11-20T08:00:00Z' }]
+      })
       expect(ingested.status).toBe(200)
       await service.acks.flush()
       // Unpublished, as after a crash before the previous deployment's append: the relay's to send.

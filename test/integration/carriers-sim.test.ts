@@ -23,21 +23,33 @@ describe('carrier simulator', () => {
     const out = dhlParse('JJD000111', await send(dhlRequest({ baseUrl: `${sim.url}/dhl`, apiKey: 'sim-dhl-key' }, 'JJD000111')))
     expect(out.kind).toBe('ok')
     expect(statuses(out).sort()).toEqual(['delivered', 'in_transit', 'in_transit', 'info_received', 'out_for_delivery'].sort())
-    const expected = sim.scans('dhl', 'JJD000111').map((s) => new Date(s.at).toISOString()).sort()
+    const expected = sim
+      .scans('dhl', 'JJD000111')
+      .map((s) => new Date(s.at).toISOString())
+      .sort()
     expect((out as any).results[0].events.map((e: any) => e.event.occurredAt).sort()).toEqual(expected)
   })
 
   test('DHL: wrong key, unknown number', async () => {
     expect(dhlParse('X', await send(dhlRequest({ baseUrl: `${sim.url}/dhl`, apiKey: 'wrong' }, 'X')))).toMatchObject({ kind: 'error', retryable: false })
-    expect(dhlParse('UNKNOWN1', await send(dhlRequest({ baseUrl: `${sim.url}/dhl`, apiKey: 'sim-dhl-key' }, 'UNKNOWN1')))).toEqual({ kind: 'ok', results: [{ trackingNumber: 'UNKNOWN1', kind: 'not_found' }] })
+    expect(dhlParse('UNKNOWN1', await send(dhlRequest({ baseUrl: `${sim.url}/dhl`, apiKey: 'sim-dhl-key' }, 'UNKNOWN1')))).toEqual({
+      kind: 'ok',
+      results: [{ trackingNumber: 'UNKNOWN1', kind: 'not_found' }]
+    })
   })
 
   test('DPD: ISO local dates (Berlin) read back to the same instants; unknown parcels', async () => {
     const out = dpdParse('0190500001', await send(dpdRequest({ baseUrl: `${sim.url}/dpd`, locale: 'de_DE' }, '0190500001')))
     expect(statuses(out)).toContain('delivered')
-    const expected = sim.scans('dpd', '0190500001').map((s) => new Date(Math.floor(s.at / 1000) * 1000).toISOString()).sort()
+    const expected = sim
+      .scans('dpd', '0190500001')
+      .map((s) => new Date(Math.floor(s.at / 1000) * 1000).toISOString())
+      .sort()
     expect((out as any).results[0].events.map((e: any) => e.event.occurredAt).sort()).toEqual(expected)
-    expect(dpdParse('UNKNOWN2', await send(dpdRequest({ baseUrl: `${sim.url}/dpd` }, 'UNKNOWN2')))).toEqual({ kind: 'ok', results: [{ trackingNumber: 'UNKNOWN2', kind: 'not_found' }] })
+    expect(dpdParse('UNKNOWN2', await send(dpdRequest({ baseUrl: `${sim.url}/dpd` }, 'UNKNOWN2')))).toEqual({
+      kind: 'ok',
+      results: [{ trackingNumber: 'UNKNOWN2', kind: 'not_found' }]
+    })
   })
 
   test('GLS: token flow, ten numbers a call, a per-parcel error, token expiry', async () => {

@@ -21,7 +21,13 @@ afterAll(async () => {
 })
 
 let t0 = Date.UTC(2026, 10, 21)
-const ev = (tn: string) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${t0}`, status: 'in_transit', occurredAt: new Date((t0 += 60_000)).toISOString() })
+const ev = (tn: string) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${t0}`,
+  status: 'in_transit',
+  occurredAt: new Date((t0 += 60_000)).toISOString()
+})
 const seqs = (c: Client) => c.frames.filter((f) => f.type === 'event').map((f) => f.seq)
 const upTo = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => from + i + 1)
 
@@ -86,7 +92,11 @@ describe('delivery', () => {
       await waitFor('10 events', () => seqs(c).length >= 10, 5_000)
       expect(seqs(c)).toEqual(upTo(10))
       expect(c.frames.filter((f) => f.type === 'event').map((f) => f.event.dedupKey)).toEqual(
-        (await db.sql<{ dedup_key: string }[]>`select dedup_key from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'LOCAL1' order by seq`).map((r) => r.dedup_key)
+        (
+          await db.sql<
+            { dedup_key: string }[]
+          >`select dedup_key from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = 'LOCAL1' order by seq`
+        ).map((r) => r.dedup_key)
       )
       expect((await service.metrics.hubOffers.get()).values.find((v) => v.labels.source === 'local')?.value).toBe(10)
       c.close()
@@ -99,14 +109,31 @@ describe('delivery', () => {
   redisTest('two processes share nothing but Redis', 'two OS processes: each delivers to its own sockets every event, whichever one ingested it', async () => {
     const prefix = uniquePrefix()
     // Reconcile off: what reaches the other process here came through the fan-out.
-    const env = { ...process.env, DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: testRedisUrl!, REDIS_PREFIX: prefix, API_KEYS: API_KEY, TOKEN_SECRET, LOG_LEVEL: 'warn', MIGRATE_ON_BOOT: 'false', RECONCILE_MS: '3600000' }
+    const env = {
+      ...process.env,
+      DATABASE_URL: db.url,
+      ENGINE: 'redis',
+      REDIS_URL: testRedisUrl!,
+      REDIS_PREFIX: prefix,
+      API_KEYS: API_KEY,
+      TOKEN_SECRET,
+      LOG_LEVEL: 'warn',
+      MIGRATE_ON_BOOT: 'false',
+      RECONCILE_MS: '3600000'
+    }
     const ports = [await freePort(), await freePort()]
-    const procs = ports.map((port) => Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], { env: { ...env, PORT: String(port) }, stdout: 'inherit', stderr: 'inherit' }))
+    const procs = ports.map((port) =>
+      Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], { env: { ...env, PORT: String(port) }, stdout: 'inherit', stderr: 'inherit' })
+    )
     try {
       const bases = ports.map((p) => `http://127.0.0.1:${p}`)
       for (const base of bases) await waitFor(`${base} ready`, async () => (await fetch(`${base}/readyz`).catch(() => null))?.ok, 15_000)
       const post = (base: string, path: string, body: unknown) =>
-        fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>)
+        fetch(base + path, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body)
+        }).then((r) => r.json() as Promise<any>)
       await post(bases[0]!, '/v1/shipments', { carrier: 'dhl', trackingNumber: 'TWOPROC1' })
       const clients: Client[] = []
       for (const base of bases) {

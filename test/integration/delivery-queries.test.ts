@@ -34,18 +34,29 @@ test('events read back by seq range carry the projection the stream carried, for
     const events = Array.from({ length: 100 }, (_, i) => {
       const k = b * 100 + i
       const minute = k % 13 === 0 ? k - 500 : k % 5 === 0 ? Math.floor(k / 10) * 10 : k
-      return toNormalizedEvent({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `C${k}`, status: ['in_transit', 'out_for_delivery', 'exception'][k % 3], occurredAt: new Date(t0 + minute * 60_000).toISOString() })
+      return toNormalizedEvent({
+        carrier: 'dhl',
+        trackingNumber: tn,
+        carrierStatus: `C${k}`,
+        status: ['in_transit', 'out_for_delivery', 'exception'][k % 3],
+        occurredAt: new Date(t0 + minute * 60_000).toISOString()
+      })
     })
     const results = await service.processor.ingest(events)
     expect(results.every((r) => r.outcome === 'inserted' && r.published)).toBe(true)
   }
-  const streamed = new Map(
-    (await readStream(service.engine)).filter((e) => e.shipmentId === shipmentId).map((e) => [e.seq, e.data.shipment])
-  )
+  const streamed = new Map((await readStream(service.engine)).filter((e) => e.shipmentId === shipmentId).map((e) => [e.seq, e.data.shipment]))
   expect(streamed.size).toBe(3000)
   const queries = createDeliveryQueries(service.sql)
   const topic = `shipment:dhl:${tn}`
-  for (const [after, upto, limit] of [[0, 3000, 1000], [1, 40, 1000], [499, 1500, 1000], [2000, 3000, 1000], [2990, 3000, 5], [2999, 3000, 1000]] as const) {
+  for (const [after, upto, limit] of [
+    [0, 3000, 1000],
+    [1, 40, 1000],
+    [499, 1500, 1000],
+    [2000, 3000, 1000],
+    [2990, 3000, 5],
+    [2999, 3000, 1000]
+  ] as const) {
     const t = performance.now()
     const rows = await queries.events(shipmentId, topic, after, upto, limit)
     const ms = performance.now() - t
@@ -58,7 +69,9 @@ test('events read back by seq range carry the projection the stream carried, for
 })
 
 test('reading the end of a long history costs the rows read, not the history before them', async () => {
-  const [s] = await db.sql<{ id: string }[]>`insert into shipments (carrier, tracking_number, last_seq) values ('dhl', ${`HIST${Date.now()}`}, 20000) returning id`
+  const [s] = await db.sql<
+    { id: string }[]
+  >`insert into shipments (carrier, tracking_number, last_seq) values ('dhl', ${`HIST${Date.now()}`}, 20000) returning id`
   await db.sql`
     insert into tracking_events (shipment_id, seq, dedup_key, carrier_status, status, occurred_at)
     select ${s!.id}, g, ${s!.id} || ':' || g, 'S' || g, 'in_transit', timestamptz '2026-01-01' + g * interval '1 minute' - case when g % 7 = 0 then interval '3 hours' else interval '0' end

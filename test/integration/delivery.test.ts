@@ -44,7 +44,13 @@ async function shipment() {
   return { tn, topic: `shipment:dhl:${tn}` }
 }
 let t0 = Date.UTC(2026, 10, 20)
-const ev = (tn: string, status = 'in_transit') => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${t0}`, status, occurredAt: new Date((t0 += 60_000)).toISOString() })
+const ev = (tn: string, status = 'in_transit') => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${t0}`,
+  status,
+  occurredAt: new Date((t0 += 60_000)).toISOString()
+})
 // An ingest by another process: committed and appended to the stream, but not handed to this
 // process's hub directly, so it reaches the sockets here only through the broadcaster.
 async function ingestElsewhere(events: unknown[]) {
@@ -68,7 +74,8 @@ describe('subscribe', () => {
     const snap = await c.next()
     expect(snap).toMatchObject({ type: 'snapshot', topic: s.topic, shipment: { lastSeq: 2, status: 'in_transit' }, events: [] })
     await call('POST', '/v1/events', { events: [ev(s.tn, 'out_for_delivery'), ev(s.tn, 'delivered')] })
-    const a = await c.next(), b = await c.next()
+    const a = await c.next(),
+      b = await c.next()
     expect([a.type, a.topic, a.seq, a.event.seq, a.shipment.status]).toEqual(['event', s.topic, 3, 3, 'out_for_delivery'])
     expect([b.seq, b.shipment.status]).toEqual([4, 'delivered'])
     c.send({ op: 'ping' })
@@ -128,15 +135,21 @@ describe('many sockets at once', () => {
     const baseline = await open()
     // 300 at once: their token checks and frames queue behind one another (slices.ts), and each
     // closes before its subscribe has run.
-    await Promise.all(Array.from({ length: 300 }, () => new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(`${url}?token=${tok}`)
-      ws.onopen = () => {
-        ws.send(JSON.stringify({ op: 'subscribe', topic: s.topic }))
-        ws.close()
-      }
-      ws.onclose = () => resolve()
-      ws.onerror = () => reject(new Error('socket error'))
-    })))
+    await Promise.all(
+      Array.from(
+        { length: 300 },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const ws = new WebSocket(`${url}?token=${tok}`)
+            ws.onopen = () => {
+              ws.send(JSON.stringify({ op: 'subscribe', topic: s.topic }))
+              ws.close()
+            }
+            ws.onclose = () => resolve()
+            ws.onerror = () => reject(new Error('socket error'))
+          })
+      )
+    )
     await waitFor('the server saw every close', async () => (await open()) === baseline)
     await Bun.sleep(200)
     await service.hub.sequencer.idle()
@@ -144,7 +157,8 @@ describe('many sockets at once', () => {
   })
 
   test("one socket's frames take effect in the order they were sent, whatever waits ahead of them", async () => {
-    const a = await shipment(), b = await shipment()
+    const a = await shipment(),
+      b = await shipment()
     const c = await client([a.topic, b.topic])
     // Sent back to back: subscribe a, unsubscribe a, subscribe b, ping, unsubscribe a again.
     c.send({ op: 'subscribe', topic: a.topic })
@@ -156,7 +170,11 @@ describe('many sockets at once', () => {
     // hold is the effect of the order: a was left before its snapshot (none comes), the second
     // unsubscribe finds nothing, b is subscribed.
     const frames = [await c.next(), await c.next(), await c.next()]
-    expect(frames.map((f) => `${f.type}:${f.topic === a.topic ? 'a' : f.topic === b.topic ? 'b' : ''}:${f.code ?? ''}`).sort()).toEqual(['error:a:not_subscribed', 'pong::', 'snapshot:b:'])
+    expect(frames.map((f) => `${f.type}:${f.topic === a.topic ? 'a' : f.topic === b.topic ? 'b' : ''}:${f.code ?? ''}`).sort()).toEqual([
+      'error:a:not_subscribed',
+      'pong::',
+      'snapshot:b:'
+    ])
     await call('POST', '/v1/events', { events: [ev(a.tn), ev(b.tn)] })
     const e = await c.next()
     expect([e.type, e.topic]).toEqual(['event', b.topic])
@@ -191,7 +209,8 @@ describe('tokens on the socket', () => {
   })
 
   test('a forbidden topic is an error frame and the socket stays open', async () => {
-    const s = await shipment(), other = await shipment()
+    const s = await shipment(),
+      other = await shipment()
     const c = await client([s.topic])
     c.send({ op: 'subscribe', topic: other.topic })
     expect(await c.next()).toMatchObject({ type: 'error', code: 'forbidden_topic', topic: other.topic })
@@ -209,15 +228,23 @@ describe('tokens on the socket', () => {
   })
 
   test('a bad, missing or expired token closes the socket with the reason', async () => {
-    for (const [q, code] of [['?token=garbage', 'token_invalid'], ['', 'token_invalid']] as const) {
+    for (const [q, code] of [
+      ['?token=garbage', 'token_invalid'],
+      ['', 'token_invalid']
+    ] as const) {
       const c = await connect(`${url}${q}`)
       expect(await c.next()).toMatchObject({ type: 'error', code })
       expect(await c.closed).toEqual({ code: 4401, reason: code })
     }
     const { SignJWT } = await import('jose')
     const now = Math.floor(Date.now() / 1000)
-    const expired = await new SignJWT({ topics: ['shipment:*'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws')
-      .setIssuedAt(now - 100).setExpirationTime(now - 10).sign(new TextEncoder().encode(service.config.TOKEN_SECRET))
+    const expired = await new SignJWT({ topics: ['shipment:*'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('parcelcast')
+      .setAudience('parcelcast:ws')
+      .setIssuedAt(now - 100)
+      .setExpirationTime(now - 10)
+      .sign(new TextEncoder().encode(service.config.TOKEN_SECRET))
     const c = await connect(`${url}?token=${expired}`)
     expect(await c.next()).toMatchObject({ type: 'error', code: 'token_expired' })
     expect((await c.closed).code).toBe(4401)
@@ -237,11 +264,21 @@ describe('the stream', () => {
   test('a malformed entry is acknowledged at once and does not block the group', async () => {
     const { s, c } = await subscribedToNewShipment()
     const engine = service.engine
-    await engine.append(STREAM, [{ topic: s.topic, junk: 'yes' }, { topic: s.topic, shipmentId: 'x', seq: '1', data: '{not json' }, { topic: s.topic, seq: '1', data: '{"event":{"seq":2},"shipment":{}}' }], { maxLen: 1000 })
+    await engine.append(
+      STREAM,
+      [
+        { topic: s.topic, junk: 'yes' },
+        { topic: s.topic, shipmentId: 'x', seq: '1', data: '{not json' },
+        { topic: s.topic, seq: '1', data: '{"event":{"seq":2},"shipment":{}}' }
+      ],
+      { maxLen: 1000 }
+    )
     await ingestElsewhere([ev(s.tn)])
     expect((await c.next()).seq).toBe(1)
     await waitFor('malformed entries acknowledged', async () => (await engine.groupLag(STREAM, GROUP)).pending === 0)
-    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain('parcelcast_broadcaster_malformed_total{group="ws-broadcaster"} 3')
+    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_broadcaster_malformed_total')).toContain(
+      'parcelcast_broadcaster_malformed_total{group="ws-broadcaster"} 3'
+    )
     c.close()
   })
 
@@ -271,7 +308,14 @@ describe('the stream', () => {
     // Alone on the group for a while, so that each consumer below is handed an entry.
     await service.broadcaster.stop()
     try {
-      const leaving = createBroadcaster({ engine, consumer: 'leaving-consumer', claimIdleMs: 300, log: service.log, metrics: createMetrics({ defaults: false }), check: service.hub.kinds.check })
+      const leaving = createBroadcaster({
+        engine,
+        consumer: 'leaving-consumer',
+        claimIdleMs: 300,
+        log: service.log,
+        metrics: createMetrics({ defaults: false }),
+        check: service.hub.kinds.check
+      })
       leaving.start()
       await engine.append(STREAM, [entry()], { maxLen: 1000 })
       await waitFor('its consumer in the group', async () => (await names()).includes('leaving-consumer'))
@@ -282,7 +326,13 @@ describe('the stream', () => {
       await engine.append(STREAM, [entry()], { maxLen: 1000 })
       const read = await engine.readGroup(STREAM, GROUP, 'died-consumer', { count: 10, blockMs: 0 })
       expect(read.length).toBe(1)
-      await engine.publishAndAck(STREAM, GROUP, read.map((e) => e.id), FANOUT_CHANNEL, null)
+      await engine.publishAndAck(
+        STREAM,
+        GROUP,
+        read.map((e) => e.id),
+        FANOUT_CHANNEL,
+        null
+      )
       expect(await names()).toContain('died-consumer')
     } finally {
       service.broadcaster.start()
@@ -302,7 +352,10 @@ describe('the stream', () => {
     try {
       // Committed here: handed to this process's sockets and appended to the stream.
       const results = await service.processor.ingest([ev(s.tn), ev(s.tn)].map((e) => toNormalizedEvent(e)))
-      expect(results.map((r) => [r.outcome, r.published])).toEqual([['inserted', true], ['inserted', true]])
+      expect(results.map((r) => [r.outcome, r.published])).toEqual([
+        ['inserted', true],
+        ['inserted', true]
+      ])
     } finally {
       JSON.stringify = encode
     }
@@ -360,7 +413,11 @@ describe('the handoff race', () => {
     await producer
     const [{ last }] = (await db.sql`select last_seq as last from shipments where tracking_number = ${s.tn}`) as any
     for (const { c, lastSeq } of clients) {
-      await waitFor(`client at ${lastSeq} to reach ${last}`, () => c.frames.filter((f) => f.type === 'event').at(-1)?.seq === last || (lastSeq === last && true), 10_000)
+      await waitFor(
+        `client at ${lastSeq} to reach ${last}`,
+        () => c.frames.filter((f) => f.type === 'event').at(-1)?.seq === last || (lastSeq === last && true),
+        10_000
+      )
       const seqs = c.frames.filter((f) => f.type === 'event').map((f) => f.seq)
       expect(seqs).toEqual(Array.from({ length: last - lastSeq }, (_, i) => lastSeq + i + 1))
       c.close()
@@ -385,8 +442,18 @@ function socket() {
 
 describe('past the bound of waiting socket work', () => {
   test('past the bound, a connecting socket is told unavailable and closed with 1013; the ones before it are served', async () => {
-    const hub = createHub({ kinds: [createShipmentKind(createDeliveryQueries(service.sql))], engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
-    const [s] = await db.sql<{ tracking_number: string }[]>`insert into shipments (carrier, tracking_number) values ('dhl', ${`BUSY${Date.now()}`}) returning tracking_number`
+    const hub = createHub({
+      kinds: [createShipmentKind(createDeliveryQueries(service.sql))],
+      engine: service.engine,
+      tokens: service.tokens,
+      log: service.log,
+      metrics: service.metrics,
+      reconcileMs: 60_000,
+      maxQueuedSocketTasks: 3
+    })
+    const [s] = await db.sql<
+      { tracking_number: string }[]
+    >`insert into shipments (carrier, tracking_number) values ('dhl', ${`BUSY${Date.now()}`}) returning tracking_number`
     const topic = `shipment:dhl:${s!.tracking_number}`
     const { token } = await service.tokens.mint({ sub: null, topics: [topic], ttlSeconds: 60 })
     // Five sockets connect in one turn of the event loop: three token checks fit, two do not.
@@ -408,7 +475,15 @@ describe('past the bound of waiting socket work', () => {
   })
 
   test('past the bound, a frame is answered unavailable and the socket stays open', async () => {
-    const hub = createHub({ kinds: [createShipmentKind(createDeliveryQueries(service.sql))], engine: service.engine, tokens: service.tokens, log: service.log, metrics: service.metrics, reconcileMs: 60_000, maxQueuedSocketTasks: 3 })
+    const hub = createHub({
+      kinds: [createShipmentKind(createDeliveryQueries(service.sql))],
+      engine: service.engine,
+      tokens: service.tokens,
+      log: service.log,
+      metrics: service.metrics,
+      reconcileMs: 60_000,
+      maxQueuedSocketTasks: 3
+    })
     const { token } = await service.tokens.mint({ sub: null, topics: ['shipment:*'], ttlSeconds: 60 })
     const k = socket()
     hub.open(k.ws, token)

@@ -32,8 +32,13 @@ describe.each(['json', 'soap'] as const)('DPD_FORM=%s', (form) => {
   beforeAll(async () => {
     sim = createCarrierSimulator({ stepMs: 0 })
     service = testService({
-      DATABASE_URL: db.url, DPD_BASE_URL: `${sim.url}/dpd`, DPD_FORM: form, DPD_LOCALE: 'de_DE',
-      DPD_DELIS_ID: sim.options.dpdDelisId, DPD_PASSWORD: sim.options.dpdPassword, POLL_INTERVAL_MS: '100'
+      DATABASE_URL: db.url,
+      DPD_BASE_URL: `${sim.url}/dpd`,
+      DPD_FORM: form,
+      DPD_LOCALE: 'de_DE',
+      DPD_DELIS_ID: sim.options.dpdDelisId,
+      DPD_PASSWORD: sim.options.dpdPassword,
+      POLL_INTERVAL_MS: '100'
     })
     await service.start()
     call = api(service)
@@ -47,20 +52,33 @@ describe.each(['json', 'soap'] as const)('DPD_FORM=%s', (form) => {
     const tns = [1, 2, 3].map((i) => `${form.toUpperCase()}OK${i}`)
     const ids: string[] = []
     for (const tn of tns) ids.push((await call('POST', '/v1/shipments', { carrier: 'dpd', trackingNumber: tn })).body.id)
-    await waitFor('every journey stored', async () => {
-      for (const id of ids) if ((await call('GET', `/v1/shipments/${id}`)).body.lastSeq < 5) return false
-      return true
-    }, 20_000)
+    await waitFor(
+      'every journey stored',
+      async () => {
+        for (const id of ids) if ((await call('GET', `/v1/shipments/${id}`)).body.lastSeq < 5) return false
+        return true
+      },
+      20_000
+    )
     for (const [i, id] of ids.entries()) {
       const s = (await call('GET', `/v1/shipments/${id}`)).body
       expect(s).toMatchObject({ status: 'delivered', carrierStatus: 'Delivered', lastSeq: 5, lastPollError: null, expectedDelivery: null })
       const events = (await call('GET', `/v1/shipments/${id}/events`)).body.items
-      const expected = sim.scans('dpd', tns[i]!).map((x) => new Date(x.at).toISOString()).sort()
+      const expected = sim
+        .scans('dpd', tns[i]!)
+        .map((x) => new Date(x.at).toISOString())
+        .sort()
       expect(events.map((e: any) => e.occurredAt).sort()).toEqual(expected)
       expect(new Set(events.map((e: any) => e.dedupKey)).size).toBe(5)
     }
     expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'ready', carriers: { dpd: 'ok' } })
-    expect((await call('GET', '/v1/carriers')).body.items.find((c: any) => c.code === 'dpd')).toEqual({ code: 'dpd', name: 'DPD', form, polling: true, health: 'ok' })
+    expect((await call('GET', '/v1/carriers')).body.items.find((c: any) => c.code === 'dpd')).toEqual({
+      code: 'dpd',
+      name: 'DPD',
+      form,
+      polling: true,
+      health: 'ok'
+    })
   })
 
   test('DPD changes its date format: degraded naming DPD within a few cycles, counted, lastPollError shown, nothing stored; ok again once it reads', async () => {
@@ -68,11 +86,16 @@ describe.each(['json', 'soap'] as const)('DPD_FORM=%s', (form) => {
     const [{ n: eventsBefore }] = await db.sql<[{ n: number }]>`select count(*)::int as n from tracking_events`
     sim.setShape('dpd', 'unreadable')
     const ids: string[] = []
-    for (const tn of [`${form.toUpperCase()}BAD1`, `${form.toUpperCase()}BAD2`]) ids.push((await call('POST', '/v1/shipments', { carrier: 'dpd', trackingNumber: tn })).body.id)
-    const ready = await waitFor('readyz degraded naming dpd', async () => {
-      const r = await call('GET', '/readyz')
-      return r.body.status === 'degraded' && String(r.body.carriers.dpd).startsWith('failing') && r
-    }, 20_000)
+    for (const tn of [`${form.toUpperCase()}BAD1`, `${form.toUpperCase()}BAD2`])
+      ids.push((await call('POST', '/v1/shipments', { carrier: 'dpd', trackingNumber: tn })).body.id)
+    const ready = await waitFor(
+      'readyz degraded naming dpd',
+      async () => {
+        const r = await call('GET', '/readyz')
+        return r.body.status === 'degraded' && String(r.body.carriers.dpd).startsWith('failing') && r
+      },
+      20_000
+    )
     expect(ready.status).toBe(200)
     expect(ready.body.carriers.dpd).toMatch(/^failing: \d+ of \d+ scans rejected \(date\)$/)
     expect(ready.body.carriers.dhl).toBe('ok')
@@ -80,17 +103,24 @@ describe.each(['json', 'soap'] as const)('DPD_FORM=%s', (form) => {
     for (const id of ids) {
       const s = (await call('GET', `/v1/shipments/${id}`)).body
       expect(s).toMatchObject({ status: 'pending', lastSeq: 0 })
-      expect(s.lastPollError).toEqual({ at: expect.stringMatching(/Z$/), message: expect.stringMatching(/^5 of 5 scans rejected: (scan|statusInfo)\[0\]\.date: .* is not a DPD date/) })
+      expect(s.lastPollError).toEqual({
+        at: expect.stringMatching(/Z$/),
+        message: expect.stringMatching(/^5 of 5 scans rejected: (scan|statusInfo)\[0\]\.date: .* is not a DPD date/)
+      })
     }
     const [{ n: eventsDuring }] = await db.sql<[{ n: number }]>`select count(*)::int as n from tracking_events`
     expect(eventsDuring).toBe(eventsBefore)
     expect((await call('GET', '/v1/carriers')).body.items.find((c: any) => c.code === 'dpd').health).toStartWith('failing')
 
     sim.setShape('dpd', 'documented')
-    await waitFor('the journeys caught up', async () => {
-      for (const id of ids) if ((await call('GET', `/v1/shipments/${id}`)).body.lastSeq < 5) return false
-      return true
-    }, 20_000)
+    await waitFor(
+      'the journeys caught up',
+      async () => {
+        for (const id of ids) if ((await call('GET', `/v1/shipments/${id}`)).body.lastSeq < 5) return false
+        return true
+      },
+      20_000
+    )
     for (const id of ids) expect((await call('GET', `/v1/shipments/${id}`)).body.lastPollError).toBeNull()
     expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'ready', carriers: { dpd: 'ok' } })
   })

@@ -36,12 +36,14 @@ afterAll(async () => {
 async function all<T, R>(items: T[], width: number, f: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length)
   let next = 0
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await f(items[i]!)
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++
+        out[i] = await f(items[i]!)
+      }
+    })
+  )
   return out
 }
 
@@ -53,7 +55,11 @@ function send(method: string, target: string, host: string | null, headers: [str
 }
 
 /** The dashboard: public, and a page with no data in it (the data needs the key, in the browser). */
-const isPublicPage = (res: RawResponse) => res.status === 200 && res.headers['content-type']?.startsWith('text/html') && res.headers['content-security-policy']?.startsWith("default-src 'self'") && res.body.includes('id="api-key"')
+const isPublicPage = (res: RawResponse) =>
+  res.status === 200 &&
+  res.headers['content-type']?.startsWith('text/html') &&
+  res.headers['content-security-policy']?.startsWith("default-src 'self'") &&
+  res.body.includes('id="api-key"')
 
 const shortHosts = ['x', 'ab', 'abc', 'abcd', 'x:1', 'ab:80']
 const badHosts = ['', 'a#b', 'a/b', 'a?b', 'a@b', 'http://evil/', 'x, y', 'x:99999', '[::1', 'a b']
@@ -61,17 +67,46 @@ const badHosts = ['', 'a#b', 'a/b', 'a?b', 'a@b', 'http://evil/', 'x, y', 'x:999
 describe('the API key over the wire', () => {
   test('no request line or Host header reaches a protected route without a key', async () => {
     const templates = [
-      '/v1/{r}', '/ab/v1/{r}', '/a/v1/{r}', '/abcdefghij/v1/{r}', 'http://x/ab/v1/{r}', 'http://x/v1/{r}', 'https://x/v1/{r}',
-      '//v1/{r}', '///v1/{r}', '/v1//{r}', '/v1/{r}/', '/v1/./{r}', '/x/../v1/{r}', '/v1/%2e%2e/v1/{r}', '/%2e%2e/v1/{r}',
-      '/v1%2f{r}', '/%2fv1%2f{r}', '/v1/webhooks/../{r}', '/v1/webhooks/%2e%2e/{r}', '/v1/webhooks/dhl/../../{r}',
-      '/v1/webhooks/%2f..%2f{r}', '/v1/{r}#x', '/v1\\{r}', '/v1/ws/../{r}', '/v1/ws?/v1/{r}', '/healthz/../v1/{r}', '/V1/{r}',
-      '/%76%31/{r}', '/v1/%73{r}', '/v1/{r}?x=/v1/webhooks/', '/v1/{r}%00', '/v1/{r};x'
+      '/v1/{r}',
+      '/ab/v1/{r}',
+      '/a/v1/{r}',
+      '/abcdefghij/v1/{r}',
+      'http://x/ab/v1/{r}',
+      'http://x/v1/{r}',
+      'https://x/v1/{r}',
+      '//v1/{r}',
+      '///v1/{r}',
+      '/v1//{r}',
+      '/v1/{r}/',
+      '/v1/./{r}',
+      '/x/../v1/{r}',
+      '/v1/%2e%2e/v1/{r}',
+      '/%2e%2e/v1/{r}',
+      '/v1%2f{r}',
+      '/%2fv1%2f{r}',
+      '/v1/webhooks/../{r}',
+      '/v1/webhooks/%2e%2e/{r}',
+      '/v1/webhooks/dhl/../../{r}',
+      '/v1/webhooks/%2f..%2f{r}',
+      '/v1/{r}#x',
+      '/v1\\{r}',
+      '/v1/ws/../{r}',
+      '/v1/ws?/v1/{r}',
+      '/healthz/../v1/{r}',
+      '/V1/{r}',
+      '/%76%31/{r}',
+      '/v1/%73{r}',
+      '/v1/{r}?x=/v1/webhooks/',
+      '/v1/{r}%00',
+      '/v1/{r};x'
     ]
     const targets = templates.flatMap((t) => ['shipments', 'events', 'tokens'].map((r) => t.replaceAll('{r}', r)))
     const hosts: (string | null)[] = [...shortHosts, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost', ...badHosts, null]
     // One body for every protected POST: a shipment to create, an event to insert, a topic to sign.
     const body = JSON.stringify({
-      carrier: 'dhl', trackingNumber: 'HACKED1', topics: ['shipment:*'],
+      carrier: 'dhl',
+      trackingNumber: 'HACKED1',
+      topics: ['shipment:*'],
       events: [{ carrier: 'dhl', trackingNumber: 'SECRET1', carrierStatus: 'HACK', occurredAt: '2026-11-20T08:00:00Z' }]
     })
     const cases = targets.flatMap((target) => hosts.flatMap((host) => [['GET', target, host] as const, ['POST', target, host] as const]))
@@ -99,11 +134,17 @@ describe('the API key over the wire', () => {
       fc.constantFrom('v1', 'shipments', 'events', 'tokens', 'webhooks', 'dhl', 'ws', '..', '.', '', '%2e', '%2f', '%2e%2e', 'V1', 'healthz', 'x'),
       fc.string({ unit: fc.constantFrom(...'abv1/.%2fe;#?\\:@'.split('')), maxLength: 6 })
     )
-    const target = fc.tuple(fc.constantFrom('', 'http://x', 'http://ab:1', '/'), fc.array(segment, { minLength: 1, maxLength: 6 }))
+    const target = fc
+      .tuple(fc.constantFrom('', 'http://x', 'http://ab:1', '/'), fc.array(segment, { minLength: 1, maxLength: 6 }))
       .map(([prefix, segs]) => `${prefix}/${segs.join('/')}`)
     const host = fc.oneof(fc.constantFrom(...shortHosts, ...badHosts), fc.string({ unit: fc.constantFrom(...'ab1.:[]/#?@-'.split('')), maxLength: 8 }))
     const samples = fc.sample(fc.tuple(fc.constantFrom('GET', 'POST', 'DELETE'), target, host), { numRuns: 300, seed: 15 })
-    const body = JSON.stringify({ carrier: 'dhl', trackingNumber: 'HACKED2', topics: ['shipment:*'], events: [{ carrier: 'dhl', trackingNumber: 'SECRET1', carrierStatus: 'HACK2', occurredAt: '2026-11-20T08:00:00Z' }] })
+    const body = JSON.stringify({
+      carrier: 'dhl',
+      trackingNumber: 'HACKED2',
+      topics: ['shipment:*'],
+      events: [{ carrier: 'dhl', trackingNumber: 'SECRET1', carrierStatus: 'HACK2', occurredAt: '2026-11-20T08:00:00Z' }]
+    })
     const responses = await all(samples, 16, ([m, t, h]) => send(m, t, h, [], m === 'POST' ? body : ''))
     responses.forEach((res, i) => {
       const what = `${JSON.stringify(samples[i])}: ${res.status} ${res.body.slice(0, 200)}`
@@ -124,7 +165,10 @@ describe('the API key over the wire', () => {
       const auth: [string, string] = ['Authorization', `Bearer ${API_KEY}`]
       const list = await send('GET', '/v1/shipments?limit=200', host, [auth])
       expect(list.status, what).toBe(200)
-      expect(list.json.items.map((s: any) => s.trackingNumber), what).toContain('SECRET1')
+      expect(
+        list.json.items.map((s: any) => s.trackingNumber),
+        what
+      ).toContain('SECRET1')
       const created = await send('POST', '/v1/shipments', host, [auth], JSON.stringify({ carrier: 'dhl', trackingNumber: `SHORTHOST${i}` }))
       expect(created.status, what).toBe(201)
       expect((await send('GET', `/v1/shipments/${created.json.id}`, host, [auth])).json.trackingNumber).toBe(`SHORTHOST${i}`)
@@ -134,7 +178,20 @@ describe('the API key over the wire', () => {
   })
 
   test('every route the app serves needs the key, but health, metrics, documents and carrier webhooks', async () => {
-    const open = new Set(['/healthz', '/readyz', '/metrics', '/', '/docs', '/openapi', '/openapi.json', '/asyncapi.json', '/assets/:name', '/favicon.ico', '/t/:trackingNumber', '/v1/webhooks/:carrier'])
+    const open = new Set([
+      '/healthz',
+      '/readyz',
+      '/metrics',
+      '/',
+      '/docs',
+      '/openapi',
+      '/openapi.json',
+      '/asyncapi.json',
+      '/assets/:name',
+      '/favicon.ico',
+      '/t/:trackingNumber',
+      '/v1/webhooks/:carrier'
+    ])
     const routes = service.app.routes.filter((r) => !open.has(r.path))
     expect(routes.length).toBeGreaterThanOrEqual(7)
     for (const r of routes) {
@@ -158,15 +215,36 @@ describe('malformed requests', () => {
 
   test('request lines and headers no parser would keep: 4xx, never a 5xx', async () => {
     const lines = [
-      'GARBAGE', 'GET', 'G@T / HTTP/1.1', 'GET * HTTP/1.1', 'OPTIONS * HTTP/1.1',
-      'CONNECT x:443 HTTP/1.1', 'GET v1/shipments HTTP/1.1', 'GET ?x HTTP/1.1', 'GET http:// HTTP/1.1', 'GET http://x HTTP/1.1',
-      'GET /%ff%fe HTTP/1.1', 'GET /v1/shipments/%E0%A4%A HTTP/1.1', 'GET /v1/shipments?limit=%ff&cursor=%E0 HTTP/1.1',
-      `GET /${'a'.repeat(100_000)} HTTP/1.1`, 'GET /\u00fc HTTP/1.1', 'PATCH /v1/shipments HTTP/1.1',
+      'GARBAGE',
+      'GET',
+      'G@T / HTTP/1.1',
+      'GET * HTTP/1.1',
+      'OPTIONS * HTTP/1.1',
+      'CONNECT x:443 HTTP/1.1',
+      'GET v1/shipments HTTP/1.1',
+      'GET ?x HTTP/1.1',
+      'GET http:// HTTP/1.1',
+      'GET http://x HTTP/1.1',
+      'GET /%ff%fe HTTP/1.1',
+      'GET /v1/shipments/%E0%A4%A HTTP/1.1',
+      'GET /v1/shipments?limit=%ff&cursor=%E0 HTTP/1.1',
+      `GET /${'a'.repeat(100_000)} HTTP/1.1`,
+      'GET /\u00fc HTTP/1.1',
+      'PATCH /v1/shipments HTTP/1.1',
       // %-escapes that are not UTF-8 (a surrogate, a lone byte): Elysia would hand the route a null parameter.
-      'PUT /v1/carriers/%ED%A0%80 HTTP/1.1', 'POST /v1/webhooks/%ff HTTP/1.1', 'GET /v1/shipments/%C0%AF HTTP/1.1'
+      'PUT /v1/carriers/%ED%A0%80 HTTP/1.1',
+      'POST /v1/webhooks/%ff HTTP/1.1',
+      'GET /v1/shipments/%C0%AF HTTP/1.1'
     ]
     for (const line of lines) {
-      const res = await rawRequest(port, requestText(line, [['Host', 'abcd'], ['Authorization', `Bearer ${API_KEY}`], ['Connection', 'close']]))
+      const res = await rawRequest(
+        port,
+        requestText(line, [
+          ['Host', 'abcd'],
+          ['Authorization', `Bearer ${API_KEY}`],
+          ['Connection', 'close']
+        ])
+      )
       // `http://` and `http://x` (no path) read as `/`: the public dashboard.
       if ((line === 'GET http:// HTTP/1.1' || line === 'GET http://x HTTP/1.1') && isPublicPage(res)) continue
       expect(res.status, line.slice(0, 80)).toBeGreaterThanOrEqual(400)
@@ -176,15 +254,55 @@ describe('malformed requests', () => {
     // character before it) are answered by that parser, before any code of ours runs, with the
     // protocol's own 505 and nothing else; a method it does not know, by closing the connection.
     for (const line of ['GET /', 'GET / HTTP/1.1 extra', 'GET / HTTP/2.0', 'GET / http/1.1', 'GET /a\u0001 HTTP/1.1', 'GET /a\tb HTTP/1.1']) {
-      const res = await rawRequest(port, requestText(line, [['Host', 'abcd'], ['Connection', 'close']]))
+      const res = await rawRequest(
+        port,
+        requestText(line, [
+          ['Host', 'abcd'],
+          ['Connection', 'close']
+        ])
+      )
       expect(res.raw, line).toBe('HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n')
     }
     expect(rawRequest(port, requestText('BREW /v1/shipments HTTP/1.1', [['Host', 'abcd']]))).rejects.toThrow('closed without a response')
     const headers: [string, string][][] = [
-      [['Host', 'abcd'], ['Host', 'efgh']], [['Host', 'abcd'], ['X', 'a'.repeat(100_000)]], [['Host', 'abcd'], ['Content-Length', '-1']],
-      [['Host', 'abcd'], ['Content-Length', '1'], ['Content-Length', '2']], [['Host', 'abcd'], ['Content-Length', '99999999999999999999999']],
-      [['Host', 'abcd'], ['Transfer-Encoding', 'gzip']], [['Host', 'abcd'], ['Authorization', 'Bearer \u00ff\u00fe']],
-      [['Host', 'abcd'], ['Authorization', `Basic ${API_KEY}`]], [['Host', '\u00ff\u00fe']], [['Host', 'abcd'], ['Content-Type', 'application/json; charset=\u00ff']]
+      [
+        ['Host', 'abcd'],
+        ['Host', 'efgh']
+      ],
+      [
+        ['Host', 'abcd'],
+        ['X', 'a'.repeat(100_000)]
+      ],
+      [
+        ['Host', 'abcd'],
+        ['Content-Length', '-1']
+      ],
+      [
+        ['Host', 'abcd'],
+        ['Content-Length', '1'],
+        ['Content-Length', '2']
+      ],
+      [
+        ['Host', 'abcd'],
+        ['Content-Length', '99999999999999999999999']
+      ],
+      [
+        ['Host', 'abcd'],
+        ['Transfer-Encoding', 'gzip']
+      ],
+      [
+        ['Host', 'abcd'],
+        ['Authorization', 'Bearer \u00ff\u00fe']
+      ],
+      [
+        ['Host', 'abcd'],
+        ['Authorization', `Basic ${API_KEY}`]
+      ],
+      [['Host', '\u00ff\u00fe']],
+      [
+        ['Host', 'abcd'],
+        ['Content-Type', 'application/json; charset=\u00ff']
+      ]
     ]
     for (const h of headers) {
       const res = await rawRequest(port, requestText('POST /v1/shipments HTTP/1.1', [...h, ['Connection', 'close']]))
@@ -195,9 +313,22 @@ describe('malformed requests', () => {
 
   test('generated header values and content types: never a 5xx', async () => {
     const value = fc.string({ unit: fc.constantFrom(...'ab;=,/ "\\\t*+-:\u00e9'.split('')), maxLength: 30 })
-    const samples = fc.sample(fc.tuple(fc.constantFrom('content-type', 'authorization', 'accept', 'content-encoding', 'x-forwarded-host', 'upgrade', 'expect'), value), { numRuns: 200, seed: 7 })
+    const samples = fc.sample(
+      fc.tuple(fc.constantFrom('content-type', 'authorization', 'accept', 'content-encoding', 'x-forwarded-host', 'upgrade', 'expect'), value),
+      { numRuns: 200, seed: 7 }
+    )
     const responses = await all(samples, 16, ([name, v]) =>
-      send('POST', '/v1/shipments', 'abcd', [['Authorization', `Bearer ${API_KEY}`], [name, v]], JSON.stringify({ carrier: 'dhl', trackingNumber: 'GEN1' })))
+      send(
+        'POST',
+        '/v1/shipments',
+        'abcd',
+        [
+          ['Authorization', `Bearer ${API_KEY}`],
+          [name, v]
+        ],
+        JSON.stringify({ carrier: 'dhl', trackingNumber: 'GEN1' })
+      )
+    )
     for (const [i, res] of responses.entries()) expect(res.status, `${JSON.stringify(samples[i])}: ${res.body.slice(0, 200)}`).toBeLessThan(500)
   })
 })
@@ -214,11 +345,20 @@ describe('the body limit', () => {
     ['GET', '/v1/ws', []],
     ['POST', '/no/such/route', []]
   ]
-  const big = JSON.stringify({ events: [{ carrier: 'dhl', trackingNumber: 'SECRET1', carrierStatus: 'BIG', occurredAt: '2026-11-20T08:00:00Z', description: 'x'.repeat(LIMIT) }] })
+  const big = JSON.stringify({
+    events: [{ carrier: 'dhl', trackingNumber: 'SECRET1', carrierStatus: 'BIG', occurredAt: '2026-11-20T08:00:00Z', description: 'x'.repeat(LIMIT) }]
+  })
 
   test('over the limit by Content-Length: a JSON 413 on every route', async () => {
     for (const [method, path, headers] of routes) {
-      const res = await rawRequest(port, requestText(`${method} ${path} HTTP/1.1`, [['Host', 'abcd'], ...headers, ['Content-Type', 'application/json'], ['Content-Length', String(big.length)]], big))
+      const res = await rawRequest(
+        port,
+        requestText(
+          `${method} ${path} HTTP/1.1`,
+          [['Host', 'abcd'], ...headers, ['Content-Type', 'application/json'], ['Content-Length', String(big.length)]],
+          big
+        )
+      )
       expect(res.status, `${method} ${path}`).toBe(413)
       expect(res.json.error.code).toBe('payload_too_large')
       expect(res.json.error.message).toContain(String(LIMIT))
@@ -230,16 +370,40 @@ describe('the body limit', () => {
   })
 
   test('over the limit chunked: a JSON 413 on every route; within it, served as usual', async () => {
-    const chunked = (s: string) => s.match(/[\s\S]{1,1000}/g)!.map((c) => `${Buffer.byteLength(c).toString(16)}\r\n${c}\r\n`).join('') + '0\r\n\r\n'
+    const chunked = (s: string) =>
+      s
+        .match(/[\s\S]{1,1000}/g)!
+        .map((c) => `${Buffer.byteLength(c).toString(16)}\r\n${c}\r\n`)
+        .join('') + '0\r\n\r\n'
     // Bun hands no body of a GET to anyone (it skips it on the socket), so a chunked GET is
     // served as a GET; every method with a body is refused once it grows past the limit.
     for (const [method, path, headers] of routes.filter(([m]) => m !== 'GET')) {
-      const res = await rawRequest(port, requestText(`${method} ${path} HTTP/1.1`, [['Host', 'abcd'], ...headers, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], chunked(big)))
+      const res = await rawRequest(
+        port,
+        requestText(
+          `${method} ${path} HTTP/1.1`,
+          [['Host', 'abcd'], ...headers, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']],
+          chunked(big)
+        )
+      )
       expect(res.status, `${method} ${path}`).toBe(413)
       expect(res.json.error.code).toBe('payload_too_large')
     }
     const ok = JSON.stringify({ carrier: 'dhl', trackingNumber: 'CHUNKED1', reference: 'r'.repeat(150) })
-    const res = await rawRequest(port, requestText('POST /v1/shipments HTTP/1.1', [['Host', 'abcd'], ['Authorization', `Bearer ${API_KEY}`], ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked'], ['Connection', 'close']], chunked(ok)))
+    const res = await rawRequest(
+      port,
+      requestText(
+        'POST /v1/shipments HTTP/1.1',
+        [
+          ['Host', 'abcd'],
+          ['Authorization', `Bearer ${API_KEY}`],
+          ['Content-Type', 'application/json'],
+          ['Transfer-Encoding', 'chunked'],
+          ['Connection', 'close']
+        ],
+        chunked(ok)
+      )
+    )
     expect(res.status).toBe(201)
     expect(res.json.trackingNumber).toBe('CHUNKED1')
   })
@@ -262,15 +426,26 @@ describe('unexpected errors', () => {
     }
   })
 
-  test('an error outside the app (in the server itself) is the same JSON 500, never Bun\'s page', async () => {
+  test("an error outside the app (in the server itself) is the same JSON 500, never Bun's page", async () => {
     const server = listen({
       fetch: () => {
         throw new Error('boom in the server')
       },
-      hub: service.hub, log: captured.log, port: 0, hostname: '127.0.0.1', bodyLimitBytes: LIMIT, wsBackpressureBytes: 1 << 20
+      hub: service.hub,
+      log: captured.log,
+      port: 0,
+      hostname: '127.0.0.1',
+      bodyLimitBytes: LIMIT,
+      wsBackpressureBytes: 1 << 20
     })
     try {
-      const res = await rawRequest(server.port!, requestText('GET /anything HTTP/1.1', [['Host', 'abcd'], ['Connection', 'close']]))
+      const res = await rawRequest(
+        server.port!,
+        requestText('GET /anything HTTP/1.1', [
+          ['Host', 'abcd'],
+          ['Connection', 'close']
+        ])
+      )
       expect(res.status).toBe(500)
       expect(res.json.error.code).toBe('internal')
       expect(res.headers['x-request-id']).toBe(res.json.error.requestId)

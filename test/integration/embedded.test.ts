@@ -73,20 +73,33 @@ describe('embedded PostgreSQL', () => {
     let call = api(service)
 
     const shipments: { id: string; carrier: string; trackingNumber: string }[] = []
-    for (const [carrier, trackingNumber] of [['dhl', 'EMB0001'], ['dpd', 'EMB0002'], ['gls', 'EMB0003']] as const) {
+    for (const [carrier, trackingNumber] of [
+      ['dhl', 'EMB0001'],
+      ['dpd', 'EMB0002'],
+      ['gls', 'EMB0003']
+    ] as const) {
       shipments.push((await call('POST', '/v1/shipments', { carrier, trackingNumber, reference: `order ${trackingNumber}` })).body)
     }
     const events = shipments.flatMap((s, i) =>
       ['info_received', 'in_transit', 'out_for_delivery', 'delivered'].slice(0, i + 2).map((status, n) => ({
-        carrier: s.carrier, trackingNumber: s.trackingNumber, carrierStatus: status.toUpperCase(), status,
-        occurredAt: `2026-11-2${n}T10:00:00.123+01:00`, location: `Hub ${n}`
+        carrier: s.carrier,
+        trackingNumber: s.trackingNumber,
+        carrierStatus: status.toUpperCase(),
+        status,
+        occurredAt: `2026-11-2${n}T10:00:00.123+01:00`,
+        location: `Hub ${n}`
       }))
     )
     const ingested = await call('POST', '/v1/events', { events })
     expect(ingested.status).toBe(200)
     expect(ingested.body.results.map((r: { outcome: string }) => r.outcome)).toEqual(events.map(() => 'inserted'))
     const snapshot = async () =>
-      Promise.all(shipments.map(async (s) => ({ shipment: (await call('GET', `/v1/shipments/${s.id}`)).body, events: (await call('GET', `/v1/shipments/${s.id}/events`)).body })))
+      Promise.all(
+        shipments.map(async (s) => ({
+          shipment: (await call('GET', `/v1/shipments/${s.id}`)).body,
+          events: (await call('GET', `/v1/shipments/${s.id}/events`)).body
+        }))
+      )
     const before = await snapshot()
     expect(before.map((b) => b.events.items.length)).toEqual([2, 3, 4])
     expect(before[2]!.shipment).toMatchObject({ status: 'delivered', lastSeq: 4 })
@@ -104,7 +117,10 @@ describe('embedded PostgreSQL', () => {
     const again = await call('POST', '/v1/events', {
       events: [events[0], { ...events[0], carrierStatus: 'RETURNED', status: 'returned', occurredAt: '2026-11-29T10:00:00Z' }]
     })
-    expect(again.body.results.map((r: { outcome: string; seq: number }) => [r.outcome, r.seq])).toEqual([['duplicate', 1], ['inserted', 3]])
+    expect(again.body.results.map((r: { outcome: string; seq: number }) => [r.outcome, r.seq])).toEqual([
+      ['duplicate', 1],
+      ['inserted', 3]
+    ])
     await service.stop()
     await stop(server)
   })
@@ -122,7 +138,12 @@ describe('embedded PostgreSQL', () => {
       const tns = Array.from({ length: 8 }, (_, i) => `RESTART${i}`)
       for (const tn of tns) expect((await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })).status).toBeLessThan(300)
       let minute = 0
-      const ev = (tn: string) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'transit', occurredAt: new Date(Date.UTC(2026, 10, 1) + ++minute * 60_000).toISOString() })
+      const ev = (tn: string) => ({
+        carrier: 'dhl',
+        trackingNumber: tn,
+        carrierStatus: 'transit',
+        occurredAt: new Date(Date.UTC(2026, 10, 1) + ++minute * 60_000).toISOString()
+      })
       for (let round = 1; round <= 4; round++) {
         let restarting = true
         const statuses: number[] = []
@@ -134,9 +155,15 @@ describe('embedded PostgreSQL', () => {
         server = await start(dataDir, port)
         restarting = false
         await Promise.all(load)
-        expect(statuses.filter((s) => s !== 200 && s !== 503), `round ${round}`).toEqual([])
+        expect(
+          statuses.filter((s) => s !== 200 && s !== 503),
+          `round ${round}`
+        ).toEqual([])
         const after = await Promise.all(tns.map((tn) => within(15_000, `round ${round}, after the restart`, call('POST', '/v1/events', { events: [ev(tn)] }))))
-        expect(after.map((r) => r.status), `round ${round}`).toEqual(tns.map(() => 200))
+        expect(
+          after.map((r) => r.status),
+          `round ${round}`
+        ).toEqual(tns.map(() => 200))
       }
     } finally {
       await service.stop()
@@ -207,21 +234,33 @@ function startMain(env: Record<string, string | undefined>) {
     }
   })()
   const line = (what: string, pred: (l: (typeof lines)[number]) => boolean) =>
-    waitFor(what, async () => {
-      const found = lines.find(pred)
-      if (!found && proc.exitCode !== null) throw new Error(`parcelcast exited (${proc.exitCode}) before ${what}: ${await new Response(proc.stderr).text()} ${JSON.stringify(lines)}`)
-      return found
-    }, 60_000)
+    waitFor(
+      what,
+      async () => {
+        const found = lines.find(pred)
+        if (!found && proc.exitCode !== null)
+          throw new Error(`parcelcast exited (${proc.exitCode}) before ${what}: ${await new Response(proc.stderr).text()} ${JSON.stringify(lines)}`)
+        return found
+      },
+      60_000
+    )
   return { proc, lines, line }
 }
 
 describe('bun run start', () => {
   test('no server at DATABASE_URL with DATABASE=auto: embedded, said at start and in /readyz; SIGTERM stops PostgreSQL last', async () => {
-    const main = startMain({ DATABASE: 'auto', DATABASE_URL: 'postgres://postgres:secret@127.0.0.1:1/postgres', PARCELCAST_DATA_DIR: dataDir, PARCELCAST_PG_PORT: '0' })
+    const main = startMain({
+      DATABASE: 'auto',
+      DATABASE_URL: 'postgres://postgres:secret@127.0.0.1:1/postgres',
+      PARCELCAST_DATA_DIR: dataDir,
+      PARCELCAST_PG_PORT: '0'
+    })
     const listening = await main.line('listening', (l) => l.msg === 'parcelcast listening')
     const messages = main.lines.map((l) => l.msg)
     expect(messages.find((m) => m.startsWith('no PostgreSQL answers at'))).toStartWith('no PostgreSQL answers at postgres@127.0.0.1:1/postgres (')
-    expect(messages).toContain(`using embedded PostgreSQL ${messages.join('').match(/PostgreSQL (\d+\.\d+) at/)?.[1]} at ${join(dataDir, 'postgres')}, 127.0.0.1:${main.lines.find((l) => l.database === 'embedded' && l.port)?.port} (kept from an earlier run)`)
+    expect(messages).toContain(
+      `using embedded PostgreSQL ${messages.join('').match(/PostgreSQL (\d+\.\d+) at/)?.[1]} at ${join(dataDir, 'postgres')}, 127.0.0.1:${main.lines.find((l) => l.database === 'embedded' && l.port)?.port} (kept from an earlier run)`
+    )
     expect(JSON.stringify(main.lines)).not.toContain('secret')
     const ready = await (await fetch(`http://127.0.0.1:${listening.port}/readyz`)).json()
     expect(ready).toMatchObject({ db: 'up', database: 'embedded' })
@@ -277,17 +316,20 @@ describe('bun run start', () => {
   })
 
   // setpriv (util-linux) gives the server a parent-death signal; without it the next start names the leftover.
-  test.skipIf(process.platform !== 'linux' || !Bun.which('setpriv'))('parcelcast killed with SIGKILL: its PostgreSQL shuts down too, and the next start works', async () => {
-    const main = startMain({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: dataDir, PARCELCAST_PG_PORT: '0' })
-    await main.line('listening', (l) => l.msg === 'parcelcast listening')
-    const pid = await lockPid(dataDir)
-    main.proc.kill('SIGKILL')
-    await main.proc.exited
-    await waitFor('the orphaned PostgreSQL to shut down', () => !alive(pid) && !existsSync(lockFile(dataDir)), 30_000)
-    const server = await start()
-    expect(server.initialised).toBe(false)
-    await stop(server)
-  })
+  test.skipIf(process.platform !== 'linux' || !Bun.which('setpriv'))(
+    'parcelcast killed with SIGKILL: its PostgreSQL shuts down too, and the next start works',
+    async () => {
+      const main = startMain({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: dataDir, PARCELCAST_PG_PORT: '0' })
+      await main.line('listening', (l) => l.msg === 'parcelcast listening')
+      const pid = await lockPid(dataDir)
+      main.proc.kill('SIGKILL')
+      await main.proc.exited
+      await waitFor('the orphaned PostgreSQL to shut down', () => !alive(pid) && !existsSync(lockFile(dataDir)), 30_000)
+      const server = await start()
+      expect(server.initialised).toBe(false)
+      await stop(server)
+    }
+  )
 
   test('DATABASE=embedded beside DATABASE_URL is a configuration error naming both', async () => {
     const main = startMain({ DATABASE: 'embedded', DATABASE_URL: adminUrl })

@@ -84,12 +84,31 @@ for (const [name, make] of implementations) {
       expect(await e.groupLag(S, G)).toMatchObject({ pending: 0, unread: 5, oldestMs: null })
       const a = await e.readGroup(S, G, 'a', { count: 2, blockMs: 0 })
       const b = await e.readGroup(S, G, 'b', { count: 10, blockMs: 0 })
-      expect([seqs(a), seqs(b)]).toEqual([[3, 4], [5, 6, 7]])
+      expect([seqs(a), seqs(b)]).toEqual([
+        [3, 4],
+        [5, 6, 7]
+      ])
       const lag = await e.groupLag(S, G)
       expect(lag).toMatchObject({ pending: 5, unread: 0, unreadAgeMs: null })
       expect(lag.oldestMs).toBeGreaterThanOrEqual(0)
-      expect(await e.publishAndAck(S, G, a.map((x) => x.id), 'contract:none', null)).toBe(2)
-      expect(await e.publishAndAck(S, G, a.map((x) => x.id), 'contract:none', null)).toBe(0)
+      expect(
+        await e.publishAndAck(
+          S,
+          G,
+          a.map((x) => x.id),
+          'contract:none',
+          null
+        )
+      ).toBe(2)
+      expect(
+        await e.publishAndAck(
+          S,
+          G,
+          a.map((x) => x.id),
+          'contract:none',
+          null
+        )
+      ).toBe(0)
       expect((await e.groupLag(S, G)).pending).toBe(3)
       expect(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).toEqual([])
     })
@@ -149,7 +168,15 @@ for (const [name, make] of implementations) {
       expect(seqs(await e.claimIdle(S, G, 'alive', { idleMs: 20, count: 10 }))).toEqual([3])
       // Claimed again just now: not idle any more.
       expect(await e.claimIdle(S, G, 'other', { idleMs: 20, count: 10 })).toEqual([])
-      expect(await e.publishAndAck(S, G, claimed.map((x) => x.id), 'contract:none', null)).toBe(2)
+      expect(
+        await e.publishAndAck(
+          S,
+          G,
+          claimed.map((x) => x.id),
+          'contract:none',
+          null
+        )
+      ).toBe(2)
       expect((await e.groupLag(S, G)).pending).toBe(1)
     })
 
@@ -160,11 +187,21 @@ for (const [name, make] of implementations) {
       expect(seqs(await e.readGroup(S, G, 'holder', { count: 1, blockMs: 0 }))).toEqual([1])
       for (const name of ['empty', 'stopping']) {
         const done = await e.readGroup(S, G, name, { count: 1, blockMs: 0 })
-        await e.publishAndAck(S, G, done.map((x) => x.id), 'contract:none', null)
+        await e.publishAndAck(
+          S,
+          G,
+          done.map((x) => x.id),
+          'contract:none',
+          null
+        )
       }
       const names = async () => (await e.groupConsumers(S, G)).map((c) => c.name).sort()
       const listed = (await e.groupConsumers(S, G)).sort((a, b) => a.name.localeCompare(b.name))
-      expect(listed.map((c) => [c.name, c.pending])).toEqual([['empty', 0], ['holder', 1], ['stopping', 0]])
+      expect(listed.map((c) => [c.name, c.pending])).toEqual([
+        ['empty', 0],
+        ['holder', 1],
+        ['stopping', 0]
+      ])
       for (const c of listed) expect(c.idleMs).toBeGreaterThanOrEqual(0)
       expect(await e.deleteConsumer(S, G, 'holder')).toBe(false)
       expect(await e.deleteConsumer(S, G, 'stopping')).toBe(true)
@@ -191,7 +228,15 @@ for (const [name, make] of implementations) {
         await e.publish('contract:fanout', 'hello')
         return got[0]!.length > 0 && got[1]!.length > 0
       })
-      expect(await e.publishAndAck(S, G, read.map((x) => x.id), 'contract:fanout', 'batch-1')).toBe(2)
+      expect(
+        await e.publishAndAck(
+          S,
+          G,
+          read.map((x) => x.id),
+          'contract:fanout',
+          'batch-1'
+        )
+      ).toBe(2)
       await waitFor('the batch', () => got.every((list) => list.includes('batch-1')))
       expect((await e.groupLag(S, G)).pending).toBe(0)
       for (const off of offs) off()
@@ -199,7 +244,8 @@ for (const [name, make] of implementations) {
 
     test('pub/sub: handlers run after publish returns, each subscriber gets each message, unsubscribing stops them', async () => {
       const e = await engine()
-      const a: string[] = [], b: string[] = []
+      const a: string[] = [],
+        b: string[] = []
       const offA = e.subscribe('contract:ch', (m) => void a.push(m))
       const offB = e.subscribe('contract:ch', (m) => void b.push(m))
       e.subscribe('contract:other', () => {
@@ -220,7 +266,10 @@ for (const [name, make] of implementations) {
       await e.publish('contract:other', 'x')
       await e.publish('contract:ch', 'two')
       await waitFor('both messages', () => a.length === 2 && b.length === 2)
-      expect([a, b]).toEqual([['one', 'two'], ['one', 'two']])
+      expect([a, b]).toEqual([
+        ['one', 'two'],
+        ['one', 'two']
+      ])
       offA()
       await e.publish('contract:ch', 'three')
       await waitFor('the third', () => b.length === 3)
@@ -238,7 +287,11 @@ for (const [name, make] of implementations) {
       await e.presenceTouch('bob', 'c3', 60_000)
       const t1 = Date.now()
       const first = await e.presenceGet(['ann', 'bob', 'nobody'])
-      expect([...first].map(([u, p]) => [u, p.connections])).toEqual([['ann', 2], ['bob', 1], ['nobody', 0]])
+      expect([...first].map(([u, p]) => [u, p.connections])).toEqual([
+        ['ann', 2],
+        ['bob', 1],
+        ['nobody', 0]
+      ])
       expect(first.get('nobody')!.lastSeenAt).toBeNull()
       for (const u of ['ann', 'bob']) expect(first.get(u)!.lastSeenAt).toBeWithin(t0, t1 + 1)
       // c1 and c3 stop heartbeating (their process was killed): gone once their TTL is up.
@@ -265,17 +318,33 @@ for (const [name, make] of implementations) {
     test('presence in batches: one call touches or removes many connections, as single calls do', async () => {
       const e = await engine()
       const t0 = Date.now()
-      await e.presenceTouchMany([{ userId: 'ann', connId: 'c1' }, { userId: 'ann', connId: 'c2' }, { userId: 'bob', connId: 'c1' }], 100_000)
+      await e.presenceTouchMany(
+        [
+          { userId: 'ann', connId: 'c1' },
+          { userId: 'ann', connId: 'c2' },
+          { userId: 'bob', connId: 'c1' }
+        ],
+        100_000
+      )
       const t1 = Date.now()
       const first = await e.presenceGet(['ann', 'bob'])
-      expect([...first].map(([u, p]) => [u, p.connections])).toEqual([['ann', 2], ['bob', 1]])
+      expect([...first].map(([u, p]) => [u, p.connections])).toEqual([
+        ['ann', 2],
+        ['bob', 1]
+      ])
       for (const p of first.values()) expect(p.lastSeenAt).toBeWithin(t0, t1 + 1)
       // A heartbeat that touches only ann's c1 (and a short TTL for the test): the others expire at their TTL.
-      await e.presenceTouchMany([{ userId: 'ann', connId: 'c2' }, { userId: 'bob', connId: 'c1' }], 50)
+      await e.presenceTouchMany(
+        [
+          { userId: 'ann', connId: 'c2' },
+          { userId: 'bob', connId: 'c1' }
+        ],
+        50
+      )
       const t2 = Date.now()
       await e.presenceTouchMany([{ userId: 'ann', connId: 'c1' }], 100_000)
       const t3 = Date.now()
-      await waitFor('c2 and bob\'s c1 expired', async () => {
+      await waitFor("c2 and bob's c1 expired", async () => {
         const p = await e.presenceGet(['ann', 'bob'])
         return p.get('ann')!.connections === 1 && p.get('bob')!.connections === 0
       })
@@ -283,7 +352,10 @@ for (const [name, make] of implementations) {
       expect(later.get('ann')!.lastSeenAt).toBeWithin(t2, t3 + 1)
       expect(later.get('bob')!.lastSeenAt).toBeWithin(t1, t2 + 1)
       const t4 = Date.now()
-      await e.presenceLeaveMany([{ userId: 'ann', connId: 'c1' }, { userId: 'bob', connId: 'never-there' }])
+      await e.presenceLeaveMany([
+        { userId: 'ann', connId: 'c1' },
+        { userId: 'bob', connId: 'never-there' }
+      ])
       const t5 = Date.now()
       const left = await e.presenceGet(['ann', 'bob'])
       for (const p of left.values()) {
@@ -295,7 +367,10 @@ for (const [name, make] of implementations) {
       // A process's tick: 5,000 connections of 1,000 users in one call.
       const users = Array.from({ length: 1000 }, (_, i) => `u${i}`)
       const t6 = Date.now()
-      await e.presenceTouchMany(Array.from({ length: 5000 }, (_, i) => ({ userId: users[i % 1000]!, connId: `c${i}` })), 100_000)
+      await e.presenceTouchMany(
+        Array.from({ length: 5000 }, (_, i) => ({ userId: users[i % 1000]!, connId: `c${i}` })),
+        100_000
+      )
       const t7 = Date.now()
       const all = await e.presenceGet(users)
       expect([...all.values()].every((p) => p.connections === 5 && p.lastSeenAt! >= t6 && p.lastSeenAt! <= t7)).toBe(true)
@@ -304,11 +379,22 @@ for (const [name, make] of implementations) {
     test('a schedule orders by due time, and a claim takes what is due for a lease', async () => {
       const e = await engine()
       const t = Date.now()
-      await e.scheduleAdd('retries', [{ member: 'a', dueAt: t - 1000 }, { member: 'b', dueAt: t - 2000 }, { member: 'c', dueAt: t + 600_000 }])
-      expect(await e.scheduleRange('retries', 10)).toEqual([{ member: 'b', dueAt: t - 2000 }, { member: 'a', dueAt: t - 1000 }, { member: 'c', dueAt: t + 600_000 }])
+      await e.scheduleAdd('retries', [
+        { member: 'a', dueAt: t - 1000 },
+        { member: 'b', dueAt: t - 2000 },
+        { member: 'c', dueAt: t + 600_000 }
+      ])
+      expect(await e.scheduleRange('retries', 10)).toEqual([
+        { member: 'b', dueAt: t - 2000 },
+        { member: 'a', dueAt: t - 1000 },
+        { member: 'c', dueAt: t + 600_000 }
+      ])
       const before = Date.now()
       const claimed = await e.scheduleClaim('retries', { leaseMs: 300_000, count: 10 })
-      expect(claimed).toEqual([{ member: 'b', dueAt: t - 2000, until: expect.any(Number) }, { member: 'a', dueAt: t - 1000, until: expect.any(Number) }])
+      expect(claimed).toEqual([
+        { member: 'b', dueAt: t - 2000, until: expect.any(Number) },
+        { member: 'a', dueAt: t - 1000, until: expect.any(Number) }
+      ])
       const after = Date.now()
       // Leased: due again when the lease ends, not before; `until` is that lease end.
       const leased = await e.scheduleRange('retries', 2)
@@ -337,14 +423,21 @@ for (const [name, make] of implementations) {
       expect(await e.scheduleClaim('nothing', { leaseMs: 1, count: 1 })).toEqual([])
     })
 
-    test('an add with onlyNew leaves members already scheduled (a claim\'s lease) alone and adds the missing', async () => {
+    test("an add with onlyNew leaves members already scheduled (a claim's lease) alone and adds the missing", async () => {
       const e = await engine()
       const t = Date.now()
       await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }])
       const before = Date.now()
       expect(await e.scheduleClaim('rebuild', { leaseMs: 300_000, count: 10 })).toEqual([{ member: 'a', dueAt: t - 10, until: expect.any(Number) }])
       const after = Date.now()
-      await e.scheduleAdd('rebuild', [{ member: 'a', dueAt: t - 10 }, { member: 'b', dueAt: t - 5 }], { onlyNew: true })
+      await e.scheduleAdd(
+        'rebuild',
+        [
+          { member: 'a', dueAt: t - 10 },
+          { member: 'b', dueAt: t - 5 }
+        ],
+        { onlyNew: true }
+      )
       const range = await e.scheduleRange('rebuild', 10)
       expect(range.map((m) => m.member)).toEqual(['b', 'a'])
       expect(range[0]!.dueAt).toBe(t - 5)
@@ -377,7 +470,7 @@ for (const [name, make] of implementations) {
       expect((await e.scheduleClaim('fence-claim', { leaseMs: 300_000, count: 1 })).map((c) => c.member)).toEqual(['b'])
     })
 
-    test('a late lease release frees only its own holder\'s slot, never one taken after its lease ran out', async () => {
+    test("a late lease release frees only its own holder's slot, never one taken after its lease ran out", async () => {
       const e = await engine()
       expect(await e.leaseAcquire('endpoint-late', 'claim-1', { limit: 1, leaseMs: 50 })).toBe(true)
       await waitFor('the lease ran out', async () => (await e.leaseCount('endpoint-late')) === 0)
@@ -390,7 +483,10 @@ for (const [name, make] of implementations) {
     test('claims running at once never take one member twice', async () => {
       const e = await engine()
       const t = Date.now()
-      await e.scheduleAdd('many', Array.from({ length: 100 }, (_, i) => ({ member: `m${String(i).padStart(3, '0')}`, dueAt: t - i })))
+      await e.scheduleAdd(
+        'many',
+        Array.from({ length: 100 }, (_, i) => ({ member: `m${String(i).padStart(3, '0')}`, dueAt: t - i }))
+      )
       const claims = await Promise.all(Array.from({ length: 4 }, () => e.scheduleClaim('many', { leaseMs: 60_000, count: 30 })))
       const members = claims.flat().map((m) => m.member)
       expect(members.length).toBe(100)
@@ -429,23 +525,54 @@ describe('memory engine only', () => {
     for (let b = 0; b < 110; b++) {
       await e.append(S, rows(b * 1000 + 1, 1000), { maxLen: 100_000 })
       const read = await e.readGroup(S, G, 'a', { count: 1000, blockMs: 0 })
-      await e.publishAndAck(S, G, read.map((x) => x.id), 'contract:none', null)
+      await e.publishAndAck(
+        S,
+        G,
+        read.map((x) => x.id),
+        'contract:none',
+        null
+      )
     }
     expect((await e.streamRange(S, 1_000_000)).length).toBeLessThan(2048)
     // An entry left pending holds the stream from there on; a group that has not read yet holds what it has not read.
     await e.append(S, rows(200_001, 10), { maxLen: 100_000 })
     const held = await e.readGroup(S, G, 'a', { count: 1, blockMs: 0 })
-    await e.publishAndAck(S, G, (await e.readGroup(S, G, 'a', { count: 100, blockMs: 0 })).map((x) => x.id), 'contract:none', null)
+    await e.publishAndAck(
+      S,
+      G,
+      (await e.readGroup(S, G, 'a', { count: 100, blockMs: 0 })).map((x) => x.id),
+      'contract:none',
+      null
+    )
     await e.ensureGroup(S, 'late')
     await e.append(S, rows(300_001, 5000), { maxLen: 100_000 })
-    for (let i = 0; i < 5; i++) await e.publishAndAck(S, G, (await e.readGroup(S, G, 'a', { count: 1000, blockMs: 0 })).map((x) => x.id), 'contract:none', null)
+    for (let i = 0; i < 5; i++)
+      await e.publishAndAck(
+        S,
+        G,
+        (await e.readGroup(S, G, 'a', { count: 1000, blockMs: 0 })).map((x) => x.id),
+        'contract:none',
+        null
+      )
     let kept = seqs(await e.streamRange(S, 1_000_000))
     expect(kept[0]!).toBeLessThanOrEqual(200_001)
     expect(kept).toContain(seqs(held)[0]!)
     expect(seqs(await e.readGroup(S, 'late', 'b', { count: 10_000, blockMs: 0 }))).toEqual(Array.from({ length: 5000 }, (_, i) => 300_001 + i))
     // Once nothing is pending and every group has read, they go (maxLen stays the ceiling meanwhile: the case above).
-    await e.publishAndAck(S, G, held.map((x) => x.id), 'contract:none', null)
-    await e.publishAndAck(S, 'late', (await e.streamRange(S, 1_000_000)).map((x) => x.id), 'contract:none', null)
+    await e.publishAndAck(
+      S,
+      G,
+      held.map((x) => x.id),
+      'contract:none',
+      null
+    )
+    await e.publishAndAck(
+      S,
+      'late',
+      (await e.streamRange(S, 1_000_000)).map((x) => x.id),
+      'contract:none',
+      null
+    )
     kept = seqs(await e.streamRange(S, 1_000_000))
     expect(kept.length).toBeLessThan(1024)
   })
@@ -453,100 +580,118 @@ describe('memory engine only', () => {
 
 describe('redis engine only', () => {
   const run = testRedisUrl === null ? test.skip : test
-  run(`a group re-created after its stream vanished reads the new stream from its start${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`, async () => {
-    const prefix = uniquePrefix()
-    const e = createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 2000 })
-    opened.push(e)
-    await waitFor('ready', () => e.isReady)
-    await e.ensureGroup(S, G)
-    const raw = createClient({ url: testRedisUrl! })
-    await raw.connect()
-    await raw.del(`${prefix}${S}`)
-    await raw.close()
-    await e.append(S, rows(1, 2), { maxLen: 100 })
-    await expect(e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)
-    expect(await e.ensureGroup(S, G)).toEqual({ created: true, from: '0' })
-    expect(seqs(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 }))).toEqual([1, 2])
-  })
-
-  run(`leases, schedule claims and presence hold across processes whose clocks disagree by 20 s: the time is Redis's${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`, async () => {
-    const prefix = uniquePrefix()
-    const [a, b] = [0, 1].map(() => createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 2000 }))
-    opened.push(a!, b!)
-    await waitFor('ready', () => a!.isReady && b!.isReady)
-    const t = Date.now()
-    expect(await a!.leaseAcquire('endpoint', 'A', { limit: 1, leaseMs: 10_000 })).toBe(true)
-    await a!.scheduleAdd('retries', [{ member: 'm', dueAt: t - 1 }])
-    expect(await a!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([{ member: 'm', dueAt: t - 1, until: expect.any(Number) }])
-    await a!.presenceTouch('ann', 'conn-a', 10_000)
-    await a!.presenceTouchMany([{ userId: 'bob', connId: 'conn-b' }], 10_000)
-    // From here on this process's clock is 20 s ahead, as another process's may be.
-    setSystemTime(new Date(t + 20_000))
-    try {
-      expect(await b!.leaseAcquire('endpoint', 'B', { limit: 1, leaseMs: 10_000 })).toBe(false)
-      expect(await b!.leaseCount('endpoint')).toBe(1)
-      expect(await b!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([])
-      expect([...(await b!.presenceGet(['ann', 'bob'])).values()].map((p) => p.connections)).toEqual([1, 1])
-    } finally {
-      setSystemTime()
+  run(
+    `a group re-created after its stream vanished reads the new stream from its start${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`,
+    async () => {
+      const prefix = uniquePrefix()
+      const e = createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 2000 })
+      opened.push(e)
+      await waitFor('ready', () => e.isReady)
+      await e.ensureGroup(S, G)
+      const raw = createClient({ url: testRedisUrl! })
+      await raw.connect()
+      await raw.del(`${prefix}${S}`)
+      await raw.close()
+      await e.append(S, rows(1, 2), { maxLen: 100 })
+      await expect(e.readGroup(S, G, 'a', { count: 10, blockMs: 0 })).rejects.toBeInstanceOf(GroupGoneError)
+      expect(await e.ensureGroup(S, G)).toEqual({ created: true, from: '0' })
+      expect(seqs(await e.readGroup(S, G, 'a', { count: 10, blockMs: 0 }))).toEqual([1, 2])
     }
-  })
+  )
+
+  run(
+    `leases, schedule claims and presence hold across processes whose clocks disagree by 20 s: the time is Redis's${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`,
+    async () => {
+      const prefix = uniquePrefix()
+      const [a, b] = [0, 1].map(() => createRedisEngine({ url: testRedisUrl!, prefix, log: silentLog, commandTimeoutMs: 2000 }))
+      opened.push(a!, b!)
+      await waitFor('ready', () => a!.isReady && b!.isReady)
+      const t = Date.now()
+      expect(await a!.leaseAcquire('endpoint', 'A', { limit: 1, leaseMs: 10_000 })).toBe(true)
+      await a!.scheduleAdd('retries', [{ member: 'm', dueAt: t - 1 }])
+      expect(await a!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([
+        { member: 'm', dueAt: t - 1, until: expect.any(Number) }
+      ])
+      await a!.presenceTouch('ann', 'conn-a', 10_000)
+      await a!.presenceTouchMany([{ userId: 'bob', connId: 'conn-b' }], 10_000)
+      // From here on this process's clock is 20 s ahead, as another process's may be.
+      setSystemTime(new Date(t + 20_000))
+      try {
+        expect(await b!.leaseAcquire('endpoint', 'B', { limit: 1, leaseMs: 10_000 })).toBe(false)
+        expect(await b!.leaseCount('endpoint')).toBe(1)
+        expect(await b!.scheduleClaim('retries', { now: Date.now(), leaseMs: 10_000, count: 10 })).toEqual([])
+        expect([...(await b!.presenceGet(['ann', 'bob'])).values()].map((p) => p.connections)).toEqual([1, 1])
+      } finally {
+        setSystemTime()
+      }
+    }
+  )
 
   const stoppable = testRedisUrl === null || !hasRedisServer ? test.skip : test
-  stoppable(`connections that go silent for good (blackholed: no FIN, no RST) are dropped for new ones: commands and pub/sub work again within seconds${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`, async () => {
-    const server = await privateRedis()
-    await server.start()
-    const proxy = await tcpProxy({ host: '127.0.0.1', port: server.port })
-    const e = createRedisEngine({ url: `redis://127.0.0.1:${proxy.port}`, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 200 })
-    const got: string[] = []
-    try {
-      await waitFor('ready', () => e.isReady)
-      e.subscribe('contract:bh', (m) => void got.push(m))
-      await waitFor('subscribed', async () => {
-        await e.publish('contract:bh', 'warm-up')
-        return got.length > 0
-      })
-      expect(await e.append(S, rows(1, 1), { maxLen: 100 })).toBe(1)
-      // The command and the subscriber connections go silent; new connections still get through.
-      expect(proxy.silenceOpen()).toBe(2)
-      expect(await e.append(S, rows(2, 1), { maxLen: 100 })).toBe(0)
-      expect(e.isReady).toBe(false)
-      await waitFor('commands answered again', () => e.isReady, 8000)
-      expect(await e.append(S, rows(3, 1), { maxLen: 100 })).toBe(1)
-      // Published on the command connection, received on the subscriber's: both are new.
-      await waitFor('pub/sub delivers again', async () => {
-        await e.publish('contract:bh', 'after').catch(() => {})
-        return got.includes('after')
-      }, 8000)
-      // The silent connections were closed, not left behind: the new command and subscriber ones remain.
-      await waitFor('silent connections closed', () => proxy.open === 2)
-    } finally {
-      await e.close()
-      proxy.close()
-      await server.stop()
+  stoppable(
+    `connections that go silent for good (blackholed: no FIN, no RST) are dropped for new ones: commands and pub/sub work again within seconds${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`,
+    async () => {
+      const server = await privateRedis()
+      await server.start()
+      const proxy = await tcpProxy({ host: '127.0.0.1', port: server.port })
+      const e = createRedisEngine({ url: `redis://127.0.0.1:${proxy.port}`, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 200 })
+      const got: string[] = []
+      try {
+        await waitFor('ready', () => e.isReady)
+        e.subscribe('contract:bh', (m) => void got.push(m))
+        await waitFor('subscribed', async () => {
+          await e.publish('contract:bh', 'warm-up')
+          return got.length > 0
+        })
+        expect(await e.append(S, rows(1, 1), { maxLen: 100 })).toBe(1)
+        // The command and the subscriber connections go silent; new connections still get through.
+        expect(proxy.silenceOpen()).toBe(2)
+        expect(await e.append(S, rows(2, 1), { maxLen: 100 })).toBe(0)
+        expect(e.isReady).toBe(false)
+        await waitFor('commands answered again', () => e.isReady, 8000)
+        expect(await e.append(S, rows(3, 1), { maxLen: 100 })).toBe(1)
+        // Published on the command connection, received on the subscriber's: both are new.
+        await waitFor(
+          'pub/sub delivers again',
+          async () => {
+            await e.publish('contract:bh', 'after').catch(() => {})
+            return got.includes('after')
+          },
+          8000
+        )
+        // The silent connections were closed, not left behind: the new command and subscriber ones remain.
+        await waitFor('silent connections closed', () => proxy.open === 2)
+      } finally {
+        await e.close()
+        proxy.close()
+        await server.stop()
+      }
     }
-  })
+  )
 
-  stoppable(`a Redis that keeps the connection but stops answering: commands give up after the timeout, and it is ready again once it answers${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`, async () => {
-    const server = await privateRedis()
-    await server.start()
-    const e = createRedisEngine({ url: server.url, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 200 })
-    try {
-      await waitFor('ready', () => e.isReady)
-      expect(await e.append(S, rows(1, 1), { maxLen: 100 })).toBe(1)
-      server.pause()
-      expect(await e.append(S, rows(2, 1), { maxLen: 100 })).toBe(0)
-      expect(e.isReady).toBe(false)
-      // Not ready: nothing more is sent to pile up behind the silent connection.
-      expect(await e.append(S, rows(3, 1), { maxLen: 100 })).toBe(0)
-      await expect(e.ping()).rejects.toThrow('did not answer')
-      server.resume()
-      await waitFor('answering again', () => e.isReady, 10_000)
-      expect(await e.append(S, rows(4, 1), { maxLen: 100 })).toBe(1)
-    } finally {
-      server.resume()
-      await e.close()
-      await server.stop()
+  stoppable(
+    `a Redis that keeps the connection but stops answering: commands give up after the timeout, and it is ready again once it answers${testRedisUrl === null ? ' — skipped: this run has no Redis' : hasRedisServer ? '' : ' — skipped: needs the redis-server binary'}`,
+    async () => {
+      const server = await privateRedis()
+      await server.start()
+      const e = createRedisEngine({ url: server.url, prefix: uniquePrefix(), log: silentLog, commandTimeoutMs: 200 })
+      try {
+        await waitFor('ready', () => e.isReady)
+        expect(await e.append(S, rows(1, 1), { maxLen: 100 })).toBe(1)
+        server.pause()
+        expect(await e.append(S, rows(2, 1), { maxLen: 100 })).toBe(0)
+        expect(e.isReady).toBe(false)
+        // Not ready: nothing more is sent to pile up behind the silent connection.
+        expect(await e.append(S, rows(3, 1), { maxLen: 100 })).toBe(0)
+        await expect(e.ping()).rejects.toThrow('did not answer')
+        server.resume()
+        await waitFor('answering again', () => e.isReady, 10_000)
+        expect(await e.append(S, rows(4, 1), { maxLen: 100 })).toBe(1)
+      } finally {
+        server.resume()
+        await e.close()
+        await server.stop()
+      }
     }
-  })
+  )
 })

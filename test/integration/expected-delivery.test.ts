@@ -24,14 +24,32 @@ let service: ReturnType<typeof testService>
 let call: ReturnType<typeof api>
 beforeAll(async () => {
   db = await createTestDb()
-  service = testService({ DATABASE_URL: db.url, DHL_BASE_URL: `${sim.url}/dhl`, DHL_API_KEY: 'sim-dhl-key', DHL_WEBHOOK_SECRET: SECRET, POLL_INTERVAL_MS: '100' })
+  service = testService({
+    DATABASE_URL: db.url,
+    DHL_BASE_URL: `${sim.url}/dhl`,
+    DHL_API_KEY: 'sim-dhl-key',
+    DHL_WEBHOOK_SECRET: SECRET,
+    POLL_INTERVAL_MS: '100'
+  })
   // Oldest first: the simulator shows one more scan every stepMs.
   sim.script('dhl', TN, {
     estimate: { from: at('2026-11-24T09:00:00Z'), through: at('2026-11-24T13:00:00Z') },
     scans: [
-      { code: 'pre-transit', label: 'Electronic notification', text: 'The instruction data for this shipment have been provided by the sender', at: at('2026-11-22T08:00:00Z') },
+      {
+        code: 'pre-transit',
+        label: 'Electronic notification',
+        text: 'The instruction data for this shipment have been provided by the sender',
+        at: at('2026-11-22T08:00:00Z')
+      },
       { code: 'transit', label: 'Picked up', text: 'The shipment has been picked up', place: 'Leipzig', country: 'DE', at: at('2026-11-22T15:00:00Z') },
-      { code: 'transit', label: 'Processed', text: 'The shipment has been processed in the parcel center', place: 'Börnicke', country: 'DE', at: at('2026-11-23T21:00:00Z') }
+      {
+        code: 'transit',
+        label: 'Processed',
+        text: 'The shipment has been processed in the parcel center',
+        place: 'Börnicke',
+        country: 'DE',
+        at: at('2026-11-23T21:00:00Z')
+      }
     ]
   })
   await service.start()
@@ -81,7 +99,16 @@ test('DHL’s time frame shows in REST, in the snapshot and in the event frames 
 test('only a newer answer moves it: a late push with an older newest scan does not; a push with a newer scan does', async () => {
   const id = (await call('GET', `/v1/shipments?carrier=dhl`)).body.items.find((s: any) => s.trackingNumber === TN).id
   const push = async (timestamp: string, estimatedTimeOfDelivery: string, frame?: { estimatedFrom: string; estimatedThrough: string }) => {
-    const body = JSON.stringify({ shipments: [{ id: TN, estimatedTimeOfDelivery, ...(frame ? { estimatedDeliveryTimeFrame: frame } : {}), events: [{ timestamp, statusCode: 'transit', status: 'Processed', description: 'Processed' }] }] })
+    const body = JSON.stringify({
+      shipments: [
+        {
+          id: TN,
+          estimatedTimeOfDelivery,
+          ...(frame ? { estimatedDeliveryTimeFrame: frame } : {}),
+          events: [{ timestamp, statusCode: 'transit', status: 'Processed', description: 'Processed' }]
+        }
+      ]
+    })
     const res = await call('POST', '/v1/webhooks/dhl', body, { 'content-type': 'application/json', 'x-signature': sign(SECRET, body), authorization: '' })
     expect(res.status).toBe(200)
   }

@@ -26,7 +26,12 @@ async function seedShipment(tn: string, carrier = 'dhl') {
   return row!.id
 }
 
-const ev = (tn: string, i: number) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${i}`, occurredAt: new Date(Date.UTC(2026, 10, 20, 8, i)).toISOString() })
+const ev = (tn: string, i: number) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${i}`,
+  occurredAt: new Date(Date.UTC(2026, 10, 20, 8, i)).toISOString()
+})
 
 describe('PostgreSQL down', () => {
   test('a connection that fails: 503 database_unavailable, nothing stored, nothing in the stream', async () => {
@@ -140,7 +145,10 @@ describe('PostgreSQL that stops answering', () => {
   /** `p`, or a failure once `ms` have passed. */
   const within = <T>(ms: number, what: string, p: Promise<T>) =>
     Promise.race([p, Bun.sleep(ms).then(() => Promise.reject(new Error(`${what}: still waiting after ${ms} ms`)))])
-  const stored = async (tn: string) => (await db.sql<{ n: number }[]>`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = ${tn}`)[0]!.n
+  const stored = async (tn: string) =>
+    (
+      await db.sql<{ n: number }[]>`select count(*)::int as n from tracking_events e join shipments s on s.id = e.shipment_id where s.tracking_number = ${tn}`
+    )[0]!.n
 
   test('blackholed: every ingest call is a 503 once INGEST_TIMEOUT_MS has passed, nothing stored, the slots free again; healed, ingest works', async () => {
     await seedShipment('HOLE1')
@@ -149,13 +157,19 @@ describe('PostgreSQL that stops answering', () => {
       expect((await call('POST', '/v1/events', { events: [ev('HOLE1', 0)] })).status).toBe(200)
       proxy.blackhole()
       // More calls than slots: the later ones wait for a slot the deadline frees.
-      const answers = await within(15_000, 'ingest into a blackhole', Promise.all([1, 2, 3, 4, 5].map((i) => call('POST', '/v1/events', { events: [ev('HOLE1', i)] }))))
+      const answers = await within(
+        15_000,
+        'ingest into a blackhole',
+        Promise.all([1, 2, 3, 4, 5].map((i) => call('POST', '/v1/events', { events: [ev('HOLE1', i)] })))
+      )
       for (const res of answers) {
         expect(res.status).toBe(503)
         expect(res.body.error.code).toBe('database_unavailable')
         expect(res.body.error.message).toBe('ingest transaction did not finish within 1000 ms; its connection was closed; nothing was stored, retry later')
       }
-      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_db_deadlines_total')).toMatch(/parcelcast_db_deadlines_total\{what="ingest transaction"\} [1-9]/)
+      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_db_deadlines_total')).toMatch(
+        /parcelcast_db_deadlines_total\{what="ingest transaction"\} [1-9]/
+      )
       proxy.restore()
       const back = await waitFor('ingest after the blackhole', async () => {
         const r = await call('POST', '/v1/events', { events: [ev('HOLE1', 9)] })
@@ -180,10 +194,16 @@ describe('PostgreSQL that stops answering', () => {
       expect(res.status).toBe(503)
       // The proxy tells the server nothing: it is the server's idle_in_transaction_session_timeout
       // that ends the session, not the client going away.
-      await waitFor('the row lock let go', async () => {
-        const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where a.datname = ${db.name} and a.application_name = 'parcelcast' and l.relation = 'shipments'::regclass`
-        return row!.n === 0
-      }, 10_000)
+      await waitFor(
+        'the row lock let go',
+        async () => {
+          const [row] = await db.sql<
+            { n: number }[]
+          >`select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where a.datname = ${db.name} and a.application_name = 'parcelcast' and l.relation = 'shipments'::regclass`
+          return row!.n === 0
+        },
+        10_000
+      )
       expect(await stored('HOLE2')).toBe(1)
     } finally {
       proxy.close()
@@ -215,7 +235,10 @@ describe('PostgreSQL that stops answering', () => {
       await holder`begin`
       await holder`select id from shipments where tracking_number = 'HOLE3' for update`
       const ingest = call('POST', '/v1/events', { events: [ev('HOLE3', 0)] })
-      await waitFor('ingest waiting for the lock', async () => (await db.sql`select 1 from pg_stat_activity where datname = ${db.name} and wait_event_type = 'Lock'`).length > 0)
+      await waitFor(
+        'ingest waiting for the lock',
+        async () => (await db.sql`select 1 from pg_stat_activity where datname = ${db.name} and wait_event_type = 'Lock'`).length > 0
+      )
       const ready = await call('GET', '/readyz')
       expect(ready.status).toBe(503)
       expect(ready.body).toMatchObject({ status: 'not_ready', db: 'up', ingest: 'down' })
@@ -264,8 +287,20 @@ describe('Redis down', () => {
       const res = await call('POST', '/v1/events', { events: [ev('RDDOWN1', 0), ev('RDDOWN1', 1)] })
       expect(performance.now() - t0).toBeLessThan(1000)
       expect(res.status).toBe(200)
-      expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['inserted', 1, false], ['inserted', 2, false]])
-      expect((await call('GET', '/readyz')).body).toEqual({ status: 'degraded', db: 'up', ingest: 'up', database: 'external', redis: 'down', engine: 'redis', broadcaster: null, notificationWorkers: null, carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
+      expect(res.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([
+        ['inserted', 1, false],
+        ['inserted', 2, false]
+      ])
+      expect((await call('GET', '/readyz')).body).toEqual({
+        status: 'degraded',
+        db: 'up',
+        ingest: 'up',
+        database: 'external',
+        redis: 'down',
+        engine: 'redis',
+        broadcaster: null,
+        notificationWorkers: null,
+        carriers: { dhl: 'ok', dpd: 'ok', gls: 'ok' },
         webhooks: { status: 'ok', deadLetters: 0, deadLettersLastHour: 0, pending: 0, disabledEndpoints: [] }
       })
       expect((await call('GET', '/readyz')).status).toBe(200)

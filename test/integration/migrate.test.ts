@@ -34,7 +34,10 @@ describe('migrate', () => {
     const outputs = await Promise.all(procs.map((p) => new Response(p.stdout).text()))
     expect(codes).toEqual([0, 0, 0])
     const files = (await readdir(defaultMigrationsDir)).filter((f) => f.endsWith('.sql'))
-    const applied = outputs.join('').split('\n').filter((l) => l.includes('"migration applied"'))
+    const applied = outputs
+      .join('')
+      .split('\n')
+      .filter((l) => l.includes('"migration applied"'))
     expect(applied.length).toBe(files.length)
     const rows = await db.sql<{ name: string }[]>`select name from schema_migrations order by version`
     expect(rows.map((r) => r.name)).toEqual(files.sort())

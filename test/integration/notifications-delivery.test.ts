@@ -39,7 +39,8 @@ afterAll(async () => {
 
 let n = 0
 const unique = (p: string) => `${p}-${Date.now().toString(36)}${n++}`
-const notify = (userIds: string[], extra: Record<string, unknown> = {}, via = call) => via('POST', '/v1/notifications', { userIds, type: 'test.note', ...extra })
+const notify = (userIds: string[], extra: Record<string, unknown> = {}, via = call) =>
+  via('POST', '/v1/notifications', { userIds, type: 'test.note', ...extra })
 const seqs = (c: Client) => c.frames.filter((f) => f.type === 'notification').map((f) => f.seq)
 const upTo = (to: number, from = 0) => Array.from({ length: to - from }, (_, i) => from + i + 1)
 
@@ -74,8 +75,20 @@ describe('user topics', () => {
     const created = await notify([u], { title: 'three', body: 'text', data: { n: 3 } })
     const frame = await c.next()
     expect(frame).toEqual({
-      type: 'notification', topic: `user:${u}`, seq: 3,
-      notification: { id: created.body.notifications[0].id, userId: u, seq: 3, type: 'test.note', title: 'three', body: 'text', data: { n: 3 }, shipmentId: null, createdAt: expect.stringMatching(/Z$/) }
+      type: 'notification',
+      topic: `user:${u}`,
+      seq: 3,
+      notification: {
+        id: created.body.notifications[0].id,
+        userId: u,
+        seq: 3,
+        type: 'test.note',
+        title: 'three',
+        body: 'text',
+        data: { n: 3 },
+        shipmentId: null,
+        createdAt: expect.stringMatching(/Z$/)
+      }
     })
     await notify([u])
     expect((await c.next()).seq).toBe(4)
@@ -168,7 +181,12 @@ describe('user topics', () => {
     c.close()
     // One statement for many marks, whatever the number of frames.
     const calls: number[] = []
-    const marks = createDeliveredMarks({ queries: { markDelivered: async (refs) => (calls.push(refs.length), a.notificationQueries.markDelivered(refs)) }, log: a.log, metrics: a.metrics, flushMs: 50 })
+    const marks = createDeliveredMarks({
+      queries: { markDelivered: async (refs) => (calls.push(refs.length), a.notificationQueries.markDelivered(refs)) },
+      log: a.log,
+      metrics: a.metrics,
+      flushMs: 50
+    })
     for (let i = 1; i <= 2; i++) for (let k = 0; k < 500; k++) marks.add(offline, i)
     await waitFor('the flush', () => calls.length > 0)
     await marks.stop()
@@ -182,13 +200,19 @@ describe('user topics', () => {
     const s = await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })
     await call('PUT', `/v1/shipments/${s.body.id}/watchers/${u}`)
     const { c } = await subscribed(b, u)
-    await call('POST', '/v1/events', { events: [{ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'PU', status: 'in_transit', occurredAt: '2026-11-20T08:00:00Z' }] })
+    await call('POST', '/v1/events', {
+      events: [{ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'PU', status: 'in_transit', occurredAt: '2026-11-20T08:00:00Z' }]
+    })
     const f = await c.next()
-    expect(f).toMatchObject({ type: 'notification', seq: 1, notification: { type: 'shipment.status_changed', shipmentId: s.body.id, data: { from: 'pending', to: 'in_transit', trackingNumber: tn } } })
+    expect(f).toMatchObject({
+      type: 'notification',
+      seq: 1,
+      notification: { type: 'shipment.status_changed', shipmentId: s.body.id, data: { from: 'pending', to: 'in_transit', trackingNumber: tn } }
+    })
     c.close()
   })
 
-  test('presence: a socket counts for the user it subscribes to, and for its token\'s sub, until it closes', async () => {
+  test("presence: a socket counts for the user it subscribes to, and for its token's sub, until it closes", async () => {
     const u = unique('here')
     const presence = async () => (await call('GET', `/v1/users/${u}/presence`)).body
     const first = await subscribed(b, u)
@@ -233,17 +257,30 @@ describe('exactly once, in order', () => {
     const producer = (async () => {
       // Through A and B, and every fourth one a status change of a watched shipment.
       for (let i = 0; creating; i++) {
-        if (i % 4 === 3) await call('POST', '/v1/events', { events: [{ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${i}`, status: i % 8 === 3 ? 'in_transit' : 'out_for_delivery', occurredAt: new Date((at += 60_000)).toISOString() }] })
+        if (i % 4 === 3)
+          await call('POST', '/v1/events', {
+            events: [
+              {
+                carrier: 'dhl',
+                trackingNumber: tn,
+                carrierStatus: `S${i}`,
+                status: i % 8 === 3 ? 'in_transit' : 'out_for_delivery',
+                occurredAt: new Date((at += 60_000)).toISOString()
+              }
+            ]
+          })
         else await notify([u], {}, api(i % 2 ? b : a))
         await Bun.sleep(3)
       }
     })()
     const clients: { c: Client; from: number; listed: number[] }[] = []
-    await Promise.all(Array.from({ length: 60 }, async (_, i) => {
-      await Bun.sleep(Math.random() * 1500)
-      const { c, snap } = await subscribed(i % 2 ? b : a, u, i % 3 === 0 ? 0 : undefined)
-      clients.push({ c, from: snap.user.lastSeq, listed: snap.notifications.map((x: any) => x.seq) })
-    }))
+    await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        await Bun.sleep(Math.random() * 1500)
+        const { c, snap } = await subscribed(i % 2 ? b : a, u, i % 3 === 0 ? 0 : undefined)
+        clients.push({ c, from: snap.user.lastSeq, listed: snap.notifications.map((x: any) => x.seq) })
+      })
+    )
     creating = false
     await producer
     const [{ last }] = (await db.sql`select last_seq as last from user_seqs where user_id = ${u}`) as any
@@ -279,7 +316,10 @@ describe('failures', () => {
       await redis.start()
       await waitFor('all 15 after Redis is back', () => seqs(c).length >= 15, 15_000)
       expect(seqs(c)).toEqual(upTo(15))
-      await waitFor('the outbox drained', async () => (await db.sql<{ n: number }[]>`select count(*)::int as n from notification_outbox where user_id = ${u}`)[0]!.n === 0)
+      await waitFor(
+        'the outbox drained',
+        async () => (await db.sql<{ n: number }[]>`select count(*)::int as n from notification_outbox where user_id = ${u}`)[0]!.n === 0
+      )
       c.close()
     } finally {
       await Promise.all([creator.stop(), reader.stop()])
@@ -287,35 +327,54 @@ describe('failures', () => {
     }
   })
 
-  redisTest('the presence of another OS process is shared only through Redis', 'a process killed with SIGKILL: its sockets got every notification once, in order, and its users are offline within PRESENCE_TTL_MS', async () => {
-    const ttl = 1500
-    const port = await freePort()
-    const child = Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], {
-      env: { ...process.env, DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: testRedisUrl!, REDIS_PREFIX: a.config.REDIS_PREFIX, API_KEYS: API_KEY, TOKEN_SECRET, LOG_LEVEL: 'warn', MIGRATE_ON_BOOT: 'false', POLL_ENABLED: 'false', PORT: String(port), PRESENCE_TTL_MS: String(ttl), RECONCILE_MS: '3600000' },
-      stdout: 'inherit', stderr: 'inherit'
-    })
-    try {
-      await waitFor('the child ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok, 15_000)
-      const u = unique('killed')
-      const { token } = await a.tokens.mint({ sub: null, topics: [`user:${u}`], ttlSeconds: 60 })
-      const c = await connect(`ws://127.0.0.1:${port}/v1/ws?token=${token}`)
-      c.send({ op: 'subscribe', topic: `user:${u}` })
-      expect((await c.next()).type).toBe('snapshot')
-      const presence = async () => (await call('GET', `/v1/users/${u}/presence`)).body
-      await waitFor('online through the child', async () => (await presence()).online)
-      for (let i = 0; i < 10; i++) await notify([u])
-      await waitFor('10 on the child', () => seqs(c).length >= 10)
-      await Bun.sleep(100)
-      expect(seqs(c)).toEqual(upTo(10))
-      child.kill('SIGKILL')
-      const killedAt = Date.now()
-      await child.exited
-      // Its last heartbeat was before the kill, so by then its entry has expired, however loaded the machine.
-      await Bun.sleep(Math.max(0, killedAt + ttl + 20 - Date.now()))
-      expect(await presence()).toMatchObject({ userId: u, online: false, connections: 0 })
-    } finally {
-      child.kill('SIGKILL')
-      await child.exited
+  redisTest(
+    'the presence of another OS process is shared only through Redis',
+    'a process killed with SIGKILL: its sockets got every notification once, in order, and its users are offline within PRESENCE_TTL_MS',
+    async () => {
+      const ttl = 1500
+      const port = await freePort()
+      const child = Bun.spawn([process.execPath, `${import.meta.dir}/../../src/main.ts`], {
+        env: {
+          ...process.env,
+          DATABASE_URL: db.url,
+          ENGINE: 'redis',
+          REDIS_URL: testRedisUrl!,
+          REDIS_PREFIX: a.config.REDIS_PREFIX,
+          API_KEYS: API_KEY,
+          TOKEN_SECRET,
+          LOG_LEVEL: 'warn',
+          MIGRATE_ON_BOOT: 'false',
+          POLL_ENABLED: 'false',
+          PORT: String(port),
+          PRESENCE_TTL_MS: String(ttl),
+          RECONCILE_MS: '3600000'
+        },
+        stdout: 'inherit',
+        stderr: 'inherit'
+      })
+      try {
+        await waitFor('the child ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok, 15_000)
+        const u = unique('killed')
+        const { token } = await a.tokens.mint({ sub: null, topics: [`user:${u}`], ttlSeconds: 60 })
+        const c = await connect(`ws://127.0.0.1:${port}/v1/ws?token=${token}`)
+        c.send({ op: 'subscribe', topic: `user:${u}` })
+        expect((await c.next()).type).toBe('snapshot')
+        const presence = async () => (await call('GET', `/v1/users/${u}/presence`)).body
+        await waitFor('online through the child', async () => (await presence()).online)
+        for (let i = 0; i < 10; i++) await notify([u])
+        await waitFor('10 on the child', () => seqs(c).length >= 10)
+        await Bun.sleep(100)
+        expect(seqs(c)).toEqual(upTo(10))
+        child.kill('SIGKILL')
+        const killedAt = Date.now()
+        await child.exited
+        // Its last heartbeat was before the kill, so by then its entry has expired, however loaded the machine.
+        await Bun.sleep(Math.max(0, killedAt + ttl + 20 - Date.now()))
+        expect(await presence()).toMatchObject({ userId: u, online: false, connections: 0 })
+      } finally {
+        child.kill('SIGKILL')
+        await child.exited
+      }
     }
-  })
+  )
 })

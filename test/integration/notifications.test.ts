@@ -34,10 +34,18 @@ async function shipment() {
   return { id: res.body.id as string, tn }
 }
 let t0 = Date.UTC(2026, 10, 22)
-const ev = (tn: string, status: string, at = (t0 += 60_000)) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${at}`, status, occurredAt: new Date(at).toISOString() })
-const rows = async (userId: string) => [...await db.sql<{ seq: number; type: string; data: any; shipment_id: string | null; title: string | null }[]>`
-  select seq, type, data, shipment_id, title from notifications where user_id = ${userId} order by seq`]
-const outbox = async (userId: string) => [...await db.sql<{ seq: number }[]>`select seq from notification_outbox where user_id = ${userId} order by seq`]
+const ev = (tn: string, status: string, at = (t0 += 60_000)) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${at}`,
+  status,
+  occurredAt: new Date(at).toISOString()
+})
+const rows = async (userId: string) => [
+  ...(await db.sql<{ seq: number; type: string; data: any; shipment_id: string | null; title: string | null }[]>`
+  select seq, type, data, shipment_id, title from notifications where user_id = ${userId} order by seq`)
+]
+const outbox = async (userId: string) => [...(await db.sql<{ seq: number }[]>`select seq from notification_outbox where user_id = ${userId} order by seq`)]
 
 describe('watchers', () => {
   test('PUT is 201 then 200, GET lists them in userId order, DELETE removes one (then 404); bad ids are 4xx', async () => {
@@ -73,8 +81,23 @@ describe('watchers', () => {
       const [r] = await rows(u)
       expect(r).toMatchObject({ seq: 1, type: 'shipment.status_changed', shipment_id: s.id, title: `DHL ${s.tn}: in transit` })
       expect(r!.data).toEqual({
-        shipmentId: s.id, carrier: 'dhl', trackingNumber: s.tn, from: 'pending', to: 'in_transit',
-        event: { seq: 1, dedupKey: first.body.results[0].dedupKey, carrier: 'dhl', trackingNumber: s.tn, carrierStatus: pickup.carrierStatus, status: 'in_transit', occurredAt: pickup.occurredAt, location: null, description: null, receivedAt: expect.stringMatching(/Z$/) }
+        shipmentId: s.id,
+        carrier: 'dhl',
+        trackingNumber: s.tn,
+        from: 'pending',
+        to: 'in_transit',
+        event: {
+          seq: 1,
+          dedupKey: first.body.results[0].dedupKey,
+          carrier: 'dhl',
+          trackingNumber: s.tn,
+          carrierStatus: pickup.carrierStatus,
+          status: 'in_transit',
+          occurredAt: pickup.occurredAt,
+          location: null,
+          description: null,
+          receivedAt: expect.stringMatching(/Z$/)
+        }
       })
     }
     // A duplicate, an older scan, a newer one with the same status: nothing.
@@ -85,7 +108,10 @@ describe('watchers', () => {
     await call('POST', '/v1/events', { events: [ev(s.tn, 'delivered')] })
     for (const u of [alice, bob]) {
       expect((await rows(u)).map((r) => [r.seq, r.data.from, r.data.to])).toEqual([
-        [1, 'pending', 'in_transit'], [2, 'in_transit', 'out_for_delivery'], [3, 'out_for_delivery', 'failed_attempt'], [4, 'failed_attempt', 'delivered']
+        [1, 'pending', 'in_transit'],
+        [2, 'in_transit', 'out_for_delivery'],
+        [3, 'out_for_delivery', 'failed_attempt'],
+        [4, 'failed_attempt', 'delivered']
       ])
     }
   })
@@ -102,7 +128,9 @@ describe('watchers', () => {
       const res = await call('POST', '/v1/events', { events: [ev(s.tn, 'in_transit')] })
       expect(res.status).toBe(400)
       expect(res.body.error.results[0].outcome).toBe('invalid')
-      const [stored] = await db.sql<{ n: number; last: number }[]>`select count(*)::int as n, max(s.last_seq) as last from tracking_events e join shipments s on s.id = e.shipment_id where s.id = ${s.id}`
+      const [stored] = await db.sql<
+        { n: number; last: number }[]
+      >`select count(*)::int as n, max(s.last_seq) as last from tracking_events e join shipments s on s.id = e.shipment_id where s.id = ${s.id}`
       expect(stored).toEqual({ n: 0, last: null as never })
       expect(await rows(victim)).toEqual([])
     } finally {
@@ -114,7 +142,13 @@ describe('watchers', () => {
 describe('POST /v1/notifications', () => {
   test('202 with {userId, id, seq} in the order given; each user its next seq; every one in the outbox until published', async () => {
     const users = [unique('c'), unique('a'), unique('b')]
-    const first = await call('POST', '/v1/notifications', { userIds: users, type: 'invoice.ready', title: 'Your invoice', body: 'is ready', data: { amount: 12.5, items: [1, 2] } })
+    const first = await call('POST', '/v1/notifications', {
+      userIds: users,
+      type: 'invoice.ready',
+      title: 'Your invoice',
+      body: 'is ready',
+      data: { amount: 12.5, items: [1, 2] }
+    })
     expect(first.status).toBe(202)
     expect(first.body.notifications.map((x: any) => [x.userId, x.seq])).toEqual(users.map((u) => [u, 1]))
     const again = await call('POST', '/v1/notifications', { userId: users[1], type: 'invoice.paid' })
@@ -208,7 +242,11 @@ describe('POST /v1/notifications', () => {
     for (const s of ships) for (const u of users.slice(0, 6)) await call('PUT', `/v1/shipments/${s.id}/watchers/${u}`)
     const statuses = ['in_transit', 'out_for_delivery', 'failed_attempt', 'available_for_pickup', 'exception', 'delivered']
     const writers = [
-      ...Array.from({ length: 16 }, (_, i) => () => call('POST', '/v1/notifications', { userIds: [...users].sort(() => Math.random() - 0.5).slice(0, 8), type: 'race.test', title: `#${i}` })),
+      ...Array.from(
+        { length: 16 },
+        (_, i) => () =>
+          call('POST', '/v1/notifications', { userIds: [...users].sort(() => Math.random() - 0.5).slice(0, 8), type: 'race.test', title: `#${i}` })
+      ),
       ...ships.flatMap((s) => statuses.map((st) => () => call('POST', '/v1/events', { events: [ev(s.tn, st)] })))
     ]
     const results = await Promise.all(writers.sort(() => Math.random() - 0.5).map((w) => w()))
@@ -228,13 +266,27 @@ describe('the inbox', () => {
     const all = await call('GET', `/v1/users/${u}/notifications`)
     expect(all.body).toMatchObject({ lastSeq: 5, nextAfter: null, unread: 5 })
     expect(all.body.items.map((x: any) => [x.seq, x.title, x.readAt, x.deliveredAt])).toEqual([1, 2, 3, 4, 5].map((s) => [s, `#${s}`, null, null]))
-    expect(Object.keys(all.body.items[0]).sort()).toEqual(['body', 'createdAt', 'data', 'deliveredAt', 'id', 'readAt', 'seq', 'shipmentId', 'title', 'type', 'userId'])
+    expect(Object.keys(all.body.items[0]).sort()).toEqual([
+      'body',
+      'createdAt',
+      'data',
+      'deliveredAt',
+      'id',
+      'readAt',
+      'seq',
+      'shipmentId',
+      'title',
+      'type',
+      'userId'
+    ])
     const page = await call('GET', `/v1/users/${u}/notifications?after=1&limit=2`)
     expect([page.body.items.map((x: any) => x.seq), page.body.nextAfter]).toEqual([[2, 3], 3])
     const acked = await call('POST', `/v1/users/${u}/notifications/ack`, { upToSeq: 2 })
     expect(acked.body).toEqual({ acked: 2, unread: 3 })
     expect((await call('POST', `/v1/users/${u}/notifications/ack`, { upToSeq: 2 })).body).toEqual({ acked: 0, unread: 3 })
-    const byId = await call('POST', `/v1/users/${u}/notifications/ack`, { ids: [all.body.items[4].id, all.body.items[0].id, '00000000-0000-0000-0000-000000000000'] })
+    const byId = await call('POST', `/v1/users/${u}/notifications/ack`, {
+      ids: [all.body.items[4].id, all.body.items[0].id, '00000000-0000-0000-0000-000000000000']
+    })
     expect(byId.body).toEqual({ acked: 1, unread: 2 })
     const unread = await call('GET', `/v1/users/${u}/notifications?state=unread`)
     expect(unread.body.items.map((x: any) => x.seq)).toEqual([3, 4])

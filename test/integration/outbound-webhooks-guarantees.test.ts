@@ -14,8 +14,14 @@ import { API_KEY, api, testService, waitFor } from '../support/service.ts'
 setDefaultTimeout(30_000)
 
 const FAST = {
-  WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_BASE_MS: '20', WEBHOOK_RETRY_MAX_MS: '200', WEBHOOK_MAX_ATTEMPTS: '5',
-  WEBHOOK_POLL_MS: '20', WEBHOOK_REBUILD_MS: '200', WEBHOOK_TIMEOUT_MS: '2000', POLL_ENABLED: 'false'
+  WEBHOOK_ALLOW_PRIVATE: 'true',
+  WEBHOOK_RETRY_BASE_MS: '20',
+  WEBHOOK_RETRY_MAX_MS: '200',
+  WEBHOOK_MAX_ATTEMPTS: '5',
+  WEBHOOK_POLL_MS: '20',
+  WEBHOOK_REBUILD_MS: '200',
+  WEBHOOK_TIMEOUT_MS: '2000',
+  POLL_ENABLED: 'false'
 }
 
 let db: TestDb
@@ -28,7 +34,13 @@ afterAll(async () => {
 
 let t0 = Date.UTC(2026, 10, 21)
 let n = 0
-const ev = (tn: string) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${++n}`, status: 'in_transit', occurredAt: new Date((t0 += 60_000)).toISOString() })
+const ev = (tn: string) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${++n}`,
+  status: 'in_transit',
+  occurredAt: new Date((t0 += 60_000)).toISOString()
+})
 async function scenario(call: ReturnType<typeof api>, url: string, events: number, over: Record<string, unknown> = {}) {
   const ep = await call('POST', '/v1/webhook-endpoints', { url, eventTypes: ['shipment.event'], ...over })
   expect(ep.status).toBe(201)
@@ -162,7 +174,13 @@ describe('retention', () => {
   test('finished messages older than WEBHOOK_RETENTION_DAYS go with their attempts; pending ones stay', async () => {
     const s = testService({ DATABASE_URL: db.url, ...FAST, WEBHOOK_RETENTION_DAYS: '30' })
     try {
-      const ep = await s.webhooks.store.createEndpoint({ url: 'https://93.184.215.14/old', eventTypes: ['shipment.event'], userIds: null, description: null, secret: 'whsec_' + Buffer.alloc(24).toString('base64') })
+      const ep = await s.webhooks.store.createEndpoint({
+        url: 'https://93.184.215.14/old',
+        eventTypes: ['shipment.event'],
+        userIds: null,
+        description: null,
+        secret: 'whsec_' + Buffer.alloc(24).toString('base64')
+      })
       await db.sql`
         insert into webhook_messages (id, endpoint_id, type, body, state, created_at, next_attempt_at) values
           ('msg_old_delivered', ${ep.id}, 'shipment.event', '{}', 'delivered', now() - interval '31 days', now() + interval '1 day'),
@@ -188,9 +206,24 @@ describe('SSRF', () => {
     try {
       await s.start()
       const post = (body: unknown, path = '/v1/webhook-endpoints', method = 'POST') =>
-        fetch(`http://127.0.0.1:${s.port}${path}`, { method, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
-      for (const url of ['http://127.1/hook', 'http://2130706433/', 'http://0x7f000001/', 'http://[::ffff:127.0.0.1]/', 'http://localhost/', 'http://10.0.0.5/',
-        'http://169.254.169.254/', 'http://[fe80::1]/', 'http://[fd00::1]/', 'ftp://93.184.215.14/', 'file:///etc/passwd']) {
+        fetch(`http://127.0.0.1:${s.port}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body)
+        })
+      for (const url of [
+        'http://127.1/hook',
+        'http://2130706433/',
+        'http://0x7f000001/',
+        'http://[::ffff:127.0.0.1]/',
+        'http://localhost/',
+        'http://10.0.0.5/',
+        'http://169.254.169.254/',
+        'http://[fe80::1]/',
+        'http://[fd00::1]/',
+        'ftp://93.184.215.14/',
+        'file:///etc/passwd'
+      ]) {
         const r = await post({ url, eventTypes: ['shipment.event'] })
         expect(r.status, url).toBe(422)
         const body = (await r.json()) as { error: { code: string; field: string } }
@@ -215,7 +248,13 @@ describe('SSRF', () => {
     const rx = receiver()
     try {
       await sender.start()
-      const ep = await maker.webhooks.store.createEndpoint({ url: rx.url(), eventTypes: ['shipment.event'], userIds: null, description: null, secret: 'whsec_' + Buffer.alloc(24).toString('base64') })
+      const ep = await maker.webhooks.store.createEndpoint({
+        url: rx.url(),
+        eventTypes: ['shipment.event'],
+        userIds: null,
+        description: null,
+        secret: 'whsec_' + Buffer.alloc(24).toString('base64')
+      })
       const tn = `SSRF${++n}`
       await api(sender)('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })
       await api(sender)('POST', '/v1/events', { events: [ev(tn)] })

@@ -16,8 +16,14 @@ import { api, testService, waitFor } from '../support/service.ts'
 setDefaultTimeout(30_000)
 
 const FAST = {
-  WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_BASE_MS: '20', WEBHOOK_RETRY_MAX_MS: '200', WEBHOOK_MAX_ATTEMPTS: '4',
-  WEBHOOK_POLL_MS: '20', WEBHOOK_REBUILD_MS: '500', WEBHOOK_TIMEOUT_MS: '2000', POLL_ENABLED: 'false'
+  WEBHOOK_ALLOW_PRIVATE: 'true',
+  WEBHOOK_RETRY_BASE_MS: '20',
+  WEBHOOK_RETRY_MAX_MS: '200',
+  WEBHOOK_MAX_ATTEMPTS: '4',
+  WEBHOOK_POLL_MS: '20',
+  WEBHOOK_REBUILD_MS: '500',
+  WEBHOOK_TIMEOUT_MS: '2000',
+  POLL_ENABLED: 'false'
 }
 
 let db: TestDb
@@ -38,7 +44,13 @@ afterAll(async () => {
 let n = 0
 const unique = (p: string) => `${p}${Date.now().toString(36)}${n++}`
 let t0 = Date.UTC(2026, 10, 23)
-const ev = (tn: string, status: string) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${++n}`, status, occurredAt: new Date((t0 += 60_000)).toISOString() })
+const ev = (tn: string, status: string) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${++n}`,
+  status,
+  occurredAt: new Date((t0 += 60_000)).toISOString()
+})
 async function shipment(c = call) {
   const tn = unique('NC').toUpperCase()
   const r = await c('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })
@@ -60,7 +72,7 @@ const inbox = async (userId: string) => (await call('GET', `/v1/users/${userId}/
 const bodies = (rx: ReturnType<typeof receiver>, path: string) => rx.received.filter((r) => r.path === path)
 
 describe('notification.created', () => {
-  test('POST /v1/notifications to several users: once per notification to an endpoint without userIds, only its user\'s to a filtered one, nothing to others; signed, data as the inbox shows it', async () => {
+  test("POST /v1/notifications to several users: once per notification to an endpoint without userIds, only its user's to a filtered one, nothing to others; signed, data as the inbox shows it", async () => {
     const rx = receiver()
     const users = [unique('ann'), unique('bob'), unique('cy')]
     const all = await endpoint(rx.url('/all'), ['notification.created'])
@@ -69,7 +81,13 @@ describe('notification.created', () => {
     const disabled = await endpoint(rx.url('/disabled'), ['notification.created'])
     expect((await call('PATCH', `/v1/webhook-endpoints/${disabled.id}`, { enabled: false })).body.enabled).toBe(false)
     try {
-      const r = await call('POST', '/v1/notifications', { userIds: users, type: 'invoice.ready', title: 'Your invoice', body: 'is ready', data: { amount: 12.5, lines: [{ sku: 'A1' }] } })
+      const r = await call('POST', '/v1/notifications', {
+        userIds: users,
+        type: 'invoice.ready',
+        title: 'Your invoice',
+        body: 'is ready',
+        data: { amount: 12.5, lines: [{ sku: 'A1' }] }
+      })
       expect(r.status).toBe(202)
       await waitFor('three to /all and one to /bob', () => bodies(rx, '/all').length >= 3 && bodies(rx, '/bob').length >= 1)
       // What PostgreSQL holds is what was created: exactly these, none for the others.
@@ -94,12 +112,24 @@ describe('notification.created', () => {
         // The notification exactly as the REST inbox shows it.
         const [item] = await inbox(b.data.userId)
         expect(b.data).toEqual(item as never)
-        expect(b.data).toMatchObject({ type: 'invoice.ready', title: 'Your invoice', body: 'is ready', data: { amount: 12.5, lines: [{ sku: 'A1' }] }, seq: 1, shipmentId: null, deliveredAt: null, readAt: null })
+        expect(b.data).toMatchObject({
+          type: 'invoice.ready',
+          title: 'Your invoice',
+          body: 'is ready',
+          data: { amount: 12.5, lines: [{ sku: 'A1' }] },
+          seq: 1,
+          shipmentId: null,
+          deliveredAt: null,
+          readAt: null
+        })
       }
       const ids = new Map<string, string>(r.body.notifications.map((x: { userId: string; id: string }) => [x.userId, x.id]))
       expect(got.map((b) => b.data.id).sort()).toEqual([...ids.values()].sort())
       const [bobs] = bodies(rx, '/bob')
-      expect((new Webhook(onlyBob.secret).verify(bobs!.body, bobs!.headers) as { data: { userId: string; id: string } }).data).toMatchObject({ userId: users[1]!, id: ids.get(users[1]!) })
+      expect((new Webhook(onlyBob.secret).verify(bobs!.body, bobs!.headers) as { data: { userId: string; id: string } }).data).toMatchObject({
+        userId: users[1]!,
+        id: ids.get(users[1]!)
+      })
       expect(rx.received.filter((m) => m.path === '/shipments' || m.path === '/disabled')).toEqual([])
       // The records show them as any other message.
       const listed = await waitFor('delivered', async () => {
@@ -139,7 +169,7 @@ describe('notification.created', () => {
     }
   })
 
-  test('a watcher\'s status-changed notification is announced as notification.created, beside shipment.status_changed, in the ingest transaction', async () => {
+  test("a watcher's status-changed notification is announced as notification.created, beside shipment.status_changed, in the ingest transaction", async () => {
     const rx = receiver()
     const [watcher, other] = [unique('w'), unique('o')]
     const notes = await endpoint(rx.url('/notes'), ['notification.created'])
@@ -150,19 +180,31 @@ describe('notification.created', () => {
       for (const u of [watcher, other]) expect((await call('PUT', `/v1/shipments/${s.id}/watchers/${u}`)).status).toBe(201)
       const first = await call('POST', '/v1/events', { events: [ev(s.tn, 'in_transit')] })
       expect(first.body.results[0].outcome).toBe('inserted')
-      await waitFor('two notes, one for the watcher, one change', () => bodies(rx, '/notes').length >= 2 && bodies(rx, '/mine').length >= 1 && bodies(rx, '/changes').length >= 1)
+      await waitFor(
+        'two notes, one for the watcher, one change',
+        () => bodies(rx, '/notes').length >= 2 && bodies(rx, '/mine').length >= 1 && bodies(rx, '/changes').length >= 1
+      )
       const notesGot = bodies(rx, '/notes').map((m) => new Webhook(notes.secret).verify(m.body, m.headers) as { type: string; data: any })
       expect(notesGot.map((b) => b.data.userId).sort()).toEqual([watcher, other].sort())
       for (const b of notesGot) {
         expect(b.type).toBe('notification.created')
         const [item] = await inbox(b.data.userId)
         expect(b.data).toEqual(item as never)
-        expect(b.data).toMatchObject({ type: 'shipment.status_changed', shipmentId: s.id, seq: 1, data: { shipmentId: s.id, trackingNumber: s.tn, from: 'pending', to: 'in_transit' } })
+        expect(b.data).toMatchObject({
+          type: 'shipment.status_changed',
+          shipmentId: s.id,
+          seq: 1,
+          data: { shipmentId: s.id, trackingNumber: s.tn, from: 'pending', to: 'in_transit' }
+        })
       }
       const [m] = bodies(rx, '/mine')
       expect((new Webhook(mine.secret).verify(m!.body, m!.headers) as { data: { userId: string } }).data.userId).toBe(watcher)
       const [c] = bodies(rx, '/changes')
-      expect((new Webhook(changes.secret).verify(c!.body, c!.headers) as { type: string; data: unknown }).data).toMatchObject({ shipmentId: s.id, from: 'pending', to: 'in_transit' })
+      expect((new Webhook(changes.secret).verify(c!.body, c!.headers) as { type: string; data: unknown }).data).toMatchObject({
+        shipmentId: s.id,
+        from: 'pending',
+        to: 'in_transit'
+      })
       // A same-status event notifies no one and announces nothing; two changes in one batch, two per watcher.
       await call('POST', '/v1/events', { events: [ev(s.tn, 'in_transit')] })
       await call('POST', '/v1/events', { events: [ev(s.tn, 'out_for_delivery'), ev(s.tn, 'delivered')] })
@@ -171,8 +213,17 @@ describe('notification.created', () => {
       expect(held.get(notes.id)!.length).toBe(6)
       expect(held.get(mine.id)!.length).toBe(3)
       expect(held.get(changes.id)!.length).toBe(3)
-      const seqs = (path: string) => bodies(rx, path).map((r) => JSON.parse(r.body).data).filter((d) => d.userId === watcher).map((d) => [d.seq, d.data.to]).sort()
-      expect(seqs('/notes')).toEqual([[1, 'in_transit'], [2, 'out_for_delivery'], [3, 'delivered']])
+      const seqs = (path: string) =>
+        bodies(rx, path)
+          .map((r) => JSON.parse(r.body).data)
+          .filter((d) => d.userId === watcher)
+          .map((d) => [d.seq, d.data.to])
+          .sort()
+      expect(seqs('/notes')).toEqual([
+        [1, 'in_transit'],
+        [2, 'out_for_delivery'],
+        [3, 'delivered']
+      ])
       expect(seqs('/mine')).toEqual(seqs('/notes'))
     } finally {
       for (const e of [notes, mine, changes]) await call('DELETE', `/v1/webhook-endpoints/${e.id}`)
@@ -215,13 +266,15 @@ describe('notification.created', () => {
       await Bun.sleep(100)
       expect(rx.received.map((m) => JSON.parse(m.body).data.userId)).toEqual([ok])
     } finally {
-      await db.sql.unsafe('drop trigger refuse_nc_notification on notifications; drop trigger refuse_nc_message on webhook_messages; drop function refuse_nc();')
+      await db.sql.unsafe(
+        'drop trigger refuse_nc_notification on notifications; drop trigger refuse_nc_message on webhook_messages; drop function refuse_nc();'
+      )
       await call('DELETE', `/v1/webhook-endpoints/${ep.id}`)
       rx.stop()
     }
   })
 
-  test('a process that dies between the commit and the scheduling loses nothing: the schedule\'s rebuild sends it', async () => {
+  test("a process that dies between the commit and the scheduling loses nothing: the schedule's rebuild sends it", async () => {
     // A database of its own: this file's running service would otherwise rebuild the schedule itself.
     const own = await createTestDb()
     const rx = receiver()

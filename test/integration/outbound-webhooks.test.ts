@@ -13,8 +13,14 @@ import { api, capturingLog, testService, waitFor } from '../support/service.ts'
 setDefaultTimeout(30_000)
 
 const FAST = {
-  WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_BASE_MS: '20', WEBHOOK_RETRY_MAX_MS: '200', WEBHOOK_MAX_ATTEMPTS: '4',
-  WEBHOOK_POLL_MS: '20', WEBHOOK_REBUILD_MS: '500', WEBHOOK_TIMEOUT_MS: '400', POLL_ENABLED: 'false'
+  WEBHOOK_ALLOW_PRIVATE: 'true',
+  WEBHOOK_RETRY_BASE_MS: '20',
+  WEBHOOK_RETRY_MAX_MS: '200',
+  WEBHOOK_MAX_ATTEMPTS: '4',
+  WEBHOOK_POLL_MS: '20',
+  WEBHOOK_REBUILD_MS: '500',
+  WEBHOOK_TIMEOUT_MS: '400',
+  POLL_ENABLED: 'false'
 }
 
 let db: TestDb
@@ -33,7 +39,13 @@ afterAll(async () => {
 
 let t0 = Date.UTC(2026, 10, 21)
 let n = 0
-const ev = (tn: string, status = 'in_transit', at?: number) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: `S${++n}`, status, occurredAt: new Date(at ?? (t0 += 60_000)).toISOString() })
+const ev = (tn: string, status = 'in_transit', at?: number) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus: `S${++n}`,
+  status,
+  occurredAt: new Date(at ?? (t0 += 60_000)).toISOString()
+})
 const shipment = async (c = call) => {
   const tn = `WH${++n}X${Math.random().toString(36).slice(2, 8).toUpperCase()}`
   expect((await c('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })).status).toBe(201)
@@ -70,12 +82,26 @@ describe('outbound webhooks', () => {
       }
       const event = JSON.parse(byType.get('shipment.event')!.body)
       expect(Object.keys(event)).toEqual(['type', 'timestamp', 'data'])
-      expect(event.data).toMatchObject({ carrier: 'dhl', trackingNumber: tn, seq: 1, event: { seq: 1, status: 'in_transit', carrierStatus: `S${n}` }, shipment: { status: 'in_transit' } })
+      expect(event.data).toMatchObject({
+        carrier: 'dhl',
+        trackingNumber: tn,
+        seq: 1,
+        event: { seq: 1, status: 'in_transit', carrierStatus: `S${n}` },
+        shipment: { status: 'in_transit' }
+      })
       const changed = JSON.parse(byType.get('shipment.status_changed')!.body)
       expect(changed.data).toMatchObject({ trackingNumber: tn, from: 'pending', to: 'in_transit', event: { seq: 1 } })
       // The receiver answers before the sender records the attempt.
-      const msg = await waitFor('recorded', async () => ((await message(byType.get('shipment.event')!.id)).state === 'delivered' ? message(byType.get('shipment.event')!.id) : false))
-      expect(msg).toMatchObject({ id: byType.get('shipment.event')!.id, endpointId: ep.id, type: 'shipment.event', state: 'delivered', attempts: [{ n: 1, status: 200, error: null }] })
+      const msg = await waitFor('recorded', async () =>
+        (await message(byType.get('shipment.event')!.id)).state === 'delivered' ? message(byType.get('shipment.event')!.id) : false
+      )
+      expect(msg).toMatchObject({
+        id: byType.get('shipment.event')!.id,
+        endpointId: ep.id,
+        type: 'shipment.event',
+        state: 'delivered',
+        attempts: [{ n: 1, status: 200, error: null }]
+      })
       expect(msg.payload).toEqual(event)
       expect(typeof msg.deliveredAt).toBe('string')
     } finally {
@@ -92,7 +118,11 @@ describe('outbound webhooks', () => {
       await waitFor('three attempts', () => rx.received.length >= 3)
       expect(new Set(rx.received.map((r) => r.id)).size).toBe(1)
       const msg = await waitFor('delivered', async () => ((await message(rx.received[0]!.id)).state === 'delivered' ? message(rx.received[0]!.id) : false))
-      expect(msg.attempts.map((a: { n: number; status: number }) => [a.n, a.status])).toEqual([[1, 500], [2, 500], [3, 200]])
+      expect(msg.attempts.map((a: { n: number; status: number }) => [a.n, a.status])).toEqual([
+        [1, 500],
+        [2, 500],
+        [3, 200]
+      ])
       expect(msg.attempts.every((a: { at: string; ms: number }) => /Z$/.test(a.at) && a.ms >= 0)).toBe(true)
       // Each attempt is signed anew, with its own timestamp, and verifies.
       for (const r of rx.received) new Webhook(ep.secret).verify(r.body, r.headers)
@@ -157,7 +187,9 @@ describe('outbound webhooks', () => {
   })
 
   test('another 4xx or a redirect goes to the dead-letter queue at once; redirects are not followed', async () => {
-    const rx = receiver((r) => (r.path === '/bad' ? { status: 400 } : r.path === '/moved' ? { status: 302, headers: { location: '/elsewhere' } } : { status: 200 }))
+    const rx = receiver((r) =>
+      r.path === '/bad' ? { status: 400 } : r.path === '/moved' ? { status: 302, headers: { location: '/elsewhere' } } : { status: 200 }
+    )
     const bad = await endpoint(rx.url('/bad'))
     const moved = await endpoint(rx.url('/moved'))
     try {
@@ -172,7 +204,10 @@ describe('outbound webhooks', () => {
         expect(msg.attempts.length).toBe(1)
       }
       expect((await message(dlq.find((d: { endpointId: string }) => d.endpointId === bad.id).id)).attempts[0]).toMatchObject({ status: 400 })
-      expect((await message(dlq.find((d: { endpointId: string }) => d.endpointId === moved.id).id)).attempts[0]).toMatchObject({ status: 302, error: expect.stringContaining('not followed') })
+      expect((await message(dlq.find((d: { endpointId: string }) => d.endpointId === moved.id).id)).attempts[0]).toMatchObject({
+        status: 302,
+        error: expect.stringContaining('not followed')
+      })
       expect(rx.received.some((r) => r.path === '/elsewhere')).toBe(false)
       // The endpoints stay enabled: a 4xx is about the message.
       expect((await call('GET', `/v1/webhook-endpoints/${bad.id}`)).body.enabled).toBe(true)
@@ -212,7 +247,10 @@ describe('outbound webhooks', () => {
       // Four requests per id before (one 422 each), one more after: always the same webhook-id.
       for (const id of ids) expect(rx.received.filter((r) => r.id === id).map((r) => r.id)).toEqual([id, id])
       const m = await message(ids[1]!)
-      expect(m.attempts.map((a: { round: number; status: number }) => [a.round, a.status])).toEqual([[1, 422], [2, 200]])
+      expect(m.attempts.map((a: { round: number; status: number }) => [a.round, a.status])).toEqual([
+        [1, 422],
+        [2, 200]
+      ])
       expect((await call('GET', `/v1/dlq?endpointId=${ep.id}`)).body.items).toEqual([])
       expect((await call('POST', '/v1/dlq/replay', { endpointId: ep.id, since: 'yesterday' })).body.error.field).toBe('since')
     } finally {
@@ -293,12 +331,23 @@ describe('outbound webhooks', () => {
         ]
       })
       await call('POST', '/v1/events', { events: [ev(tn, 'delivered', base + 3000)] })
-      await waitFor('5 events and 3 changes', () => rx.received.filter((r) => r.path === '/events').length >= 5 && rx.received.filter((r) => r.path === '/changes').length >= 3)
+      await waitFor(
+        '5 events and 3 changes',
+        () => rx.received.filter((r) => r.path === '/events').length >= 5 && rx.received.filter((r) => r.path === '/changes').length >= 3
+      )
       await Bun.sleep(200)
       const bodies = (path: string) => rx.received.filter((r) => r.path === path).map((r) => JSON.parse(r.body))
       expect(bodies('/events').length).toBe(5)
       expect(bodies('/events').every((b) => b.type === 'shipment.event')).toBe(true)
-      expect(bodies('/changes').map((b) => [b.data.from, b.data.to]).sort()).toEqual([['in_transit', 'out_for_delivery'], ['out_for_delivery', 'delivered'], ['pending', 'in_transit']])
+      expect(
+        bodies('/changes')
+          .map((b) => [b.data.from, b.data.to])
+          .sort()
+      ).toEqual([
+        ['in_transit', 'out_for_delivery'],
+        ['out_for_delivery', 'delivered'],
+        ['pending', 'in_transit']
+      ])
       expect(bodies('/notes')).toEqual([])
       const listed = (await call('GET', `/v1/webhook-endpoints/${notes.id}`)).body
       expect(listed).toMatchObject({ eventTypes: ['notification.created'], userIds: ['ann', 'bob@example.com'], enabled: true })
@@ -309,7 +358,7 @@ describe('outbound webhooks', () => {
     }
   })
 
-  test('records: an endpoint\'s messages by state, paged; endpoints listed, patched and deleted; bad input named', async () => {
+  test("records: an endpoint's messages by state, paged; endpoints listed, patched and deleted; bad input named", async () => {
     const rx = receiver()
     const ep = await endpoint(rx.url())
     try {
@@ -329,7 +378,9 @@ describe('outbound webhooks', () => {
       expect(patched.body).toMatchObject({ description: 'renamed', eventTypes: ['shipment.event'] })
       expect((await call('POST', '/v1/webhook-endpoints', { url: rx.url(), eventTypes: ['shipment.teleported'] })).body.error.field).toBe('eventTypes[0]')
       expect((await call('POST', '/v1/webhook-endpoints', { url: rx.url(), eventTypes: [] })).status).toBe(400)
-      expect((await call('POST', '/v1/webhook-endpoints', { url: rx.url(), eventTypes: ['notification.created'], userIds: ['no spaces'] })).body.error.field).toBe('userIds[0]')
+      expect(
+        (await call('POST', '/v1/webhook-endpoints', { url: rx.url(), eventTypes: ['notification.created'], userIds: ['no spaces'] })).body.error.field
+      ).toBe('userIds[0]')
       expect((await call('POST', '/v1/webhook-endpoints', { url: 'not a url', eventTypes: ['shipment.event'] })).body.error.field).toBe('url')
       expect((await call('GET', '/v1/webhook-endpoints/nope')).status).toBe(404)
       expect((await call('GET', '/v1/webhook-messages/msg_nope')).status).toBe(404)
@@ -408,8 +459,20 @@ describe('logs', () => {
       await waitFor('disabled', async () => (await c('GET', `/v1/webhook-endpoints/${ep.id}`)).body.enabled === false)
       await c('PATCH', `/v1/webhook-endpoints/${ep.id}`, { enabled: true })
       const said = lines.filter((l) => l.component === 'webhooks').map((l) => l.msg)
-      for (const what of ['webhook endpoint created', 'webhook secret rotated', 'webhook endpoint failing', 'dead-lettered', 'dead letters replayed', 'webhook endpoint disabled', 'webhook endpoint enabled', 'webhook endpoint recovered']) {
-        expect(said.some((m) => m.includes(what)), what).toBe(true)
+      for (const what of [
+        'webhook endpoint created',
+        'webhook secret rotated',
+        'webhook endpoint failing',
+        'dead-lettered',
+        'dead letters replayed',
+        'webhook endpoint disabled',
+        'webhook endpoint enabled',
+        'webhook endpoint recovered'
+      ]) {
+        expect(
+          said.some((m) => m.includes(what)),
+          what
+        ).toBe(true)
       }
       const text = JSON.stringify(lines)
       for (const secret of [ep.secret, rotated, ep.secret.slice(6), rotated.slice(6)]) expect(text.includes(secret)).toBe(false)

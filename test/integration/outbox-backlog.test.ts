@@ -45,12 +45,25 @@ test(`with the engine down, a relay cycle reads at most ${BACKLOG_EXACT + 1} out
   const stream = createStreamWriter({ engine: down, maxLen: 1000 })
   const acks = createPublishAcks({ sql: db.sql, log: silentLog, metrics })
   const processor = createProcessor({ sql: db.sql, stream, acks, log: silentLog, metrics })
-  const relay = createOutboxRelay({ sql: relaySql, engine: down, source: eventOutbox(stream), log: silentLog, metrics, intervalMs: 1000, graceMs: 0, batchSize: 500 })
+  const relay = createOutboxRelay({
+    sql: relaySql,
+    engine: down,
+    source: eventOutbox(stream),
+    log: silentLog,
+    metrics,
+    intervalMs: 1000,
+    graceMs: 0,
+    batchSize: 500
+  })
   await db.sql`insert into shipments (carrier, tracking_number) values ('dhl', 'BACKLOG1')`
   const t0 = Date.UTC(2026, 10, 1)
   for (let b = 0; b < 3; b++) {
     const events = Array.from({ length: 1000 }, (_, i) => ({
-      carrier: 'dhl', trackingNumber: 'BACKLOG1', carrierStatus: `S${b}-${i}`, status: 'in_transit', occurredAt: new Date(t0 + (b * 1000 + i) * 60_000).toISOString()
+      carrier: 'dhl',
+      trackingNumber: 'BACKLOG1',
+      carrierStatus: `S${b}-${i}`,
+      status: 'in_transit',
+      occurredAt: new Date(t0 + (b * 1000 + i) * 60_000).toISOString()
     }))
     const results = await processor.ingest(events.map((e) => toNormalizedEvent(e)))
     expect(results.every((r) => r.outcome === 'inserted' && !r.published)).toBe(true)

@@ -26,7 +26,11 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
   let shipment: { id: string }
 
   const http = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
     return { status: res.status, json: (await res.json()) as any }
   }
   const event = (carrierStatus: string, status: string, occurredAt: string, description: string) =>
@@ -42,7 +46,11 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
     page.on('pageerror', (e) => void problems.push(e.message))
     return { page, requests, problems }
   }
-  const offHost = (urls: string[]) => urls.filter((u) => { const o = new URL(u); return o.host !== new URL(base).host })
+  const offHost = (urls: string[]) =>
+    urls.filter((u) => {
+      const o = new URL(u)
+      return o.host !== new URL(base).host
+    })
 
   beforeAll(async () => {
     db = await createTestDb()
@@ -74,7 +82,9 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
     await page.locator('#readiness dd', { hasText: 'up' }).first().waitFor()
     // The rows follow their shipments live: an event committed now shows without a refresh.
     await page.locator('#live', { hasText: 'live' }).waitFor()
-    await http('POST', '/v1/events', { events: [{ carrier: 'gls', trackingNumber: 'BROWSER0002', carrierStatus: 'OUT', status: 'out_for_delivery', occurredAt: '2026-11-21T07:00:00Z' }] })
+    await http('POST', '/v1/events', {
+      events: [{ carrier: 'gls', trackingNumber: 'BROWSER0002', carrierStatus: 'OUT', status: 'out_for_delivery', occurredAt: '2026-11-21T07:00:00Z' }]
+    })
     await page.locator('#shipments tbody tr', { hasText: 'BROWSER0002' }).locator('td', { hasText: 'out_for_delivery' }).waitFor()
     // A tracking link from the dashboard, for a shipment of the list.
     await page.locator('#shipments tbody tr', { hasText: 'BROWSER0001' }).locator('button').click()

@@ -40,7 +40,11 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${service.port}`
   one = (await http('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'PAGE 0001' })).json
   other = (await http('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'PAGE0002' })).json
-  await http('POST', '/v1/events', { events: [{ carrier: 'dhl', trackingNumber: 'PAGE0001', carrierStatus: 'PU', status: 'info_received', occurredAt: '2026-11-20T08:15:00Z', description: 'picked up' }] })
+  await http('POST', '/v1/events', {
+    events: [
+      { carrier: 'dhl', trackingNumber: 'PAGE0001', carrierStatus: 'PU', status: 'info_received', occurredAt: '2026-11-20T08:15:00Z', description: 'picked up' }
+    ]
+  })
 })
 afterAll(async () => {
   await service.stop()
@@ -90,7 +94,12 @@ describe('POST /v1/shipments/:id/tracking-link', () => {
   test('needs the API key; its token is no API key', async () => {
     expect((await http('POST', `/v1/shipments/${one.id}/tracking-link`, {}, {})).status).toBe(401)
     const { token } = (await http('POST', `/v1/shipments/${one.id}/tracking-link`, {})).json
-    for (const [method, path] of [['GET', '/v1/shipments'], ['GET', `/v1/shipments/${one.id}`], ['POST', `/v1/shipments/${one.id}/tracking-link`], ['POST', '/v1/tokens']]) {
+    for (const [method, path] of [
+      ['GET', '/v1/shipments'],
+      ['GET', `/v1/shipments/${one.id}`],
+      ['POST', `/v1/shipments/${one.id}/tracking-link`],
+      ['POST', '/v1/tokens']
+    ]) {
       const res = await http(method!, path!, method === 'POST' ? {} : undefined, { authorization: `Bearer ${token}` })
       expect(res.status, `${method} ${path}`).toBe(401)
     }
@@ -137,8 +146,20 @@ describe('GET /t/:trackingNumber', () => {
     const theirs = await link(other.id)
     const key = new TextEncoder().encode(TOKEN_SECRET)
     const now = Math.floor(Date.now() / 1000)
-    const sign = (topics: string[], exp = now + 600) => new SignJWT({ topics }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setIssuedAt(now - 700).setExpirationTime(exp).sign(key)
-    const wrongSecret = await new SignJWT({ topics: ['shipment:dhl:PAGE0001'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime(now + 600).sign(new TextEncoder().encode('another-secret-0123456789-0123456789'))
+    const sign = (topics: string[], exp = now + 600) =>
+      new SignJWT({ topics })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer('parcelcast')
+        .setAudience('parcelcast:ws')
+        .setIssuedAt(now - 700)
+        .setExpirationTime(exp)
+        .sign(key)
+    const wrongSecret = await new SignJWT({ topics: ['shipment:dhl:PAGE0001'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('parcelcast')
+      .setAudience('parcelcast:ws')
+      .setExpirationTime(now + 600)
+      .sign(new TextEncoder().encode('another-secret-0123456789-0123456789'))
     const cases: [string, number][] = [
       ['/t/PAGE0001', 403],
       ['/t/PAGE0001?token=', 403],
@@ -169,7 +190,18 @@ describe('GET /t/:trackingNumber', () => {
 describe('pages and their headers', () => {
   test('every page and asset: strict CSP, nosniff, no referrer; HTML never cached', async () => {
     const { url } = (await http('POST', `/v1/shipments/${one.id}/tracking-link`, {})).json
-    for (const path of ['/', '/docs', url, '/t/PAGE0001', '/assets/dashboard.js', '/assets/tracking.js', '/assets/docs.js', '/assets/pages.css', '/openapi.json', '/asyncapi.json']) {
+    for (const path of [
+      '/',
+      '/docs',
+      url,
+      '/t/PAGE0001',
+      '/assets/dashboard.js',
+      '/assets/tracking.js',
+      '/assets/docs.js',
+      '/assets/pages.css',
+      '/openapi.json',
+      '/asyncapi.json'
+    ]) {
       const res = await http('GET', path, undefined, {})
       const csp = res.headers.get('content-security-policy') ?? ''
       expect(csp, path).toContain("default-src 'self'")
@@ -255,10 +287,16 @@ describe('documents', () => {
       if (['POST', 'PUT', 'PATCH'].includes(r.method) && (r.hooks as any)?.body) {
         expect(op.requestBody.content['application/json'].schema.type, what).toBe('object')
       }
-      for (const p of path.matchAll(/\{(\w+)\}/g)) expect(op.parameters.some((x: any) => x.in === 'path' && x.name === p[1]), `${what} ${p[1]}`).toBeTrue()
+      for (const p of path.matchAll(/\{(\w+)\}/g))
+        expect(
+          op.parameters.some((x: any) => x.in === 'path' && x.name === p[1]),
+          `${what} ${p[1]}`
+        ).toBeTrue()
     }
     expect(doc.components.responses.E401.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' })
-    expect(doc.paths['/v1/shipments/{id}/tracking-link'].post.responses['201'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/TrackingLink' })
+    expect(doc.paths['/v1/shipments/{id}/tracking-link'].post.responses['201'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/TrackingLink'
+    })
     expect(doc.paths['/v1/ws'].get.parameters[0].name).toBe('token')
     // Pages are not API operations.
     for (const p of ['/', '/docs', '/t/{trackingNumber}', '/assets/{name}', '/openapi.json']) expect(doc.paths[p], p).toBeUndefined()
@@ -289,7 +327,12 @@ describe('documents', () => {
     }
     const created = await run('POST', '/v1/shipments', '/v1/shipments', { carrier: 'gls', trackingNumber: 'SCHEMA1', reference: 'r1' })
     await run('POST', '/v1/shipments', '/v1/shipments', { carrier: 'gls', trackingNumber: 'SCHEMA1' })
-    await run('POST', '/v1/events', '/v1/events', { events: [{ carrier: 'gls', trackingNumber: 'SCHEMA1', carrierStatus: 'X', status: 'in_transit', occurredAt: '2026-11-20T08:00:00Z', location: 'Kassel' }, { carrier: 'gls', trackingNumber: 'NOSUCH', carrierStatus: 'X', occurredAt: '2026-11-20T08:00:00Z' }] })
+    await run('POST', '/v1/events', '/v1/events', {
+      events: [
+        { carrier: 'gls', trackingNumber: 'SCHEMA1', carrierStatus: 'X', status: 'in_transit', occurredAt: '2026-11-20T08:00:00Z', location: 'Kassel' },
+        { carrier: 'gls', trackingNumber: 'NOSUCH', carrierStatus: 'X', occurredAt: '2026-11-20T08:00:00Z' }
+      ]
+    })
     await run('GET', '/v1/shipments', '/v1/shipments?limit=2')
     await run('GET', '/v1/shipments/{id}', `/v1/shipments/${created.json.id}`)
     await run('GET', '/v1/shipments/{id}/events', `/v1/shipments/${created.json.id}/events`)
@@ -330,8 +373,12 @@ describe('documents', () => {
     const doc = res.json
     expect(doc.asyncapi).toStartWith('3.')
     expect(doc.channels.socket.address).toBe('/v1/ws')
-    const sent = Object.values<any>(doc.operations).filter((o) => o.action === 'send').map((o) => o.messages[0].$ref.split('/').pop())
-    const received = Object.values<any>(doc.operations).filter((o) => o.action === 'receive').map((o) => o.messages[0].$ref.split('/').pop())
+    const sent = Object.values<any>(doc.operations)
+      .filter((o) => o.action === 'send')
+      .map((o) => o.messages[0].$ref.split('/').pop())
+    const received = Object.values<any>(doc.operations)
+      .filter((o) => o.action === 'receive')
+      .map((o) => o.messages[0].$ref.split('/').pop())
     expect(sent.sort()).toEqual(['ack', 'ping', 'subscribe', 'unsubscribe'])
     expect(received.sort()).toEqual(['acked', 'error', 'event', 'notification', 'pong', 'snapshot'])
     for (const o of Object.values<any>(doc.operations)) expect(o.channel).toEqual({ $ref: '#/channels/socket' })
@@ -358,13 +405,20 @@ describe('documents', () => {
       const pong = await ws.next()
       ws.send({ op: 'subscribe', topic: 'shipment:dhl:PAGE0001' })
       const snapshot = await ws.next()
-      await http('POST', '/v1/events', { events: [{ carrier: 'dhl', trackingNumber: 'PAGE0001', carrierStatus: 'TR', status: 'in_transit', occurredAt: '2026-11-21T08:15:00Z' }] })
+      await http('POST', '/v1/events', {
+        events: [{ carrier: 'dhl', trackingNumber: 'PAGE0001', carrierStatus: 'TR', status: 'in_transit', occurredAt: '2026-11-21T08:15:00Z' }]
+      })
       const event = await ws.until((f) => f.type === 'event')
       ws.send({ op: 'nonsense' })
       const error = await ws.next()
       // Each frame against its message's payload schema, with the document's components at the root.
       const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true })
-      for (const [name, frame] of [['pong', pong], ['snapshot', snapshot], ['event', event], ['error', error]] as const) {
+      for (const [name, frame] of [
+        ['pong', pong],
+        ['snapshot', snapshot],
+        ['event', event],
+        ['error', error]
+      ] as const) {
         const validate = ajv.compile({ components: doc.components, ...doc.components.messages[name].payload })
         const ok = validate(frame)
         expect(ok ? [] : validate.errors, `${name}: ${JSON.stringify(frame).slice(0, 300)}`).toEqual([])

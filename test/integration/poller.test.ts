@@ -25,9 +25,20 @@ afterAll(async () => {
   await db.drop()
 })
 
-const settings = (over: Partial<PollSettings> = {}): PollSettings => ({ intervalMs: 60_000, batchSize: 10, backoffBaseMs: 200, maxAttempts: 5, ratePerSec: 1000, ...over })
+const settings = (over: Partial<PollSettings> = {}): PollSettings => ({
+  intervalMs: 60_000,
+  batchSize: 10,
+  backoffBaseMs: 200,
+  maxAttempts: 5,
+  ratePerSec: 1000,
+  ...over
+})
 function poller(carrier: 'dhl' | 'dpd' | 'gls', base: string, over: Partial<PollSettings> = {}) {
-  const client = createCarrierClient(carrier, { baseUrl: `${base}/${carrier}`, apiKey: 'sim-dhl-key', clientId: 'sim-gls-id', clientSecret: 'sim-gls-secret', locale: 'de_DE' }, 2000)!
+  const client = createCarrierClient(
+    carrier,
+    { baseUrl: `${base}/${carrier}`, apiKey: 'sim-dhl-key', clientId: 'sim-gls-id', clientSecret: 'sim-gls-secret', locale: 'de_DE' },
+    2000
+  )!
   return createPoller({ sql: service.sql, processor: service.processor, client, settings: settings(over), log: silentLog, metrics: service.metrics })
 }
 async function shipments(carrier: string, prefix: string, n: number) {
@@ -43,10 +54,14 @@ describe('poller', () => {
     const before = sim.requests.length
     const result = await poller('dhl', sim.url).runOnce()
     expect(result).toMatchObject({ status: 'ok', polled: 3, inserted: 15, errors: 0 })
-    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_poll_events_total')).toContain('parcelcast_poll_events_total{carrier="dhl",outcome="inserted"} 15')
+    expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_poll_events_total')).toContain(
+      'parcelcast_poll_events_total{carrier="dhl",outcome="inserted"} 15'
+    )
     const asked = sim.requests.slice(before).length
     expect(asked).toBe(3)
-    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from shipments where tracking_number like 'ACT%' and status = 'delivered' and last_seq = 5`
+    const [row] = await db.sql<
+      { n: number }[]
+    >`select count(*)::int as n from shipments where tracking_number like 'ACT%' and status = 'delivered' and last_seq = 5`
     expect(row!.n).toBe(3)
     // Delivered now: a second cycle has nothing to poll.
     await db.sql`update shipments set next_poll_at = null`
@@ -146,7 +161,14 @@ describe('poller', () => {
       const other = testService({ DATABASE_URL: db.url })
       try {
         const a = poller('dhl', twin.url, { batchSize: 40 })
-        const b = createPoller({ sql: other.sql, processor: other.processor, client: createCarrierClient('dhl', { baseUrl: `${twin.url}/dhl`, apiKey: 'sim-dhl-key' })!, settings: settings({ batchSize: 40 }), log: silentLog, metrics: other.metrics })
+        const b = createPoller({
+          sql: other.sql,
+          processor: other.processor,
+          client: createCarrierClient('dhl', { baseUrl: `${twin.url}/dhl`, apiKey: 'sim-dhl-key' })!,
+          settings: settings({ batchSize: 40 }),
+          log: silentLog,
+          metrics: other.metrics
+        })
         const [ra, rb] = await Promise.all([a.runOnce(), b.runOnce()])
         const polled = (ra.status === 'ok' ? ra.polled : 0) + (rb.status === 'ok' ? rb.polled : 0)
         expect(polled).toBe(40)
@@ -175,10 +197,24 @@ describe('poller: rejected scans are loud', () => {
       expect(await p.runOnce()).toMatchObject({ status: 'ok', polled: 3, inserted: 0, errors: 15 })
       const errors = lines.filter((l) => l.level === 50)
       expect(errors).toHaveLength(1)
-      expect(errors[0]).toMatchObject({ component: 'poller', carrier: 'dpd', field: 'scan[0].date', err: expect.stringContaining('is not a DPD date'), sample: { date: expect.stringMatching(/^\d\d\/\d\d\/\d{4} \d\d:\d\d$/), scanData: { scanType: { name: expect.any(String) } } } })
-      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_rejected_scans_total')).toContain('parcelcast_carrier_rejected_scans_total{carrier="dpd",field="date"} 15')
-      const rows = await db.sql<{ last_poll_error: string; at: string; last_seq: number }[]>`select last_poll_error, iso_utc(last_poll_error_at) as at, last_seq from shipments where tracking_number like 'LOUD%'`
-      expect(rows.map((r) => [r.last_seq, r.at !== null, r.last_poll_error.startsWith('5 of 5 scans rejected: scan[0].date')])).toEqual([[0, true, true], [0, true, true], [0, true, true]])
+      expect(errors[0]).toMatchObject({
+        component: 'poller',
+        carrier: 'dpd',
+        field: 'scan[0].date',
+        err: expect.stringContaining('is not a DPD date'),
+        sample: { date: expect.stringMatching(/^\d\d\/\d\d\/\d{4} \d\d:\d\d$/), scanData: { scanType: { name: expect.any(String) } } }
+      })
+      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_rejected_scans_total')).toContain(
+        'parcelcast_carrier_rejected_scans_total{carrier="dpd",field="date"} 15'
+      )
+      const rows = await db.sql<
+        { last_poll_error: string; at: string; last_seq: number }[]
+      >`select last_poll_error, iso_utc(last_poll_error_at) as at, last_seq from shipments where tracking_number like 'LOUD%'`
+      expect(rows.map((r) => [r.last_seq, r.at !== null, r.last_poll_error.startsWith('5 of 5 scans rejected: scan[0].date')])).toEqual([
+        [0, true, true],
+        [0, true, true],
+        [0, true, true]
+      ])
       expect(health.of('dpd')).toBe('failing: 15 of 15 scans rejected (date)')
       // The next cycle logs again (once), counts again.
       await db.sql`update shipments set next_poll_at = null where tracking_number like 'LOUD%'`
@@ -209,7 +245,15 @@ describe('token bucket', () => {
 describe('carrier health sees every failure', () => {
   const fakeCarrier = (fetch: (req: Request) => Response | Promise<Response>) => Bun.serve({ port: 0, fetch })
   const pollerOn = (carrier: 'dhl' | 'dpd' | 'gls', url: string, health: ReturnType<typeof createCarrierHealth>, config: Record<string, string> = {}) =>
-    createPoller({ sql: service.sql, processor: service.processor, client: createCarrierClient(carrier, { baseUrl: url, apiKey: 'k', clientId: 'id', clientSecret: 'secret', locale: 'de_DE', ...config }, 2000)!, settings: settings({ backoffBaseMs: 1 }), log: silentLog, metrics: service.metrics, health })
+    createPoller({
+      sql: service.sql,
+      processor: service.processor,
+      client: createCarrierClient(carrier, { baseUrl: url, apiKey: 'k', clientId: 'id', clientSecret: 'secret', locale: 'de_DE', ...config }, 2000)!,
+      settings: settings({ backoffBaseMs: 1 }),
+      log: silentLog,
+      metrics: service.metrics,
+      health
+    })
 
   test('a carrier that only ever answers 429 is failing', async () => {
     await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
@@ -240,7 +284,9 @@ describe('carrier health sees every failure', () => {
       const health = createCarrierHealth()
       expect(await pollerOn('gls', `http://127.0.0.1:${server.port}`, health).runOnce()).toMatchObject({ status: 'ok', polled: 3, errors: 3 })
       expect(health.of('gls')).toBe('failing: 3 of 3 shipments answered with an error (GLS: E_500_01 internal error)')
-      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_shipment_errors_total')).toContain('parcelcast_carrier_shipment_errors_total{carrier="gls",source="poll"} 3')
+      expect(await service.metrics.registry.getSingleMetricAsString('parcelcast_carrier_shipment_errors_total')).toContain(
+        'parcelcast_carrier_shipment_errors_total{carrier="gls",source="poll"} 3'
+      )
     } finally {
       server.stop(true)
     }
@@ -250,12 +296,19 @@ describe('carrier health sees every failure', () => {
     await db.sql`update shipments set next_poll_at = now() + interval '1 day'`
     await shipments('dpd', 'SOAPFAULT', 1)
     const login = await Bun.file(`${import.meta.dir}/../fixtures/dpd/soap-login.xml`).text()
-    const fault = '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occurred while processing.</faultstring></soap:Fault></soap:Body></soap:Envelope>'
+    const fault =
+      '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occurred while processing.</faultstring></soap:Fault></soap:Body></soap:Envelope>'
     const server = fakeCarrier((req) =>
-      new URL(req.url).pathname.includes('LoginService') ? new Response(login, { headers: { 'content-type': 'text/xml' } }) : new Response(fault, { status: 500, headers: { 'content-type': 'text/xml' } }))
+      new URL(req.url).pathname.includes('LoginService')
+        ? new Response(login, { headers: { 'content-type': 'text/xml' } })
+        : new Response(fault, { status: 500, headers: { 'content-type': 'text/xml' } })
+    )
     try {
       const health = createCarrierHealth()
-      expect(await pollerOn('dpd', `http://127.0.0.1:${server.port}`, health, { form: 'soap' }).runOnce()).toMatchObject({ status: 'error', error: 'DPD SOAP fault: Fault occurred while processing. (HTTP 500)' })
+      expect(await pollerOn('dpd', `http://127.0.0.1:${server.port}`, health, { form: 'soap' }).runOnce()).toMatchObject({
+        status: 'error',
+        error: 'DPD SOAP fault: Fault occurred while processing. (HTTP 500)'
+      })
       expect(health.of('dpd')).toBe('failing: 1 of 1 calls failed (DPD SOAP fault: Fault occurred while processing. (HTTP 500))')
     } finally {
       server.stop(true)

@@ -24,7 +24,6 @@ afterAll(async () => {
   await db.drop()
 })
 
-
 let n = 0
 async function newShipment(carrier = 'dhl') {
   const tn = `TN${Date.now()}${n++}`
@@ -33,7 +32,13 @@ async function newShipment(carrier = 'dhl') {
   return res.body as { id: string; carrier: string; trackingNumber: string }
 }
 
-const ev = (tn: string, carrierStatus: string, occurredAt: string, extra: Record<string, unknown> = {}) => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus, occurredAt, ...extra })
+const ev = (tn: string, carrierStatus: string, occurredAt: string, extra: Record<string, unknown> = {}) => ({
+  carrier: 'dhl',
+  trackingNumber: tn,
+  carrierStatus,
+  occurredAt,
+  ...extra
+})
 
 async function streamEntries(topic?: string) {
   return (await readStream(service.engine)).filter((m) => !topic || m.topic === topic)
@@ -50,7 +55,10 @@ describe('ingest', () => {
     const again = await call('POST', '/v1/events', {
       events: [ev(s.trackingNumber.toLowerCase(), 'PU', '2026-11-20T08:15:00Z'), ev(` ${s.trackingNumber} `, 'PU', '2026-11-20T10:15:00.000+0200')]
     })
-    expect(again.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([['duplicate', 1, false], ['duplicate', 1, false]])
+    expect(again.body.results.map((r: any) => [r.outcome, r.seq, r.published])).toEqual([
+      ['duplicate', 1, false],
+      ['duplicate', 1, false]
+    ])
     const [row] = await db.sql`select count(*)::int as n from tracking_events where shipment_id = ${s.id}`
     expect(row!.n).toBe(1)
     expect((await streamEntries(`shipment:dhl:${s.trackingNumber}`)).length).toBe(1)
@@ -60,7 +68,11 @@ describe('ingest', () => {
     const s = await newShipment()
     const e = ev(s.trackingNumber, 'TR', '2026-11-20T09:00:00Z')
     const res = await call('POST', '/v1/events', { events: [e, ev(s.trackingNumber, 'OD', '2026-11-20T10:00:00Z'), e] })
-    expect(res.body.results.map((r: any) => [r.outcome, r.seq])).toEqual([['inserted', 1], ['inserted', 2], ['duplicate', 1]])
+    expect(res.body.results.map((r: any) => [r.outcome, r.seq])).toEqual([
+      ['inserted', 1],
+      ['inserted', 2],
+      ['duplicate', 1]
+    ])
   })
 
   test('out-of-order scans are kept in the timeline but never move the projection back', async () => {
@@ -69,11 +81,18 @@ describe('ingest', () => {
     const late = await call('POST', '/v1/events', {
       events: [ev(s.trackingNumber, 'in_transit', '2026-11-20T12:00:00Z'), ev(s.trackingNumber, 'out_for_delivery', '2026-11-21T12:00:00Z')]
     })
-    expect(late.body.results.map((r: any) => [r.outcome, r.seq, r.projectionUpdated])).toEqual([['inserted', 2, false], ['inserted', 3, false]])
+    expect(late.body.results.map((r: any) => [r.outcome, r.seq, r.projectionUpdated])).toEqual([
+      ['inserted', 2, false],
+      ['inserted', 3, false]
+    ])
     const got = await call('GET', `/v1/shipments/${s.id}`)
     expect(got.body).toMatchObject({ status: 'delivered', carrierStatus: 'delivered', lastEventAt: '2026-11-21T12:00:00.000Z', lastSeq: 3 })
     const timeline = await call('GET', `/v1/shipments/${s.id}/events`)
-    expect(timeline.body.items.map((e: any) => [e.seq, e.carrierStatus])).toEqual([[1, 'delivered'], [2, 'in_transit'], [3, 'out_for_delivery']])
+    expect(timeline.body.items.map((e: any) => [e.seq, e.carrierStatus])).toEqual([
+      [1, 'delivered'],
+      [2, 'in_transit'],
+      [3, 'out_for_delivery']
+    ])
   })
 
   test('within one batch the projection follows carrier time, event by event', async () => {
@@ -90,14 +109,19 @@ describe('ingest', () => {
     expect((await call('GET', `/v1/shipments/${s.id}`)).body).toMatchObject({ status: 'out_for_delivery', lastSeq: 4 })
     const msgs = await streamEntries(`shipment:dhl:${s.trackingNumber}`)
     expect(msgs.map((m) => [m.seq, m.data.shipment.status])).toEqual([
-      [1, 'in_transit'], [2, 'in_transit'], [3, 'out_for_delivery'], [4, 'out_for_delivery']
+      [1, 'in_transit'],
+      [2, 'in_transit'],
+      [3, 'out_for_delivery'],
+      [4, 'out_for_delivery']
     ])
   })
 
   test('an event for an unknown shipment stores nothing and publishes nothing', async () => {
     const before = (await streamEntries()).length
     const res = await call('POST', '/v1/events', { events: [ev('NOSUCHPARCEL1', 'PU', '2026-11-20T08:00:00Z')] })
-    expect(res.body.results).toEqual([{ dedupKey: 'dhl:NOSUCHPARCEL1:PU:2026-11-20T08:00:00.000Z', outcome: 'unknown_shipment', projectionUpdated: false, published: false }])
+    expect(res.body.results).toEqual([
+      { dedupKey: 'dhl:NOSUCHPARCEL1:PU:2026-11-20T08:00:00.000Z', outcome: 'unknown_shipment', projectionUpdated: false, published: false }
+    ])
     const [row] = await db.sql`select count(*)::int as n from tracking_events where dedup_key like 'dhl:NOSUCHPARCEL1:%'`
     expect(row!.n).toBe(0)
     expect((await streamEntries()).length).toBe(before)
@@ -113,16 +137,30 @@ describe('ingest', () => {
   test('invalid events are reported with their field and do not stop the valid ones', async () => {
     const s = await newShipment()
     const res = await call('POST', '/v1/events', {
-      events: [ev(s.trackingNumber, 'PU', 'not a time'), ev(s.trackingNumber, 'PU', '2026-11-20T08:00:00Z'), { carrier: 'dhl' }, ev(s.trackingNumber, 'X', '2026-11-20T08:00:00Z', { status: 'teleported' })]
+      events: [
+        ev(s.trackingNumber, 'PU', 'not a time'),
+        ev(s.trackingNumber, 'PU', '2026-11-20T08:00:00Z'),
+        { carrier: 'dhl' },
+        ev(s.trackingNumber, 'X', '2026-11-20T08:00:00Z', { status: 'teleported' })
+      ]
     })
     expect(res.status).toBe(200)
-    expect(res.body.results.map((r: any) => [r.outcome, r.error?.field])).toEqual([['invalid', 'occurredAt'], ['inserted', undefined], ['invalid', 'trackingNumber'], ['invalid', 'status']])
+    expect(res.body.results.map((r: any) => [r.outcome, r.error?.field])).toEqual([
+      ['invalid', 'occurredAt'],
+      ['inserted', undefined],
+      ['invalid', 'trackingNumber'],
+      ['invalid', 'status']
+    ])
   })
 
   test('events of several shipments in one batch each get their own gap-free seq', async () => {
-    const a = await newShipment(), b = await newShipment('gls')
+    const a = await newShipment(),
+      b = await newShipment('gls')
     const events = Array.from({ length: 40 }, (_, i) => ({
-      carrier: i % 2 ? 'gls' : 'dhl', trackingNumber: i % 2 ? b.trackingNumber : a.trackingNumber, carrierStatus: `S${i}`, occurredAt: new Date(Date.UTC(2026, 10, 20, 0, i)).toISOString()
+      carrier: i % 2 ? 'gls' : 'dhl',
+      trackingNumber: i % 2 ? b.trackingNumber : a.trackingNumber,
+      carrierStatus: `S${i}`,
+      occurredAt: new Date(Date.UTC(2026, 10, 20, 0, i)).toISOString()
     }))
     const res = await call('POST', '/v1/events', { events })
     expect(res.body.results.filter((r: any) => r.outcome === 'inserted').length).toBe(40)
@@ -140,7 +178,11 @@ describe('ingest', () => {
       const url = `http://127.0.0.1:${service.app.server!.port}/v1/events`
       const responses = await Promise.all(
         Array.from({ length: 8 }, () =>
-          fetch(url, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }) }).then((r) => r.json() as Promise<any>)
+          fetch(url, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ events })
+          }).then((r) => r.json() as Promise<any>)
         )
       )
       const inserted = responses.flatMap((r) => r.results).filter((r: any) => r.outcome === 'inserted')
@@ -149,7 +191,9 @@ describe('ingest', () => {
     } finally {
       await service.app.stop(true)
     }
-    const rows = await db.sql<{ seq: number; carrier_status: string }[]>`select seq, carrier_status from tracking_events where shipment_id = ${s.id} order by seq`
+    const rows = await db.sql<
+      { seq: number; carrier_status: string }[]
+    >`select seq, carrier_status from tracking_events where shipment_id = ${s.id} order by seq`
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
     const msgs = await streamEntries(`shipment:dhl:${s.trackingNumber}`)
     expect(msgs.map((m) => m.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
@@ -171,7 +215,9 @@ describe('group commit', () => {
       const mine = outcomes.filter((r, i) => r.outcome === 'inserted' && bodies[i]![0]!.trackingNumber === s.trackingNumber)
       expect(mine.map((r) => r.seq).sort((x, y) => x! - y!)).toEqual(mine.map((_, i) => i + 1))
       expect(mine.every((r) => r.published)).toBe(true)
-      const rows = await db.sql<{ seq: number; carrier_status: string }[]>`select seq, carrier_status from tracking_events where shipment_id = ${s.id} order by seq`
+      const rows = await db.sql<
+        { seq: number; carrier_status: string }[]
+      >`select seq, carrier_status from tracking_events where shipment_id = ${s.id} order by seq`
       const bySeq = [...mine].sort((x, y) => x.seq! - y.seq!)
       expect(rows.map((r) => r.carrier_status)).toEqual(bySeq.map((r) => r.dedupKey!.split(':')[2]!))
       const msgs = await streamEntries(`shipment:dhl:${s.trackingNumber}`)
@@ -204,7 +250,9 @@ describe('group commit', () => {
       await holder`begin`
       await holder`select 1 from shipments where id = ${s.id} for update`
       const running = small.processor.ingest([toNormalizedEvent(ev(s.trackingNumber, 'R0', '2026-11-02T00:00:00Z'))])
-      const waiting = small.processor.ingest(Array.from({ length: 1000 }, (_, i) => toNormalizedEvent(ev(s.trackingNumber, `W${i}`, new Date(Date.UTC(2026, 10, 3) + i * 1000).toISOString()))))
+      const waiting = small.processor.ingest(
+        Array.from({ length: 1000 }, (_, i) => toNormalizedEvent(ev(s.trackingNumber, `W${i}`, new Date(Date.UTC(2026, 10, 3) + i * 1000).toISOString())))
+      )
       const refused = await smallCall('POST', '/v1/events', { events: [ev(s.trackingNumber, 'X1', '2026-11-04T00:00:00Z')] })
       await holder`commit`
       holder.release()
@@ -261,5 +309,8 @@ async function concurrentCalls(on: ReturnType<typeof testService>, a: { tracking
 
 async function callsPerTransaction(on: ReturnType<typeof testService>) {
   const values = (await on.metrics.ingestCalls.get()).values
-  return { calls: values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0, transactions: values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0 }
+  return {
+    calls: values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0,
+    transactions: values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0
+  }
 }

@@ -24,7 +24,15 @@ describe('create', () => {
   test('201 for a new shipment, 200 for the same one however it is spelled', async () => {
     const a = await call('POST', '/v1/shipments', { carrier: 'DHL', trackingNumber: ' 0034 0434 1610 ', reference: 'order-1' })
     expect(a.status).toBe(201)
-    expect(a.body).toMatchObject({ carrier: 'dhl', trackingNumber: '003404341610', reference: 'order-1', status: 'pending', lastSeq: 0, lastEventAt: null, deletedAt: null })
+    expect(a.body).toMatchObject({
+      carrier: 'dhl',
+      trackingNumber: '003404341610',
+      reference: 'order-1',
+      status: 'pending',
+      lastSeq: 0,
+      lastEventAt: null,
+      deletedAt: null
+    })
     expect(a.body.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
     const b = await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: '003404341610' })
     expect(b.status).toBe(200)
@@ -76,7 +84,9 @@ describe('list', () => {
   test('newest first across distinct instants; filters by status and carrier', async () => {
     const first = await call('POST', '/v1/shipments', { carrier: 'dpd', trackingNumber: 'ORDER1' })
     const second = await call('POST', '/v1/shipments', { carrier: 'dpd', trackingNumber: 'ORDER2' })
-    await call('POST', '/v1/events', { events: [{ carrier: 'dpd', trackingNumber: 'ORDER1', carrierStatus: 'Delivered', status: 'delivered', occurredAt: '2026-11-20T08:00:00Z' }] })
+    await call('POST', '/v1/events', {
+      events: [{ carrier: 'dpd', trackingNumber: 'ORDER1', carrierStatus: 'Delivered', status: 'delivered', occurredAt: '2026-11-20T08:00:00Z' }]
+    })
     const all = await call('GET', '/v1/shipments?carrier=DPD')
     expect(all.body.items.map((s: any) => s.id)).toEqual([second.body.id, first.body.id])
     expect((await call('GET', '/v1/shipments?carrier=dpd&status=&limit=&cursor=')).body.items.length).toBe(2)
@@ -85,7 +95,14 @@ describe('list', () => {
   })
 
   test('bad query values are 400s naming the parameter', async () => {
-    for (const [q, field] of [['status=lost', 'status'], ['limit=0', 'limit'], ['limit=201', 'limit'], ['limit=abc', 'limit'], ['cursor=nonsense', 'cursor'], ['carrier=%21', 'carrier']]) {
+    for (const [q, field] of [
+      ['status=lost', 'status'],
+      ['limit=0', 'limit'],
+      ['limit=201', 'limit'],
+      ['limit=abc', 'limit'],
+      ['cursor=nonsense', 'cursor'],
+      ['carrier=%21', 'carrier']
+    ]) {
       const res = await call('GET', `/v1/shipments?${q}`)
       expect(res.status).toBe(400)
       expect(res.body.error.field).toBe(field)
@@ -121,12 +138,22 @@ describe('get, delete, timeline', () => {
 
   test('the timeline pages by seq with after and limit', async () => {
     const s = (await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'TIME1' })).body
-    const events = Array.from({ length: 5 }, (_, i) => ({ carrier: 'dhl', trackingNumber: 'TIME1', carrierStatus: `S${i}`, occurredAt: `2026-11-20T08:0${i}:00.123456Z` }))
+    const events = Array.from({ length: 5 }, (_, i) => ({
+      carrier: 'dhl',
+      trackingNumber: 'TIME1',
+      carrierStatus: `S${i}`,
+      occurredAt: `2026-11-20T08:0${i}:00.123456Z`
+    }))
     await call('POST', '/v1/events', { events })
     const page1 = await call('GET', `/v1/shipments/${s.id}/events?limit=2`)
     expect(page1.body.items.map((e: any) => e.seq)).toEqual([1, 2])
     expect(page1.body.nextAfter).toBe(2)
-    expect(page1.body.items[0]).toMatchObject({ carrierStatus: 'S0', status: 'unknown', occurredAt: '2026-11-20T08:00:00.123Z', dedupKey: 'dhl:TIME1:S0:2026-11-20T08:00:00.123Z' })
+    expect(page1.body.items[0]).toMatchObject({
+      carrierStatus: 'S0',
+      status: 'unknown',
+      occurredAt: '2026-11-20T08:00:00.123Z',
+      dedupKey: 'dhl:TIME1:S0:2026-11-20T08:00:00.123Z'
+    })
     const page2 = await call('GET', `/v1/shipments/${s.id}/events?after=2&limit=10`)
     expect(page2.body.items.map((e: any) => e.seq)).toEqual([3, 4, 5])
     expect(page2.body.nextAfter).toBeNull()
@@ -136,7 +163,12 @@ describe('get, delete, timeline', () => {
 
 describe('the edge', () => {
   test('every /v1 route needs a valid API key', async () => {
-    for (const [method, path] of [['GET', '/v1/shipments'], ['POST', '/v1/shipments'], ['POST', '/v1/events'], ['GET', '/v1/shipments/x']]) {
+    for (const [method, path] of [
+      ['GET', '/v1/shipments'],
+      ['POST', '/v1/shipments'],
+      ['POST', '/v1/events'],
+      ['GET', '/v1/shipments/x']
+    ]) {
       const none = await call(method!, path!, undefined, { authorization: '' })
       expect(none.status).toBe(401)
       expect(none.body.error.code).toBe('unauthorized')

@@ -33,7 +33,9 @@ async function rawClient(port: number, token: string, topic: string) {
   sock.on('error', () => (closed = true))
   await new Promise<void>((resolve) => {
     sock.once('data', () => resolve())
-    sock.write(`GET /v1/ws?token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    sock.write(
+      `GET /v1/ws?token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`
+    )
   })
   sock.on('data', (d) => (received += d.length))
   const payload = Buffer.from(JSON.stringify({ op: 'subscribe', topic }))
@@ -42,7 +44,13 @@ async function rawClient(port: number, token: string, topic: string) {
   sock.write(frame)
   await waitFor('snapshot', () => received > 0)
   sock.pause()
-  return { get closed() { return closed }, resume: () => sock.resume(), destroy: () => sock.destroy() }
+  return {
+    get closed() {
+      return closed
+    },
+    resume: () => sock.resume(),
+    destroy: () => sock.destroy()
+  }
 }
 
 test('a client that does not read is cut off; the others keep their pace', async () => {
@@ -58,7 +66,14 @@ test('a client that does not read is cut off; the others keep their pace', async
 
   const description = 'x'.repeat(1000)
   let t = Date.UTC(2026, 10, 22)
-  const batch = () => Array.from({ length: 1000 }, () => ({ carrier: 'dhl', trackingNumber: tn, carrierStatus: 'S', occurredAt: new Date((t += 1000)).toISOString(), description }))
+  const batch = () =>
+    Array.from({ length: 1000 }, () => ({
+      carrier: 'dhl',
+      trackingNumber: tn,
+      carrierStatus: 'S',
+      occurredAt: new Date((t += 1000)).toISOString(),
+      description
+    }))
   // About 1.4 KB per frame, sent in bursts of 8,000: the kernel's socket buffers fill first,
   // then Bun queues past WS_BACKPRESSURE_BYTES and closes the socket. Bounded at 64k events.
   let total = 0

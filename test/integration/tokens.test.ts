@@ -87,7 +87,13 @@ describe('token checks', () => {
 
   test('an expired token is refused as expired', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const expired = await new SignJWT({ topics: ['shipment:dhl:X1'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setIssuedAt(now - 120).setExpirationTime(now - 60).sign(key)
+    const expired = await new SignJWT({ topics: ['shipment:dhl:X1'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('parcelcast')
+      .setAudience('parcelcast:ws')
+      .setIssuedAt(now - 120)
+      .setExpirationTime(now - 60)
+      .sign(key)
     await expect(tokens.verify(expired)).rejects.toMatchObject({ code: 'token_expired' })
   })
 
@@ -98,7 +104,12 @@ describe('token checks', () => {
     const [h, p, s] = good.split('.')
     const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), topics: ['shipment:*'] })).toString('base64url')
     await expect(tokens.verify(`${h}.${forged}.${s}`)).rejects.toMatchObject({ code: 'token_invalid' })
-    const noTopics = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime('1m').sign(key)
+    const noTopics = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('parcelcast')
+      .setAudience('parcelcast:ws')
+      .setExpirationTime('1m')
+      .sign(key)
     await expect(tokens.verify(noTopics)).rejects.toMatchObject({ code: 'token_invalid' })
     await expect(tokens.verify('not.a.jwt')).rejects.toMatchObject({ code: 'token_invalid' })
   })
@@ -112,7 +123,12 @@ describe('token checks', () => {
       await jwt().sign(key), // no expiry
       await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('someone-else').setAudience('parcelcast:ws').setExpirationTime('1m').sign(key),
       await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('another-service').setExpirationTime('1m').sign(key),
-      await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime('1m').sign(new TextEncoder().encode(TOKEN_SECRET.repeat(2))),
+      await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS512' })
+        .setIssuer('parcelcast')
+        .setAudience('parcelcast:ws')
+        .setExpirationTime('1m')
+        .sign(new TextEncoder().encode(TOKEN_SECRET.repeat(2))),
       // alg none: a header and a payload, no signature
       `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, iss: 'parcelcast', aud: 'parcelcast:ws', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.`
     ]
@@ -133,7 +149,8 @@ describe('token checks', () => {
 
   test('a validly signed token beyond the bounds is refused: too many topics, a bad sub, too long a life', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const jwt = (payload: Record<string, unknown>, exp = now + 60) => new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime(exp).sign(key)
+    const jwt = (payload: Record<string, unknown>, exp = now + 60) =>
+      new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuer('parcelcast').setAudience('parcelcast:ws').setExpirationTime(exp).sign(key)
     const topics = (n: number) => Array.from({ length: n }, (_, i) => `shipment:dhl:T${i}`)
     const refused = [
       await jwt({ topics: topics(10_000) }),

@@ -15,7 +15,10 @@ const GLS_SECRET = 'gls-webhook-secret-0123'
 const captured = capturingLog()
 beforeAll(async () => {
   db = await createTestDb()
-  service = testService({ DATABASE_URL: db.url, DHL_WEBHOOK_SECRET: SECRET, DPD_WEBHOOK_SECRET: 'dpd-webhook-secret-0123', GLS_WEBHOOK_SECRET: GLS_SECRET, POLL_ENABLED: 'false' }, { log: captured.log })
+  service = testService(
+    { DATABASE_URL: db.url, DHL_WEBHOOK_SECRET: SECRET, DPD_WEBHOOK_SECRET: 'dpd-webhook-secret-0123', GLS_WEBHOOK_SECRET: GLS_SECRET, POLL_ENABLED: 'false' },
+    { log: captured.log }
+  )
   await service.start()
   call = api(service)
   for (const tn of ['HOOK1', 'HOOK2', 'HOOK3', 'HOOK4']) await call('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: tn })
@@ -28,17 +31,32 @@ afterAll(async () => {
 })
 
 const dhlPush = JSON.stringify({
-  shipments: [{ id: 'HOOK1', events: [
-    { timestamp: '2026-11-20T10:00:00+01:00', statusCode: 'transit', status: 'Processed', description: 'Processed in parcel center', location: { address: { addressLocality: 'Leipzig', countryCode: 'DE' } } },
-    { timestamp: '2026-11-20T08:00:00', statusCode: 'pre-transit', status: 'Announced' }
-  ] }]
+  shipments: [
+    {
+      id: 'HOOK1',
+      events: [
+        {
+          timestamp: '2026-11-20T10:00:00+01:00',
+          statusCode: 'transit',
+          status: 'Processed',
+          description: 'Processed in parcel center',
+          location: { address: { addressLocality: 'Leipzig', countryCode: 'DE' } }
+        },
+        { timestamp: '2026-11-20T08:00:00', statusCode: 'pre-transit', status: 'Announced' }
+      ]
+    }
+  ]
 })
-const post = (carrier: string, body: string, signature?: string) => call('POST', `/v1/webhooks/${carrier}`, body, { 'content-type': 'application/json', ...(signature ? { 'x-signature': signature } : {}), authorization: '' })
+const post = (carrier: string, body: string, signature?: string) =>
+  call('POST', `/v1/webhooks/${carrier}`, body, { 'content-type': 'application/json', ...(signature ? { 'x-signature': signature } : {}), authorization: '' })
 
 test('a signed DHL push is ingested; the same push again is all duplicates', async () => {
   const first = await post('dhl', dhlPush, sign(SECRET, dhlPush))
   expect(first.status).toBe(200)
-  expect(first.body.results.map((r: any) => [r.outcome, r.seq])).toEqual([['inserted', 1], ['inserted', 2]])
+  expect(first.body.results.map((r: any) => [r.outcome, r.seq])).toEqual([
+    ['inserted', 1],
+    ['inserted', 2]
+  ])
   const again = await post('dhl', dhlPush, sign(SECRET, dhlPush))
   expect(again.body.results.map((r: any) => r.outcome)).toEqual(['duplicate', 'duplicate'])
   const s = (await call('GET', '/v1/shipments?carrier=dhl')).body.items.find((x: any) => x.trackingNumber === 'HOOK1')
@@ -63,14 +81,25 @@ test('a carrier without a secret is a 404; a signed body that is not the carrier
 })
 
 test('a signed DPD push in the parcel life cycle format', async () => {
-  const body = JSON.stringify({ parcellifecycleResponse: { parcelLifeCycleData: { shipmentInfo: { parcelLabelNumber: '0190HOOK' }, scanInfo: { scan: [{ date: '11/20/2026 2:43:31 PM', scanData: { scanType: { name: 'Courier' }, location: 'Hamburg' } }] } } } })
+  const body = JSON.stringify({
+    parcellifecycleResponse: {
+      parcelLifeCycleData: {
+        shipmentInfo: { parcelLabelNumber: '0190HOOK' },
+        scanInfo: { scan: [{ date: '11/20/2026 2:43:31 PM', scanData: { scanType: { name: 'Courier' }, location: 'Hamburg' } }] }
+      }
+    }
+  })
   const res = await post('dpd', body, sign('dpd-webhook-secret-0123', body))
   expect(res.body.results).toEqual([expect.objectContaining({ outcome: 'inserted', seq: 1, dedupKey: 'dpd:0190HOOK:Courier:2026-11-20T13:43:31.000Z' })])
 })
 
 /** Over the wire, the body's bytes exactly as given. */
 const wire = (carrier: string, body: Uint8Array, signature: string) =>
-  fetch(`http://127.0.0.1:${service.port}/v1/webhooks/${carrier}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': signature }, body })
+  fetch(`http://127.0.0.1:${service.port}/v1/webhooks/${carrier}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-signature': signature },
+    body
+  })
 const metric = async (name: string) => service.metrics.registry.getSingleMetricAsString(name)
 
 describe('the signature is over the raw bytes', () => {
@@ -85,11 +114,16 @@ describe('the signature is over the raw bytes', () => {
   test('a Latin-1 body, signed over its bytes: a 400 naming the body, logged, counted; never text with replacement characters', async () => {
     const text = JSON.stringify({ shipments: [{ id: 'HOOK2', events: [{ ...scan, timestamp: '2026-11-21T11:00:00+01:00' }] }] })
     const bytes = new Uint8Array(Buffer.from(text, 'latin1'))
-    const refused = async () => Number(/parcelcast_carrier_unreadable_pushes_total\{carrier="dhl"\} (\d+)/.exec(await metric('parcelcast_carrier_unreadable_pushes_total'))?.[1] ?? 0)
+    const refused = async () =>
+      Number(/parcelcast_carrier_unreadable_pushes_total\{carrier="dhl"\} (\d+)/.exec(await metric('parcelcast_carrier_unreadable_pushes_total'))?.[1] ?? 0)
     const before = await refused()
     const res = await wire('dhl', bytes, sign(SECRET, bytes))
     expect(res.status).toBe(400)
-    expect(((await res.json()) as any).error).toEqual({ code: 'invalid_payload', field: 'body', message: 'the body is not UTF-8 text: send the payload encoded as UTF-8' })
+    expect(((await res.json()) as any).error).toEqual({
+      code: 'invalid_payload',
+      field: 'body',
+      message: 'the body is not UTF-8 text: send the payload encoded as UTF-8'
+    })
     expect(await refused()).toBe(before + 1)
     // Signed over other bytes than were sent: still a 401.
     expect((await wire('dhl', bytes, sign(SECRET, text))).status).toBe(401)
@@ -99,10 +133,16 @@ describe('the signature is over the raw bytes', () => {
 describe('a signed push that cannot be read is never a 200 with nothing', () => {
   test('DHL: a shipment whose events are not a list is a 400 naming it; logged once with a redacted sample, counted, and the carrier failing', async () => {
     const before = captured.lines.length
-    const body = JSON.stringify({ shipments: [{ id: 'HOOK3', events: { timestamp: '2026-11-20T10:00:00Z', statusCode: 'transit' }, receiver: { name: 'Jane Doe' } }] })
+    const body = JSON.stringify({
+      shipments: [{ id: 'HOOK3', events: { timestamp: '2026-11-20T10:00:00Z', statusCode: 'transit' }, receiver: { name: 'Jane Doe' } }]
+    })
     const res = await post('dhl', body, sign(SECRET, body))
     expect(res.status).toBe(400)
-    expect(res.body.error).toMatchObject({ code: 'invalid_payload', field: 'body', message: expect.stringMatching(/^HOOK3: DHL response has an unexpected shape at shipments\.0\.events/) })
+    expect(res.body.error).toMatchObject({
+      code: 'invalid_payload',
+      field: 'body',
+      message: expect.stringMatching(/^HOOK3: DHL response has an unexpected shape at shipments\.0\.events/)
+    })
     const lines = captured.lines.slice(before).filter((l) => l.component === 'webhooks' && l.level === 50)
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatchObject({ carrier: 'dhl', trackingNumber: 'HOOK3', sample: { id: 'HOOK3', receiver: '[redacted]' } })
@@ -116,7 +156,12 @@ describe('a signed push that cannot be read is never a 200 with nothing', () => 
   })
 
   test('one shipment readable, one not: the readable one is stored, the other listed as unreadable', async () => {
-    const body = JSON.stringify({ shipments: [{ id: 'HOOK4', events: [{ timestamp: '2026-11-20T12:00:00Z', statusCode: 'transit' }] }, { id: 'HOOK3', events: 'soon' }] })
+    const body = JSON.stringify({
+      shipments: [
+        { id: 'HOOK4', events: [{ timestamp: '2026-11-20T12:00:00Z', statusCode: 'transit' }] },
+        { id: 'HOOK3', events: 'soon' }
+      ]
+    })
     const res = await post('dhl', body, sign(SECRET, body))
     expect(res.status).toBe(200)
     expect(res.body.results.map((r: any) => r.outcome)).toEqual(['inserted'])
@@ -131,7 +176,12 @@ describe('a signed push that cannot be read is never a 200 with nothing', () => 
   })
 
   test('GLS: a push naming one parcel twice stores the scans of both entries', async () => {
-    const ev = (minute: number) => ({ code: 'INTRANSIT', eventDateTime: `2026-11-20T10:${String(minute).padStart(2, '0')}:00+0100`, city: 'Neuenstein', country: 'DE' })
+    const ev = (minute: number) => ({
+      code: 'INTRANSIT',
+      eventDateTime: `2026-11-20T10:${String(minute).padStart(2, '0')}:00+0100`,
+      city: 'Neuenstein',
+      country: 'DE'
+    })
     const body = JSON.stringify({ parcels: [{ requested: 'GLSHOOK1', events: [ev(1), ev(2)] }, { requested: 'GLSHOOK1' }] })
     const res = await post('gls', body, sign(GLS_SECRET, body))
     expect(res.status).toBe(200)
@@ -142,7 +192,11 @@ describe('a signed push that cannot be read is never a 200 with nothing', () => 
 describe('HTTP metrics', () => {
   test('every answer is recorded with the status that went out: a Response from a route, an error, the 401 before routing', async () => {
     const count = async (route: string, status: number) =>
-      Number(new RegExp(`parcelcast_http_request_seconds_count\\{method="[A-Z]+",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)`).exec(await metric('parcelcast_http_request_seconds'))?.[1] ?? 0)
+      Number(
+        new RegExp(
+          `parcelcast_http_request_seconds_count\\{method="[A-Z]+",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)`
+        ).exec(await metric('parcelcast_http_request_seconds'))?.[1] ?? 0
+      )
     const unsigned = await count('/v1/webhooks/:carrier', 401)
     const unrouted = await count('unrouted', 401)
     const missing = await count('unmatched', 404)

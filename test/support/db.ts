@@ -27,13 +27,17 @@ async function serverForTests(): Promise<string> {
   // For root without user namespaces, whose server runs as user postgres (src/db/embedded.ts).
   await chmod(dataDir, 0o755)
   const server = await startEmbeddedPostgres({
-    dataDir, port: 0, log: silentLog,
+    dataDir,
+    port: 0,
+    log: silentLog,
     // A throwaway cluster: durability off, room for the suite's pools.
     settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' }
   })
   embedded = { server, dataDir }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
-  console.error(`tests: no PostgreSQL at ${redact(DEFAULT_DATABASE_URL)} (${refused.reason}) and no TEST_DATABASE_URL/DATABASE_URL: running on an embedded PostgreSQL ${server.version}, 127.0.0.1:${server.port}, in ${dataDir} (removed at the end)`)
+  console.error(
+    `tests: no PostgreSQL at ${redact(DEFAULT_DATABASE_URL)} (${refused.reason}) and no TEST_DATABASE_URL/DATABASE_URL: running on an embedded PostgreSQL ${server.version}, 127.0.0.1:${server.port}, in ${dataDir} (removed at the end)`
+  )
   return server.url
 }
 
@@ -77,7 +81,9 @@ export async function createTestDb({ migrated = true } = {}): Promise<TestDb> {
   const sql = createSql(url, { max: 4 })
   if (migrated) await migrate(sql, silentLog)
   return {
-    name, url, sql,
+    name,
+    url,
+    sql,
     async drop() {
       await sql.end({ timeout: 1 })
       const a = createSql(adminUrl, { max: 1 })

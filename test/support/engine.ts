@@ -32,7 +32,11 @@ async function resolve(): Promise<{ mode: EngineMode; url: string | null; line: 
   }
   if (await answersPing(DEFAULT_REDIS_URL, 300)) return { mode: 'redis', url: DEFAULT_REDIS_URL, line: `Redis engine on ${DEFAULT_REDIS_URL}` }
   if (requested === 'redis') throw new Error('TEST_ENGINE=redis, but there is no REDIS_URL, no redis-server binary and no Redis at 127.0.0.1:6379')
-  return { mode: 'memory', url: null, line: 'memory engine: no Redis here (no REDIS_URL, no redis-server, nothing at 127.0.0.1:6379); tests that need a real Redis are skipped' }
+  return {
+    mode: 'memory',
+    url: null,
+    line: 'memory engine: no Redis here (no REDIS_URL, no redis-server, nothing at 127.0.0.1:6379); tests that need a real Redis are skipped'
+  }
 }
 
 /** A redis-server for the whole run, on a free port; its watchdog ends it with the test process. */

@@ -30,7 +30,11 @@ export function rawRequest(port: number, request: string | Uint8Array, timeoutMs
       if (settled) return
       settled = true
       socket.destroy()
-      reject(new Error(`no complete response within ${timeoutMs} ms to ${JSON.stringify(String(request).slice(0, 120))}; got ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`))
+      reject(
+        new Error(
+          `no complete response within ${timeoutMs} ms to ${JSON.stringify(String(request).slice(0, 120))}; got ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`
+        )
+      )
     }, timeoutMs)
     socket.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d])

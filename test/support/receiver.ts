@@ -27,7 +27,11 @@ export function receiver(answer: (r: Received, nth: number) => Answer | Promise<
     hostname: '127.0.0.1',
     async fetch(req) {
       const r: Received = {
-        path: new URL(req.url).pathname, headers: Object.fromEntries(req.headers), body: await req.text(), at: Date.now(), id: req.headers.get('webhook-id') ?? ''
+        path: new URL(req.url).pathname,
+        headers: Object.fromEntries(req.headers),
+        body: await req.text(),
+        at: Date.now(),
+        id: req.headers.get('webhook-id') ?? ''
       }
       received.push(r)
       inFlight++

@@ -28,9 +28,19 @@ export async function freePort(): Promise<number> {
  * runs no exit hooks, so a server left running by a failed test or by the run would outlive it.
  */
 export function spawnRedisServer(port: number) {
-  const proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
+  const proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdout: 'ignore',
+    stderr: 'ignore'
+  })
   const watchdog = Bun.spawn(
-    ['sh', '-c', 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.2; done; kill -CONT "$2" 2>/dev/null; kill -9 "$2" 2>/dev/null', 'watchdog', String(process.pid), String(proc.pid)],
+    [
+      'sh',
+      '-c',
+      'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.2; done; kill -CONT "$2" 2>/dev/null; kill -9 "$2" 2>/dev/null',
+      'watchdog',
+      String(process.pid),
+      String(proc.pid)
+    ],
     { stdout: 'ignore', stderr: 'ignore' }
   )
   proc.unref()
@@ -102,6 +112,10 @@ export interface Entry {
 export async function readStream(engine: Engine): Promise<Entry[]> {
   const entries = await engine.streamRange(STREAM, 1_000_000)
   return entries.map((e) => ({
-    id: e.id, topic: e.message.topic!, shipmentId: e.message.shipmentId!, seq: Number(e.message.seq), data: JSON.parse(e.message.data!)
+    id: e.id,
+    topic: e.message.topic!,
+    shipmentId: e.message.shipmentId!,
+    seq: Number(e.message.seq),
+    data: JSON.parse(e.message.data!)
   }))
 }

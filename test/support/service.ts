@@ -23,7 +23,10 @@ export const live = new Set<Service>()
  * two services of one process share a memory engine), for tests of two processes' relays.
  * `opts.engine`: run on this engine (made with `env.REDIS_PREFIX` for Redis), not closed by stop().
  */
-export function testService(env: Record<string, string> & { DATABASE_URL: string }, opts: { log?: Logger; shareEngineWith?: Service; engine?: Engine } = {}): Service {
+export function testService(
+  env: Record<string, string> & { DATABASE_URL: string },
+  opts: { log?: Logger; shareEngineWith?: Service; engine?: Engine } = {}
+): Service {
   const config = loadConfig({
     API_KEYS: API_KEY,
     TOKEN_SECRET,
@@ -90,7 +93,13 @@ export function capturingLog(): { log: Logger; lines: Record<string, any>[] } {
 export async function dropKeys(url: string, prefix: string) {
   const redis = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 1000 } })
   redis.on('error', () => {})
-  if (!(await redis.connect().then(() => true, () => false))) return
+  if (
+    !(await redis.connect().then(
+      () => true,
+      () => false
+    ))
+  )
+    return
   try {
     for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) if (keys.length > 0) await redis.del(keys)
   } catch {

@@ -57,8 +57,12 @@ export async function tcpProxy(target: { host: string; port: number }) {
                   else client.write(chunk)
                 },
                 // A close does not cross a blackhole either.
-                close() { if (!hole && !pair.silent) client.terminate() },
-                error() { if (!hole && !pair.silent) client.terminate() }
+                close() {
+                  if (!hole && !pair.silent) client.terminate()
+                },
+                error() {
+                  if (!hole && !pair.silent) client.terminate()
+                }
               }
             })
             for (const chunk of pair.pending) pair.upstream.write(chunk)

@@ -29,7 +29,9 @@ export async function connect(url: string): Promise<Client> {
     ws.onerror = () => reject(new Error(`could not connect to ${url}`))
   })
   const client: Client = {
-    ws, frames, closed,
+    ws,
+    frames,
+    closed,
     async next(timeoutMs = 5000) {
       const deadline = Date.now() + timeoutMs
       while (read >= frames.length) {

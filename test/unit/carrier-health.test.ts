@@ -43,8 +43,20 @@ describe('carrier health', () => {
     expect(fieldLabel('parcels[ZX1].events[0].eventDateTime')).toBe('eventDateTime')
     expect(fieldLabel('scan[0].scanData.scanType.name')).toBe('scanData.scanType.name')
     expect(fieldLabel('events[2].timestamp')).toBe('timestamp')
-    expect(redact({ date: 'x', scanData: { scanType: { name: 'Depot' } }, receiver: { name: 'Jane Doe', street: 'Main St 1' }, signedBy: 'J. DOE', note: 'y'.repeat(200) })).toEqual({
-      date: 'x', scanData: { scanType: { name: 'Depot' } }, receiver: '[redacted]', signedBy: '[redacted]', note: `${'y'.repeat(80)}…`
+    expect(
+      redact({
+        date: 'x',
+        scanData: { scanType: { name: 'Depot' } },
+        receiver: { name: 'Jane Doe', street: 'Main St 1' },
+        signedBy: 'J. DOE',
+        note: 'y'.repeat(200)
+      })
+    ).toEqual({
+      date: 'x',
+      scanData: { scanType: { name: 'Depot' } },
+      receiver: '[redacted]',
+      signedBy: '[redacted]',
+      note: `${'y'.repeat(80)}…`
     })
   })
 

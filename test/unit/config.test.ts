@@ -7,7 +7,17 @@ const base = { API_KEYS: 'a-key-of-length' }
 describe('config', () => {
   test('defaults are the contract’s', () => {
     const c = loadConfig(base)
-    expect(c).toMatchObject({ PORT: 3000, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: undefined, ENGINE: 'auto', CLAIM_IDLE_MS: 60000, POLL_BATCH_SIZE: undefined, API_KEYS: ['a-key-of-length'], PRESENCE_TTL_MS: 30000, NOTIFICATION_RETENTION_DAYS: 90 })
+    expect(c).toMatchObject({
+      PORT: 3000,
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
+      REDIS_URL: undefined,
+      ENGINE: 'auto',
+      CLAIM_IDLE_MS: 60000,
+      POLL_BATCH_SIZE: undefined,
+      API_KEYS: ['a-key-of-length'],
+      PRESENCE_TTL_MS: 30000,
+      NOTIFICATION_RETENTION_DAYS: 90
+    })
     expect(Object.isFrozen(c)).toBe(true)
   })
 
@@ -39,8 +49,14 @@ describe('config', () => {
   test('DATABASE: auto without DATABASE_URL, external with it, embedded only without it', () => {
     expect(loadConfig(base)).toMatchObject({ DATABASE: 'auto', PARCELCAST_DATA_DIR: '.parcelcast', PARCELCAST_PG_PORT: 54329 })
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db.example/x' }).DATABASE).toBe('external')
-    expect(loadConfig({ ...base, DATABASE: 'embedded', PARCELCAST_DATA_DIR: '/var/lib/pc', PARCELCAST_PG_PORT: '0' })).toMatchObject({ DATABASE: 'embedded', PARCELCAST_DATA_DIR: '/var/lib/pc', PARCELCAST_PG_PORT: 0 })
-    expect(() => loadConfig({ ...base, DATABASE: 'embedded', DATABASE_URL: 'postgres://db.example/x' })).toThrow(/DATABASE=embedded .* DATABASE_URL must be unset/)
+    expect(loadConfig({ ...base, DATABASE: 'embedded', PARCELCAST_DATA_DIR: '/var/lib/pc', PARCELCAST_PG_PORT: '0' })).toMatchObject({
+      DATABASE: 'embedded',
+      PARCELCAST_DATA_DIR: '/var/lib/pc',
+      PARCELCAST_PG_PORT: 0
+    })
+    expect(() => loadConfig({ ...base, DATABASE: 'embedded', DATABASE_URL: 'postgres://db.example/x' })).toThrow(
+      /DATABASE=embedded .* DATABASE_URL must be unset/
+    )
     expect(() => loadConfig({ ...base, DATABASE: 'sqlite' })).toThrow(/DATABASE must be auto, embedded or external/)
     expect(() => loadConfig({ ...base, PARCELCAST_PG_PORT: '70000' })).toThrow(/PARCELCAST_PG_PORT must be at most 65535/)
   })

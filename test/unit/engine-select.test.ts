@@ -32,8 +32,14 @@ describe('engine selection', () => {
   })
 
   const withRedis = testRedisUrl === null ? test.skip : test
-  withRedis(`auto without REDIS_URL: Redis when it answers at the default address${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`, async () => {
-    expect(await answersPing(testRedisUrl!, 1000)).toBe(true)
-    expect(await chooseEngine({ ENGINE: 'auto', REDIS_URL: undefined }, { defaultUrl: testRedisUrl!, probeMs: 1000 })).toMatchObject({ kind: 'redis', url: testRedisUrl })
-  })
+  withRedis(
+    `auto without REDIS_URL: Redis when it answers at the default address${testRedisUrl === null ? ' — skipped: this run has no Redis' : ''}`,
+    async () => {
+      expect(await answersPing(testRedisUrl!, 1000)).toBe(true)
+      expect(await chooseEngine({ ENGINE: 'auto', REDIS_URL: undefined }, { defaultUrl: testRedisUrl!, probeMs: 1000 })).toMatchObject({
+        kind: 'redis',
+        url: testRedisUrl
+      })
+    }
+  )
 })

@@ -15,15 +15,32 @@ function harness(over: Partial<GroupCommitOptions> = {}) {
   const metrics = createMetrics({ defaults: false })
   let seq = 0
   const gc = createGroupCommit({
-    maxInFlight: 4, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 10_000, metrics,
+    maxInFlight: 4,
+    minEventsToOverlap: 100,
+    maxBatchEvents: 1000,
+    maxQueuedEvents: 10_000,
+    metrics,
     commit: (events) =>
       new Promise<IngestResult>((resolve, reject) => {
         transactions.push({
           keys: events.map((e) => e.event.dedupKey),
-          finish: (err) => (err ? reject(err) : resolve({
-            receivedAt: '2026-12-02T00:00:00.000000Z',
-            planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted', shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null, statusChange: null })), webhookMessages: [], notifications: []
-          }))
+          finish: (err) =>
+            err
+              ? reject(err)
+              : resolve({
+                  receivedAt: '2026-12-02T00:00:00.000000Z',
+                  planned: events.map((e) => ({
+                    ord: e.ord,
+                    outcome: 'inserted',
+                    shipmentId: 's',
+                    seq: ++seq,
+                    projectionUpdated: true,
+                    projection: null,
+                    statusChange: null
+                  })),
+                  webhookMessages: [],
+                  notifications: []
+                })
         })
       }),
     after: async (events) => new Set(events.map((e) => e.ord)),
@@ -46,7 +63,11 @@ describe('group commit', () => {
     expect(transactions.map((t) => t.keys)).toEqual([['a0', 'a1', 'a2']])
     transactions[0]!.finish()
     const r = await p
-    expect(r.planned.map((x) => [x.ord, x.seq])).toEqual([[0, 1], [2, 2], [4, 3]])
+    expect(r.planned.map((x) => [x.ord, x.seq])).toEqual([
+      [0, 1],
+      [2, 2],
+      [4, 3]
+    ])
     expect([...r.published]).toEqual([0, 2, 4])
   })
 
@@ -61,9 +82,16 @@ describe('group commit', () => {
     expect(transactions.map((t) => t.keys)).toEqual([['a0'], ['b0', 'b1', 'c0', 'd0', 'd1', 'd2']])
     transactions[1]!.finish()
     const [b, c, d] = await Promise.all(later)
-    expect(b!.planned.map((x) => [x.ord, x.seq])).toEqual([[0, 2], [2, 3]])
+    expect(b!.planned.map((x) => [x.ord, x.seq])).toEqual([
+      [0, 2],
+      [2, 3]
+    ])
     expect(c!.planned.map((x) => [x.ord, x.seq])).toEqual([[0, 4]])
-    expect(d!.planned.map((x) => [x.ord, x.seq])).toEqual([[0, 5], [2, 6], [4, 7]])
+    expect(d!.planned.map((x) => [x.ord, x.seq])).toEqual([
+      [0, 5],
+      [2, 6],
+      [4, 7]
+    ])
     expect([...d!.published]).toEqual([0, 2, 4])
     const calls = (await metrics.ingestCalls.get()).values.find((v) => v.metricName?.endsWith('_sum'))
     expect(calls!.value).toBe(1 + 3)
@@ -110,7 +138,10 @@ describe('group commit', () => {
     const boom = new Error('connection lost')
     const settled = Promise.allSettled([b, c])
     transactions[1]!.finish(boom)
-    expect(await settled).toEqual([{ status: 'rejected', reason: boom }, { status: 'rejected', reason: boom }])
+    expect(await settled).toEqual([
+      { status: 'rejected', reason: boom },
+      { status: 'rejected', reason: boom }
+    ])
     const d = gc.submit(call('d', 1))
     expect(transactions.length).toBe(3)
     transactions[2]!.finish()
@@ -166,12 +197,29 @@ describe('group commit', () => {
       const transactions: string[][] = []
       let seq = 0
       const gc = createGroupCommit({
-        maxInFlight: 1, minEventsToOverlap: 100, maxBatchEvents: 1000, maxQueuedEvents: 10_000, metrics: createMetrics({ defaults: false }),
+        maxInFlight: 1,
+        minEventsToOverlap: 100,
+        maxBatchEvents: 1000,
+        maxQueuedEvents: 10_000,
+        metrics: createMetrics({ defaults: false }),
         isDataError: (err) => (err as { code?: string }).code === '22P05',
         async commit(events) {
           transactions.push(events.map((e) => e.event.dedupKey))
           if (events.some((e) => e.event.dedupKey.startsWith('bad'))) throw Object.assign(new Error('untranslatable character'), { code: '22P05' })
-          return { receivedAt: 'now', planned: events.map((e) => ({ ord: e.ord, outcome: 'inserted' as const, shipmentId: 's', seq: ++seq, projectionUpdated: true, projection: null, statusChange: null })), webhookMessages: [], notifications: [] }
+          return {
+            receivedAt: 'now',
+            planned: events.map((e) => ({
+              ord: e.ord,
+              outcome: 'inserted' as const,
+              shipmentId: 's',
+              seq: ++seq,
+              projectionUpdated: true,
+              projection: null,
+              statusChange: null
+            })),
+            webhookMessages: [],
+            notifications: []
+          }
         },
         after: async (events) => new Set(events.map((e) => e.ord)),
         ...over
@@ -182,7 +230,12 @@ describe('group commit', () => {
     test('is found by retrying in halves: only the refused events fail, every other call commits in order', async () => {
       const { gc, transactions } = refusing()
       const first = gc.submit(call('a', 1))
-      const group = [gc.submit(call('b', 3)), gc.submit(call('bad', 1)), gc.submit(call('c', 2)), gc.submit([...call('d', 2), { ord: 9, event: { dedupKey: 'bad-d' } as NormalizedEvent }])]
+      const group = [
+        gc.submit(call('b', 3)),
+        gc.submit(call('bad', 1)),
+        gc.submit(call('c', 2)),
+        gc.submit([...call('d', 2), { ord: 9, event: { dedupKey: 'bad-d' } as NormalizedEvent }])
+      ]
       await first
       const [b, bad, c, d] = await Promise.all(group)
       expect(b!.planned.map((p) => p.ord)).toEqual([0, 2, 4])
@@ -213,7 +266,10 @@ describe('group commit', () => {
       const a = gc.submit(call('a', 1))
       const settled = Promise.allSettled([gc.submit(call('b', 1)), gc.submit(call('bad', 1))])
       await a
-      expect(await settled).toEqual([{ status: 'rejected', reason: boom }, { status: 'rejected', reason: boom }])
+      expect(await settled).toEqual([
+        { status: 'rejected', reason: boom },
+        { status: 'rejected', reason: boom }
+      ])
       expect(transactions).toEqual([['a0'], ['b0', 'bad0']])
     })
   })

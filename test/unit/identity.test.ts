@@ -49,7 +49,17 @@ describe('timestamps', () => {
     expect(normalizeInstant('2026-03-29T03:00:00', 'Europe/Berlin')).toBe('2026-03-29T01:00:00.000Z')
   })
   test('refuses impossible or unrecognised times, naming occurredAt', () => {
-    for (const bad of ['2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z', '2026-11-20T24:00:00Z', '2026-11-20T08:60:00Z', '20.11.2026 08:15', 'yesterday', '', '2026-11-20T08:15:00+15:00', '2026-11-20T08:15:00Zjunk']) {
+    for (const bad of [
+      '2026-02-30T00:00:00Z',
+      '2026-13-01T00:00:00Z',
+      '2026-11-20T24:00:00Z',
+      '2026-11-20T08:60:00Z',
+      '20.11.2026 08:15',
+      'yesterday',
+      '',
+      '2026-11-20T08:15:00+15:00',
+      '2026-11-20T08:15:00Zjunk'
+    ]) {
       expect(() => parseInstant(bad)).toThrow(expect.objectContaining({ field: 'occurredAt' }))
     }
   })
@@ -60,7 +70,9 @@ describe('timestamps', () => {
 
 describe('dedupKey', () => {
   test('has the contract form', () => {
-    expect(dedupKey('dhl', '00340434161094042557', 'PU', normalizeInstant('2026-11-20T10:15:00+02:00'))).toBe('dhl:00340434161094042557:PU:2026-11-20T08:15:00.000Z')
+    expect(dedupKey('dhl', '00340434161094042557', 'PU', normalizeInstant('2026-11-20T10:15:00+02:00'))).toBe(
+      'dhl:00340434161094042557:PU:2026-11-20T08:15:00.000Z'
+    )
   })
 
   const instant = fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2090, 0, 1) })
@@ -68,7 +80,8 @@ describe('dedupKey', () => {
   const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, '0')
   function spell(ms: number, off: number, style: 'colon' | 'compact'): string {
     const wall = new Date(ms + off * 60_000)
-    const hh = Math.trunc(Math.abs(off) / 60), mm = Math.abs(off) % 60
+    const hh = Math.trunc(Math.abs(off) / 60),
+      mm = Math.abs(off) % 60
     const sign = off < 0 ? '-' : '+'
     const date = `${wall.getUTCFullYear()}-${pad(wall.getUTCMonth() + 1)}-${pad(wall.getUTCDate())}T${pad(wall.getUTCHours())}:${pad(wall.getUTCMinutes())}:${pad(wall.getUTCSeconds())}.${pad(wall.getUTCMilliseconds(), 3)}`
     return `${date}${sign}${pad(hh)}${style === 'colon' ? ':' : ''}${pad(mm)}`

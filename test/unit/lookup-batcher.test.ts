@@ -10,12 +10,17 @@ import { BusyError } from '../../src/errors.ts'
 function harness(over: Partial<LookupBatcherOptions<string>> = {}) {
   const queries: { keys: string[]; answer: (err?: Error) => void }[] = []
   const b = createLookupBatcher<string>({
-    maxInFlight: 2, maxBatch: 500, maxQueued: 1000,
+    maxInFlight: 2,
+    maxBatch: 500,
+    maxQueued: 1000,
     run: (keys) =>
       new Promise((resolve, reject) => {
         // Every key but those starting with "missing" is found, with the value `v:<key>@<query number>`.
         const n = queries.length
-        queries.push({ keys, answer: (err) => (err ? reject(err) : resolve(new Map(keys.filter((k) => !k.startsWith('missing')).map((k) => [k, `v:${k}@${n}`])))) })
+        queries.push({
+          keys,
+          answer: (err) => (err ? reject(err) : resolve(new Map(keys.filter((k) => !k.startsWith('missing')).map((k) => [k, `v:${k}@${n}`]))))
+        })
       }),
     ...over
   })
@@ -86,7 +91,12 @@ describe('lookup batcher', () => {
   test('a failed query fails every lookup it carried, and the next query still runs', async () => {
     const { b, queries } = harness({ maxInFlight: 1 })
     const running = b.get('a')
-    const carried = [b.get('b'), b.get('c')].map((p) => p.then(() => 'resolved', (e: Error) => e.message))
+    const carried = [b.get('b'), b.get('c')].map((p) =>
+      p.then(
+        () => 'resolved',
+        (e: Error) => e.message
+      )
+    )
     queries[0]!.answer(new Error('connection lost'))
     await expect(running).rejects.toThrow('connection lost')
     const after = b.get('d')

@@ -3,7 +3,14 @@ import { toNormalizedEvent, type NormalizedEvent } from '../../src/pipeline/even
 import { plan, type LockedShipment } from '../../src/pipeline/ingest-query.ts'
 
 const ship = (id: string, tn: string, over: Partial<LockedShipment> = {}): LockedShipment => ({
-  id, carrier: 'dhl', tracking_number: tn, last_seq: 0, status: 'pending', carrier_status: null, last_event_at: null, ...over
+  id,
+  carrier: 'dhl',
+  tracking_number: tn,
+  last_seq: 0,
+  status: 'pending',
+  carrier_status: null,
+  last_event_at: null,
+  ...over
 })
 const ev = (tn: string, carrierStatus: string, occurredAt: string, status?: string): NormalizedEvent => {
   const c = toNormalizedEvent({ carrier: 'dhl', trackingNumber: tn, carrierStatus, occurredAt, status })
@@ -19,13 +26,25 @@ describe('plan', () => {
       [ship('a', 'A', { last_seq: 7 }), ship('b', 'B')],
       new Map()
     )
-    expect(planned.map((p) => [p.outcome, p.shipmentId, p.seq])).toEqual([['inserted', 'a', 8], ['inserted', 'b', 1], ['inserted', 'a', 9]])
+    expect(planned.map((p) => [p.outcome, p.shipmentId, p.seq])).toEqual([
+      ['inserted', 'a', 8],
+      ['inserted', 'b', 1],
+      ['inserted', 'a', 9]
+    ])
   })
 
   test('stored keys and keys repeated in the batch are duplicates with the stored seq', () => {
     const e = ev('A', 's1', '2026-01-01T00:00:00Z')
-    const { planned } = plan(batch(e, ev('A', 's2', '2026-01-01T00:00:01Z'), ev('A', 's2', '2026-01-01T00:00:01Z')), [ship('a', 'A', { last_seq: 3 })], new Map([[e.dedupKey, 2]]))
-    expect(planned.map((p) => [p.outcome, p.seq])).toEqual([['duplicate', 2], ['inserted', 4], ['duplicate', 4]])
+    const { planned } = plan(
+      batch(e, ev('A', 's2', '2026-01-01T00:00:01Z'), ev('A', 's2', '2026-01-01T00:00:01Z')),
+      [ship('a', 'A', { last_seq: 3 })],
+      new Map([[e.dedupKey, 2]])
+    )
+    expect(planned.map((p) => [p.outcome, p.seq])).toEqual([
+      ['duplicate', 2],
+      ['inserted', 4],
+      ['duplicate', 4]
+    ])
   })
 
   test('events for shipments that were not locked are unknown', () => {
@@ -46,7 +65,11 @@ describe('plan', () => {
     )
     expect(planned.map((p) => p.projectionUpdated)).toEqual([false, true, false, false])
     expect(planned.map((p) => p.projection!.status)).toEqual(['in_transit', 'delivered', 'delivered', 'delivered'])
-    expect(shipments.get('a')).toMatchObject({ lastSeq: 5, moved: true, projection: { status: 'delivered', carrierStatus: 'new', lastEventAt: '2026-01-03T00:00:00.000Z' } })
+    expect(shipments.get('a')).toMatchObject({
+      lastSeq: 5,
+      moved: true,
+      projection: { status: 'delivered', carrierStatus: 'new', lastEventAt: '2026-01-03T00:00:00.000Z' }
+    })
   })
 
   test('statusChange: set exactly when an inserted event moves the projection to another status', () => {
@@ -64,7 +87,12 @@ describe('plan', () => {
       new Map()
     )
     expect(planned.map((p) => p.statusChange)).toEqual([
-      { from: 'pending', to: 'in_transit' }, null, null, { from: 'in_transit', to: 'out_for_delivery' }, null, { from: 'out_for_delivery', to: 'delivered' }
+      { from: 'pending', to: 'in_transit' },
+      null,
+      null,
+      { from: 'in_transit', to: 'out_for_delivery' },
+      null,
+      { from: 'out_for_delivery', to: 'delivered' }
     ])
   })
 
@@ -86,9 +114,15 @@ describe('plan', () => {
       new Map([[stored.dedupKey, 1]])
     )
     expect(planned.map((p) => p.statusChange)).toEqual([
-      { from: 'info_received', to: 'in_transit' }, null, null, null, null,
-      { from: 'in_transit', to: 'out_for_delivery' }, { from: 'out_for_delivery', to: 'delivered' },
-      { from: 'pending', to: 'info_received' }, null
+      { from: 'info_received', to: 'in_transit' },
+      null,
+      null,
+      null,
+      null,
+      { from: 'in_transit', to: 'out_for_delivery' },
+      { from: 'out_for_delivery', to: 'delivered' },
+      { from: 'pending', to: 'info_received' },
+      null
     ])
   })
 })

@@ -43,7 +43,9 @@ function world({ strict = true, maxBuffer, retention = false }: { strict?: boole
     // The kind's hook: only a kind whose topics lose old events has one.
     firstRetained: retention ? async () => deleted + 1 : undefined,
     out: {
-      publish: (_t, e) => { for (const s of attached) got.get(s)!.push(e.seq) },
+      publish: (_t, e) => {
+        for (const s of attached) got.get(s)!.push(e.seq)
+      },
       send: (s, _t, e) => got.get(s)!.push(e.seq),
       attach: (s) => attached.add(s),
       overflow: (s) => {
@@ -59,21 +61,50 @@ function world({ strict = true, maxBuffer, retention = false }: { strict?: boole
     maxBuffer
   })
   return {
-    seq, got, attached, snapshots, fetches, errors, overflowed,
+    seq,
+    got,
+    attached,
+    snapshots,
+    fetches,
+    errors,
+    overflowed,
     commit: () => ++committed,
     /** Retention deletes every event up to `seq`. */
-    retain(seq: number) { deleted = Math.max(deleted, Math.min(seq, committed)) },
-    get deleted() { return deleted },
-    get committed() { return committed },
-    failNext(n = 1) { failNext = n },
-    hold() { held = [] },
+    retain(seq: number) {
+      deleted = Math.max(deleted, Math.min(seq, committed))
+    },
+    get deleted() {
+      return deleted
+    },
+    get committed() {
+      return committed
+    },
+    failNext(n = 1) {
+      failNext = n
+    },
+    hold() {
+      held = []
+    },
     /** Lets the held reads go on, and reads no longer wait. */
-    release() { const h = held ?? []; held = null; for (const r of h) r() },
-    begin(sub: string) { got.set(sub, []); seq.begin(T, sub) },
+    release() {
+      const h = held ?? []
+      held = null
+      for (const r of h) r()
+    },
+    begin(sub: string) {
+      got.set(sub, [])
+      seq.begin(T, sub)
+    },
     /** Its snapshot: the database as it stands, or a bounded one that stops at `at`. */
-    snapshot(sub: string, at = committed) { snapshots.set(sub, at) },
-    complete(sub: string) { seq.complete(T, sub, snapshots.get(sub)!) },
-    leave(sub: string) { seq.leave(T, sub, attached.delete(sub)) }
+    snapshot(sub: string, at = committed) {
+      snapshots.set(sub, at)
+    },
+    complete(sub: string) {
+      seq.complete(T, sub, snapshots.get(sub)!)
+    },
+    leave(sub: string) {
+      seq.leave(T, sub, attached.delete(sub))
+    }
   }
 }
 
@@ -87,7 +118,12 @@ async function countMapSteps(f: () => Promise<void>): Promise<number> {
   names.forEach((n, i) => {
     proto[n] = function (this: Map<unknown, unknown>) {
       const it = saved[i].call(this)
-      return { next: () => (steps++, it.next()), [Symbol.iterator]() { return this } }
+      return {
+        next: () => (steps++, it.next()),
+        [Symbol.iterator]() {
+          return this
+        }
+      }
     }
   })
   try {
@@ -98,12 +134,16 @@ async function countMapSteps(f: () => Promise<void>): Promise<number> {
   return steps
 }
 /** Lets every promise that can settle now settle (a held read stays held). */
-const settle = async () => { for (let i = 0; i < 20; i++) await Promise.resolve() }
+const settle = async () => {
+  for (let i = 0; i < 20; i++) await Promise.resolve()
+}
 
 describe('sequencer', () => {
   test('in-order stream: published once each, in order', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     for (let i = 0; i < 5; i++) w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     expect(w.got.get('a')).toEqual([1, 2, 3, 4, 5])
@@ -112,7 +152,9 @@ describe('sequencer', () => {
 
   test('duplicates are dropped; a gap is filled from the database before newer events', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     for (let i = 0; i < 6; i++) w.commit()
     for (const s of [1, 1, 2, 5, 3, 6, 4, 6]) w.seq.offer(T, { seq: s })
     await w.seq.idle()
@@ -122,8 +164,12 @@ describe('sequencer', () => {
 
   test('events lost at the end of the stream arrive through reconcile', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
-    w.seq.offer(T, { seq: w.commit() }); w.commit(); w.commit()
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
+    w.seq.offer(T, { seq: w.commit() })
+    w.commit()
+    w.commit()
     await w.seq.idle()
     expect(w.got.get('a')).toEqual([1])
     w.seq.reconcile(T, 3)
@@ -133,11 +179,16 @@ describe('sequencer', () => {
 
   test('a subscriber whose snapshot is ahead of the stream waits, then gets only newer events', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
-    w.commit(); w.commit()
-    w.begin('b'); w.snapshot('b'); w.complete('b')
+    w.commit()
+    w.commit()
+    w.begin('b')
+    w.snapshot('b')
+    w.complete('b')
     await w.seq.idle()
     expect(w.attached.has('b')).toBe(true)
     for (const s of [2, 3]) w.seq.offer(T, { seq: s })
@@ -151,7 +202,9 @@ describe('sequencer', () => {
     const w = world()
     w.seq.offer(T, { seq: 1 })
     expect(w.seq.topics().size).toBe(0)
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     await w.seq.idle()
     w.seq.leave(T, 'a', true)
     expect(w.seq.topics().size).toBe(0)
@@ -159,11 +212,14 @@ describe('sequencer', () => {
 
   test('a catch-up read that fails inside complete() is read again: nothing it was to fill is lost', async () => {
     const w = world({ strict: false })
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     for (let i = 0; i < 5; i++) w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     // b resumes with a bounded snapshot (it lists events up to 2): 3..5 must come from the database.
-    w.begin('b'); w.snapshot('b', 2)
+    w.begin('b')
+    w.snapshot('b', 2)
     w.failNext()
     w.complete('b')
     await w.seq.idle()
@@ -180,10 +236,13 @@ describe('sequencer', () => {
 
   test('a catch-up read that fails is read again by the next reconcile, even when no event follows', async () => {
     const w = world({ strict: false })
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     for (let i = 0; i < 4; i++) w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
-    w.begin('b'); w.snapshot('b', 1)
+    w.begin('b')
+    w.snapshot('b', 1)
     w.failNext()
     w.complete('b')
     await w.seq.idle()
@@ -195,17 +254,22 @@ describe('sequencer', () => {
 
   test('leave() while a gap fill is in flight: the next subscriber of the topic gets no stale, repeated or reordered frame', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     // 2 and 3 are lost on the stream; 4 arrives and its gap is read from the database, slowly.
-    w.commit(); w.commit()
+    w.commit()
+    w.commit()
     w.hold()
     w.seq.offer(T, { seq: w.commit() })
     await settle()
     w.leave('a')
     // The topic has nobody now; c subscribes afresh, its snapshot at 4.
-    w.begin('c'); w.snapshot('c'); w.complete('c')
+    w.begin('c')
+    w.snapshot('c')
+    w.complete('c')
     await settle()
     expect(w.attached.has('c')).toBe(true)
     w.release()
@@ -217,9 +281,11 @@ describe('sequencer', () => {
     expect(w.got.get('a')).toEqual([1])
   })
 
-  test('complete() is never dropped when the topic\'s queue is full: the subscriber is handed over, not left silent', async () => {
+  test("complete() is never dropped when the topic's queue is full: the subscriber is handed over, not left silent", async () => {
     const w = world({ strict: false, maxBuffer: 3 })
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     // A slow gap fill holds the topic's queue, and copies of old events queue up behind it until it is full.
@@ -229,7 +295,9 @@ describe('sequencer', () => {
     for (let i = 0; i < 3; i++) w.seq.offer(T, { seq: 1 })
     await settle()
     expect(w.errors.length).toBe(1)
-    w.begin('b'); w.snapshot('b'); w.complete('b')
+    w.begin('b')
+    w.snapshot('b')
+    w.complete('b')
     w.release()
     await w.seq.idle()
     w.seq.offer(T, { seq: w.commit() })
@@ -242,13 +310,17 @@ describe('sequencer', () => {
 
   test('a subscriber that leaves and comes back is a new subscriber: the old handover does not complete it', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     w.seq.offer(T, { seq: w.commit() })
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
-    w.begin('b'); w.snapshot('b', 0)
+    w.begin('b')
+    w.snapshot('b', 0)
     w.leave('b')
-    w.begin('b'); w.snapshot('b')
+    w.begin('b')
+    w.snapshot('b')
     w.complete('b')
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
@@ -256,14 +328,17 @@ describe('sequencer', () => {
     expect(w.seq.topics().get(T)).toBe(3)
   })
 
-  test('subscribers handed over before the topic\'s start is known get each buffered event once, with no database read', async () => {
+  test("subscribers handed over before the topic's start is known get each buffered event once, with no database read", async () => {
     const w = world()
     for (let i = 0; i < 7; i++) w.commit()
-    w.begin('A'); w.begin('B')
+    w.begin('A')
+    w.begin('B')
     // Each event arrives twice (the local hand-off and the stream) while neither snapshot is sent.
     for (const s of [6, 6, 7, 7]) w.seq.offer(T, { seq: s })
-    w.snapshot('A', 5); w.snapshot('B', 5)
-    w.complete('A'); w.complete('B')
+    w.snapshot('A', 5)
+    w.snapshot('B', 5)
+    w.complete('A')
+    w.complete('B')
     await w.seq.idle()
     expect(w.got.get('A')).toEqual([6, 7])
     expect(w.got.get('B')).toEqual([6, 7])
@@ -271,14 +346,19 @@ describe('sequencer', () => {
     expect([...w.attached].sort()).toEqual(['A', 'B'])
   })
 
-  test('a handover costs its own subscriber\'s work: completing P subscribers of one topic is linear in P, not quadratic', async () => {
+  test("a handover costs its own subscriber's work: completing P subscribers of one topic is linear in P, not quadratic", async () => {
     const w = world()
-    w.begin('first'); w.snapshot('first'); w.complete('first')
+    w.begin('first')
+    w.snapshot('first')
+    w.complete('first')
     for (let i = 0; i < 3; i++) w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     const P = 2000
     const subs = Array.from({ length: P }, (_, i) => `s${i}`)
-    for (const s of subs) { w.begin(s); w.snapshot(s) }
+    for (const s of subs) {
+      w.begin(s)
+      w.snapshot(s)
+    }
     // Two more events while they are all pending: each is buffered for every one of them.
     for (let i = 0; i < 2; i++) w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
@@ -296,7 +376,9 @@ describe('sequencer', () => {
 
   test('a hole the kind confirms was deleted (retention) is skipped: the topic goes on from the first retained seq', async () => {
     const w = world({ retention: true })
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     // 2..8 never reach this process; retention deletes everything up to 5; then 9 arrives.
@@ -306,12 +388,15 @@ describe('sequencer', () => {
     await w.seq.idle()
     expect(w.got.get('a')).toEqual([1, 6, 7, 8, 9])
     // A subscriber whose snapshot is older than the retained events is handed over past the hole too.
-    w.begin('b'); w.snapshot('b', 2); w.complete('b')
+    w.begin('b')
+    w.snapshot('b', 2)
+    w.complete('b')
     await w.seq.idle()
     expect(w.attached.has('b')).toBe(true)
     expect(w.got.get('b')).toEqual([6, 7, 8, 9])
     // Everything deleted, nothing following: reconcile moves the topic to the last seq, sending nothing.
-    w.commit(); w.commit()
+    w.commit()
+    w.commit()
     w.retain(11)
     w.seq.reconcile(T, w.committed)
     await w.seq.idle()
@@ -324,7 +409,9 @@ describe('sequencer', () => {
 
   test('without the hook (shipment topics, which never delete), a gap waits for the database as before', async () => {
     const w = world()
-    w.begin('a'); w.snapshot('a'); w.complete('a')
+    w.begin('a')
+    w.snapshot('a')
+    w.complete('a')
     w.seq.offer(T, { seq: w.commit() })
     await w.seq.idle()
     for (let i = 0; i < 7; i++) w.commit()
@@ -372,7 +459,7 @@ describe('sequencer', () => {
     for (const s of steps) {
       if (s.kind === 'commit') {
         const k = w.commit()
-        for (let c = 0; c < s.copies; c++) (c === 0 ? w.seq.offer(T, { seq: k }) : late.push(k))
+        for (let c = 0; c < s.copies; c++) c === 0 ? w.seq.offer(T, { seq: k }) : late.push(k)
       } else if (s.kind === 'replay') {
         const k = late.splice(Math.max(0, late.length - s.back), 1)[0] ?? w.committed - s.back
         if (k >= 1) w.seq.offer(T, { seq: k })
@@ -385,8 +472,13 @@ describe('sequencer', () => {
         if (subs.length > 0) {
           const [sub, p] = subs[s.sub % subs.length]!
           // A resume whose snapshot is bounded stops short of the database's last seq.
-          if (p === 'begun') { w.snapshot(sub, Math.max(0, w.committed - s.bounded)); phase.set(sub, 'snapshotted') }
-          else { w.complete(sub); phase.set(sub, 'completed') }
+          if (p === 'begun') {
+            w.snapshot(sub, Math.max(0, w.committed - s.bounded))
+            phase.set(sub, 'snapshotted')
+          } else {
+            w.complete(sub)
+            phase.set(sub, 'completed')
+          }
         }
         for (let i = 0; i < s.ticks; i++) await Promise.resolve()
       } else if (s.kind === 'flush') {
@@ -407,9 +499,13 @@ describe('sequencer', () => {
           phase.set(sub, 'begun')
         }
       } else if (faults && s.kind === 'fail') w.failNext()
-      else if (faults && s.kind === 'hold' && !held) { w.hold(); held = true }
-      else if (s.kind === 'release' && held) { w.release(); held = false }
-      else if (retention && s.kind === 'retain') w.retain(w.committed - s.keep)
+      else if (faults && s.kind === 'hold' && !held) {
+        w.hold()
+        held = true
+      } else if (s.kind === 'release' && held) {
+        w.release()
+        held = false
+      } else if (retention && s.kind === 'retain') w.retain(w.committed - s.keep)
     }
     w.release()
     w.failNext(0)
@@ -460,18 +556,30 @@ describe('sequencer', () => {
   }
 
   test('property: every subscriber sees lastSeq+1..N exactly once, in order, however the stream behaves', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: false })), { numRuns: 500 })
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: false })),
+      { numRuns: 500 }
+    )
   })
 
   test('property: the same when subscribers leave and come back, snapshots are bounded, and database reads fail or take their time', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true })), { numRuns: 500 })
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true })),
+      { numRuns: 500 }
+    )
   })
 
   test('property: the same with a topic queue and handover buffers of 3 (work dropped, sockets cut off and resuming)', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, maxBuffer: 3 })), { numRuns: 500 })
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, maxBuffer: 3 })),
+      { numRuns: 500 }
+    )
   })
 
   test('property: with retention deleting old events, holes are skipped and every event still stored arrives, in order, once', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, retention: true })), { numRuns: 500 })
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => play(steps, { faults: true, retention: true })),
+      { numRuns: 500 }
+    )
   })
 })

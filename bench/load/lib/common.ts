@@ -22,18 +22,31 @@ export async function setup(name: string, env: Record<string, string> = {}) {
   const db = await freshDatabase(`parcelcast_load_${name.replaceAll('-', '_')}`)
   const prefix = `load-${name}-${randomBytes(3).toString('hex')}:`
   const server = await startServer({
-    DATABASE_URL: db.url, ENGINE: 'redis', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: API_KEY, TOKEN_SECRET,
-    POLL_ENABLED: 'false', MIGRATE_ON_BOOT: 'false', ...env
+    DATABASE_URL: db.url,
+    ENGINE: 'redis',
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: prefix,
+    API_KEYS: API_KEY,
+    TOKEN_SECRET,
+    POLL_ENABLED: 'false',
+    MIGRATE_ON_BOOT: 'false',
+    ...env
   })
   const ready = await fetch(`${server.url}/readyz`).then((r) => r.json() as Promise<{ engine: string; redis: string }>)
   if (ready.engine !== 'redis' || ready.redis !== 'up') throw new Error(`the server is not on Redis: ${JSON.stringify(ready)}`)
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(server.url + path, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const res = await fetch(server.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body)
+    })
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`)
     return res.json() as Promise<any>
   }
   return {
-    db, server, post,
+    db,
+    server,
+    post,
     ws: `${server.url.replace('http', 'ws')}/v1/ws`,
     rss: () => rss(server.pid),
     async metric(name: string): Promise<number> {
@@ -56,7 +69,11 @@ export type Setup = Awaited<ReturnType<typeof setup>>
 
 /** A swarm process for these users; `send` a command, `next(event)` for its answer. */
 export function swarm(ws: string, users: string[]) {
-  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/swarm.ts`, JSON.stringify({ ws, secret: TOKEN_SECRET, users })], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/swarm.ts`, JSON.stringify({ ws, secret: TOKEN_SECRET, users })], {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'inherit'
+  })
   const inbox: any[] = []
   const waiters: (() => void)[] = []
   void (async () => {
@@ -101,7 +118,9 @@ export type Swarm = ReturnType<typeof swarm>
 /** `users` split over `processes` swarms. */
 export function swarms(ws: string, users: string[], processes: number): Swarm[] {
   const per = Math.ceil(users.length / processes)
-  return Array.from({ length: processes }, (_, i) => users.slice(i * per, (i + 1) * per)).filter((u) => u.length > 0).map((u) => swarm(ws, u))
+  return Array.from({ length: processes }, (_, i) => users.slice(i * per, (i + 1) * per))
+    .filter((u) => u.length > 0)
+    .map((u) => swarm(ws, u))
 }
 
 export async function all<T>(list: Swarm[], cmd: Record<string, unknown> | null, event: string, timeoutMs?: number): Promise<T[]> {
@@ -124,7 +143,11 @@ export interface Row {
 
 /** Prints the report; writes it to docs/BENCHMARKS.md at full scale; exits 1 when a threshold failed. */
 export async function finish(name: string, title: string, rows: Row[], notes: string[] = []) {
-  const table = ['| figure | value | threshold | |', '|---|---|---|---|', ...rows.map((r) => `| ${r.what} | ${r.value} | ${r.threshold ?? ''} | ${r.ok === undefined ? '' : r.ok ? 'pass' : '**FAIL**'} |`)].join('\n')
+  const table = [
+    '| figure | value | threshold | |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.value} | ${r.threshold ?? ''} | ${r.ok === undefined ? '' : r.ok ? 'pass' : '**FAIL**'} |`)
+  ].join('\n')
   const when = new Date().toISOString().slice(0, 16).replace('T', ' ')
   const body = `### ${title} — \`bun run load ${name}\`\n\nRun on ${when} UTC: ${machine()}${SCALE < 1 ? ` (LOAD_SCALE=${SCALE})` : ''}.\n\n${table}\n${notes.length ? `\n${notes.join('\n')}\n` : ''}`
   console.log(`\n${body}`)

@@ -48,7 +48,16 @@ interface User {
   pingTimer: ReturnType<typeof setTimeout> | null
 }
 const users: User[] = []
-for (const id of spec.users) users.push({ id, token: (await tokens.mint({ sub: id, topics: [`user:${id}`], ttlSeconds: 7200 })).token, ws: null, have: 0, subscribed: false, pings: [], pingTimer: null })
+for (const id of spec.users)
+  users.push({
+    id,
+    token: (await tokens.mint({ sub: id, topics: [`user:${id}`], ttlSeconds: 7200 })).token,
+    ws: null,
+    have: 0,
+    subscribed: false,
+    pings: [],
+    pingTimer: null
+  })
 
 const rtt = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
 const snapshotMs = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
@@ -168,18 +177,27 @@ const handlers: Record<string, (m: any) => Promise<void>> = {
   async connect({ overMs = 0, since = 'none' }) {
     const start = now()
     let last = 0
-    await Promise.all(users.map(async (u, i) => {
-      if (overMs > 0) await Bun.sleep(Math.max(0, start + (overMs * i) / users.length - now()))
-      await slot()
-      try {
-        await open(u, since === 'resume')
-      } finally {
-        release()
-      }
-      last = Math.max(last, now())
-    }))
+    await Promise.all(
+      users.map(async (u, i) => {
+        if (overMs > 0) await Bun.sleep(Math.max(0, start + (overMs * i) / users.length - now()))
+        await slot()
+        try {
+          await open(u, since === 'resume')
+        } finally {
+          release()
+        }
+        last = Math.max(last, now())
+      })
+    )
     const failed = users.filter((u) => !u.subscribed).length
-    out({ event: 'connected', n: users.length - failed, failed, start, last, snapshotMs: { p50: snapshotMs.getValueAtPercentile(50) / 1000, p99: snapshotMs.getValueAtPercentile(99) / 1000, max: snapshotMs.maxValue / 1000 } })
+    out({
+      event: 'connected',
+      n: users.length - failed,
+      failed,
+      start,
+      last,
+      snapshotMs: { p50: snapshotMs.getValueAtPercentile(50) / 1000, p99: snapshotMs.getValueAtPercentile(99) / 1000, max: snapshotMs.maxValue / 1000 }
+    })
   },
   async ping({ everyMs }) {
     pingEveryMs = everyMs
@@ -187,7 +205,15 @@ const handlers: Record<string, (m: any) => Promise<void>> = {
     out({ event: 'ping-started' })
   },
   async stats() {
-    out({ event: 'stats', pings: { count: rtt.totalCount, histogram: hdr.encodeIntoCompressedBase64(rtt) }, frames, violations, samples, closedByServer, open: users.filter((u) => u.ws).length })
+    out({
+      event: 'stats',
+      pings: { count: rtt.totalCount, histogram: hdr.encodeIntoCompressedBase64(rtt) },
+      frames,
+      violations,
+      samples,
+      closedByServer,
+      open: users.filter((u) => u.ws).length
+    })
   },
   async deliveries() {
     out({ event: 'deliveries', byRound })
@@ -195,10 +221,33 @@ const handlers: Record<string, (m: any) => Promise<void>> = {
   },
   async chaos({ ms, upMs, downMs }) {
     const end = now() + ms
-    await Promise.all(users.map(async (u) => {
-      while (now() < end) {
-        if (!u.ws) {
-          reconnects++
+    await Promise.all(
+      users.map(async (u) => {
+        while (now() < end) {
+          if (!u.ws) {
+            reconnects++
+            await slot()
+            try {
+              await open(u, true)
+            } finally {
+              release()
+            }
+          }
+          await Bun.sleep(Math.min(rand(upMs), Math.max(0, end - now())))
+          if (now() >= end) break
+          drop(u)
+          await Bun.sleep(rand(downMs))
+        }
+      })
+    )
+    out({ event: 'chaos-done', reconnects })
+  },
+  async settle({ last, timeoutMs }) {
+    const deadline = now() + timeoutMs
+    await Promise.all(
+      users.map(async (u) => {
+        if (!u.ws || !u.subscribed) {
+          drop(u)
           await slot()
           try {
             await open(u, true)
@@ -206,31 +255,21 @@ const handlers: Record<string, (m: any) => Promise<void>> = {
             release()
           }
         }
-        await Bun.sleep(Math.min(rand(upMs), Math.max(0, end - now())))
-        if (now() >= end) break
-        drop(u)
-        await Bun.sleep(rand(downMs))
-      }
-    }))
-    out({ event: 'chaos-done', reconnects })
-  },
-  async settle({ last, timeoutMs }) {
-    const deadline = now() + timeoutMs
-    await Promise.all(users.map(async (u) => {
-      if (!u.ws || !u.subscribed) {
-        drop(u)
-        await slot()
-        try {
-          await open(u, true)
-        } finally {
-          release()
-        }
-      }
-    }))
+      })
+    )
     const target = (u: User) => last[u.id] ?? 0
     while (now() < deadline && users.some((u) => u.have < target(u))) await Bun.sleep(20)
     const incomplete = users.filter((u) => u.have !== target(u))
-    out({ event: 'settled', complete: users.length - incomplete.length, incomplete: incomplete.slice(0, 5).map((u) => `${u.id}: ${u.have} of ${target(u)}`), incompleteCount: incomplete.length, violations, samples, frames, reconnects })
+    out({
+      event: 'settled',
+      complete: users.length - incomplete.length,
+      incomplete: incomplete.slice(0, 5).map((u) => `${u.id}: ${u.have} of ${target(u)}`),
+      incompleteCount: incomplete.length,
+      violations,
+      samples,
+      frames,
+      reconnects
+    })
   },
   async disconnect() {
     for (const u of users) {

@@ -10,7 +10,15 @@ import type { Engine, Presence } from '../../engine/engine.ts'
 import { AppError, NotFoundError, ValidationError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { parseAckTarget } from '../../notifications/ack.ts'
-import { createNotifications, MAX_BODY_LENGTH, MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, MAX_USERS_PER_REQUEST, parseNotificationRequest } from '../../notifications/create.ts'
+import {
+  createNotifications,
+  MAX_BODY_LENGTH,
+  MAX_DATA_BYTES,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_TITLE_LENGTH,
+  MAX_USERS_PER_REQUEST,
+  parseNotificationRequest
+} from '../../notifications/create.ts'
 import { userIdOf } from '../../notifications/model.ts'
 import type { NotificationPublisher } from '../../notifications/publish.ts'
 import type { NotificationQueries } from '../../notifications/queries.ts'
@@ -32,7 +40,15 @@ const keyHash = (request: Request) => {
 const presenceUnavailable = (err: unknown) =>
   new AppError('unavailable', 'presence cannot be read now: the delivery engine does not answer; retry shortly', { status: 503, retryable: true, cause: err })
 
-export function notificationRoutes({ sql, queries, watchers, publisher, engine, log, onWebhookMessages }: {
+export function notificationRoutes({
+  sql,
+  queries,
+  watchers,
+  publisher,
+  engine,
+  log,
+  onWebhookMessages
+}: {
   sql: Sql
   queries: NotificationQueries
   watchers: WatcherStore
@@ -74,13 +90,25 @@ export function notificationRoutes({ sql, queries, watchers, publisher, engine, 
       },
       {
         body: t.Object({
-          userIds: t.Optional(t.Array(t.String(), { minItems: 1, maxItems: MAX_USERS_PER_REQUEST, description: `1 to ${MAX_USERS_PER_REQUEST} userIds (1-128 of A-Z a-z 0-9 . _ @ : -), each once` })),
+          userIds: t.Optional(
+            t.Array(t.String(), {
+              minItems: 1,
+              maxItems: MAX_USERS_PER_REQUEST,
+              description: `1 to ${MAX_USERS_PER_REQUEST} userIds (1-128 of A-Z a-z 0-9 . _ @ : -), each once`
+            })
+          ),
           userId: t.Optional(t.String({ description: 'one user, instead of userIds' })),
           type: t.String({ description: '1-100 of a-z 0-9 . _ -' }),
           title: t.Optional(t.Nullable(t.String({ maxLength: MAX_TITLE_LENGTH }))),
           body: t.Optional(t.Nullable(t.String({ maxLength: MAX_BODY_LENGTH }))),
           data: t.Optional(t.Nullable(t.Unknown({ description: `a JSON object of at most ${MAX_DATA_BYTES} bytes` }))),
-          idempotencyKey: t.Optional(t.String({ minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY_LENGTH, description: 'the same key (per API key, for 24 h) returns the first answer again and creates nothing' }))
+          idempotencyKey: t.Optional(
+            t.String({
+              minLength: 1,
+              maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
+              description: 'the same key (per API key, for 24 h) returns the first answer again and creates nothing'
+            })
+          )
         }),
         detail: { summary: 'Notify 1 to 10,000 users: 202 {notifications: [{userId, id, seq}]} in the order given', tags: ['notifications'] }
       }
@@ -117,15 +145,16 @@ export function notificationRoutes({ sql, queries, watchers, publisher, engine, 
         detail: { summary: 'Mark notifications read (idempotent): {acked, unread}', tags: ['notifications'] }
       }
     )
-    .get(
-      '/v1/users/:userId/presence',
-      async ({ params }) => (await presenceOf([userIdOf('userId', params.userId)]))[0]!,
-      { detail: { summary: 'Whether a user has a socket open on any process: {userId, online, connections, lastSeenAt}', tags: ['notifications'] } }
-    )
+    .get('/v1/users/:userId/presence', async ({ params }) => (await presenceOf([userIdOf('userId', params.userId)]))[0]!, {
+      detail: { summary: 'Whether a user has a socket open on any process: {userId, online, connections, lastSeenAt}', tags: ['notifications'] }
+    })
     .get(
       '/v1/presence',
       async ({ query }) => {
-        const raw = (query.userIds ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '')
+        const raw = (query.userIds ?? '')
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== '')
         if (raw.length === 0) throw new ValidationError('userIds', 'is required: userIds=a,b,c')
         const userIds = [...new Set(raw.map((u, i) => userIdOf(`userIds[${i}]`, u)))]
         if (userIds.length > MAX_PRESENCE_USERS) throw new ValidationError('userIds', `must list at most ${MAX_PRESENCE_USERS} users`)

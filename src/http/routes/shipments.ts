@@ -32,7 +32,11 @@ export function shipmentRoutes(store: ShipmentStore, carriers?: { isKnown(code: 
         const reference = storable('reference', body.reference?.trim() || null)
         // A shipment nothing will ever update is refused (contract §4: known carriers only).
         if (carriers && !(await carriers.isKnown(carrier))) {
-          throw new AppError('unknown_carrier', `carrier: "${carrier}" is not a known carrier; known: ${(await carriers.codes()).join(', ')}. Register a push-only carrier with PUT /v1/carriers/${carrier}`, { status: 422, field: 'carrier' })
+          throw new AppError(
+            'unknown_carrier',
+            `carrier: "${carrier}" is not a known carrier; known: ${(await carriers.codes()).join(', ')}. Register a push-only carrier with PUT /v1/carriers/${carrier}`,
+            { status: 422, field: 'carrier' }
+          )
         }
         const { shipment, created } = await store.create(carrier, trackingNumber, reference)
         set.status = created ? 201 : 200
@@ -66,16 +70,12 @@ export function shipmentRoutes(store: ShipmentStore, carriers?: { isKnown(code: 
         detail: { summary: 'List shipments, newest first, keyset-paginated', tags: ['shipments'] }
       }
     )
-    .get(
-      '/v1/shipments/:id',
-      async ({ params }) => (await store.get(params.id)) ?? Promise.reject(notFound(params.id)),
-      { detail: { summary: 'A shipment with its projection and lastSeq', tags: ['shipments'] } }
-    )
-    .delete(
-      '/v1/shipments/:id',
-      async ({ params }) => (await store.remove(params.id)) ?? Promise.reject(notFound(params.id)),
-      { detail: { summary: 'Soft delete: polling stops, history stays', tags: ['shipments'] } }
-    )
+    .get('/v1/shipments/:id', async ({ params }) => (await store.get(params.id)) ?? Promise.reject(notFound(params.id)), {
+      detail: { summary: 'A shipment with its projection and lastSeq', tags: ['shipments'] }
+    })
+    .delete('/v1/shipments/:id', async ({ params }) => (await store.remove(params.id)) ?? Promise.reject(notFound(params.id)), {
+      detail: { summary: 'Soft delete: polling stops, history stays', tags: ['shipments'] }
+    })
     .get(
       '/v1/shipments/:id/events',
       async ({ params, query }) => {

@@ -29,8 +29,14 @@ export function tokenRoutes(tokens: Tokens) {
     {
       body: t.Object({
         sub: t.Optional(t.Nullable(t.String({ maxLength: MAX_SUB_LENGTH, description: 'who the token is for (a user id, say)' }))),
-        topics: t.Array(t.String({ minLength: 1, maxLength: MAX_TOPIC_LENGTH }), { minItems: 1, maxItems: MAX_TOKEN_TOPICS, description: `shipment:<carrier>:<trackingNumber>, shipment:* or user:<userId>; at most ${MAX_TOKEN_TOPICS}` }),
-        ttlSeconds: t.Optional(t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_SECONDS, description: `default ${DEFAULT_TOKEN_TTL_SECONDS}, at most ${MAX_TOKEN_TTL_SECONDS}` }))
+        topics: t.Array(t.String({ minLength: 1, maxLength: MAX_TOPIC_LENGTH }), {
+          minItems: 1,
+          maxItems: MAX_TOKEN_TOPICS,
+          description: `shipment:<carrier>:<trackingNumber>, shipment:* or user:<userId>; at most ${MAX_TOKEN_TOPICS}`
+        }),
+        ttlSeconds: t.Optional(
+          t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_SECONDS, description: `default ${DEFAULT_TOKEN_TTL_SECONDS}, at most ${MAX_TOKEN_TTL_SECONDS}` })
+        )
       }),
       detail: { summary: 'Mint a short-lived, topic-scoped WebSocket token', tags: ['delivery'] }
     }

@@ -28,18 +28,22 @@ export function trackingLinkRoutes(store: Pick<ShipmentStore, 'get'>, tokens: To
       return { url: trackingPath(shipment.trackingNumber, token), token, expiresAt }
     },
     {
-      detail: { summary: 'A tracking page link for the shipment\'s recipient (a capability URL scoped to this shipment)', tags: ['shipments'] }
+      detail: { summary: "A tracking page link for the shipment's recipient (a capability URL scoped to this shipment)", tags: ['shipments'] }
     }
   )
 }
 
 function linkTtl(body: unknown): number {
   if (body === undefined || body === null || body === '') return DEFAULT_LINK_TTL_SECONDS
-  if (typeof body !== 'object' || Array.isArray(body)) throw new AppError('validation_failed', 'body: must be a JSON object {ttlSeconds?}', { status: 400, field: 'body' })
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw new AppError('validation_failed', 'body: must be a JSON object {ttlSeconds?}', { status: 400, field: 'body' })
   const ttl = (body as { ttlSeconds?: unknown }).ttlSeconds
   if (ttl === undefined || ttl === null) return DEFAULT_LINK_TTL_SECONDS
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TOKEN_TTL_SECONDS) {
-    throw new AppError('validation_failed', `ttlSeconds: must be a whole number of seconds from 1 to ${MAX_TOKEN_TTL_SECONDS}`, { status: 400, field: 'ttlSeconds' })
+    throw new AppError('validation_failed', `ttlSeconds: must be a whole number of seconds from 1 to ${MAX_TOKEN_TTL_SECONDS}`, {
+      status: 400,
+      field: 'ttlSeconds'
+    })
   }
   return ttl
 }

@@ -54,7 +54,9 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
   const endpointBody = {
     url: t.String({ minLength: 1, maxLength: 2048, description: 'http(s) URL the messages are POSTed to' }),
     eventTypes: t.Array(t.String({ maxLength: 64 }), { minItems: 1, maxItems: 3, description: EVENT_TYPES.join(', ') }),
-    userIds: t.Optional(t.Nullable(t.Array(t.String({ maxLength: 128 }), { maxItems: MAX_USER_IDS, description: 'notification.created only for these users; null: every user' }))),
+    userIds: t.Optional(
+      t.Nullable(t.Array(t.String({ maxLength: 128 }), { maxItems: MAX_USER_IDS, description: 'notification.created only for these users; null: every user' }))
+    ),
     description: t.Optional(t.Nullable(t.String({ maxLength: 500 })))
   }
 
@@ -93,7 +95,10 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
         return (await webhooks.updateEndpoint(params.id, patch)) ?? Promise.reject(notFound(params.id))
       },
       {
-        body: t.Object({ ...t.Partial(t.Object(endpointBody)).properties, enabled: t.Optional(t.Boolean({ description: 'true resumes a disabled endpoint and its pending messages' })) }),
+        body: t.Object({
+          ...t.Partial(t.Object(endpointBody)).properties,
+          enabled: t.Optional(t.Boolean({ description: 'true resumes a disabled endpoint and its pending messages' }))
+        }),
         detail: { summary: 'Change an endpoint; {"enabled": true} resumes a disabled one', tags: ['webhooks'] }
       }
     )
@@ -119,22 +124,28 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
       '/v1/webhook-endpoints/:id/messages',
       async ({ params, query }) => {
         const state = query.state || undefined
-        if (state !== undefined && !(MESSAGE_STATES as readonly string[]).includes(state)) throw new ValidationError('state', `must be one of ${MESSAGE_STATES.join(', ')}`)
+        if (state !== undefined && !(MESSAGE_STATES as readonly string[]).includes(state))
+          throw new ValidationError('state', `must be one of ${MESSAGE_STATES.join(', ')}`)
         const limit = limitOf(query.limit)
         if (!(await store.getEndpoint(params.id))) throw notFound(params.id)
         return store.listMessages({ endpointId: params.id, state, limit, cursor: query.cursor || undefined })
       },
       {
         query: t.Object({ state: t.Optional(t.String()), limit: t.Optional(t.String()), cursor: t.Optional(t.String({ maxLength: 300 })) }),
-        detail: { summary: 'An endpoint\'s messages, newest first', tags: ['webhooks'] }
+        detail: { summary: "An endpoint's messages, newest first", tags: ['webhooks'] }
       }
     )
-    .get('/v1/webhook-messages/:id', async ({ params }) => (await store.getMessage(params.id)) ?? Promise.reject(new NotFoundError(`no webhook message with id "${params.id}"`)), {
-      detail: { summary: 'One message with every attempt', tags: ['webhooks'] }
-    })
+    .get(
+      '/v1/webhook-messages/:id',
+      async ({ params }) => (await store.getMessage(params.id)) ?? Promise.reject(new NotFoundError(`no webhook message with id "${params.id}"`)),
+      {
+        detail: { summary: 'One message with every attempt', tags: ['webhooks'] }
+      }
+    )
     .get(
       '/v1/dlq',
-      ({ query }) => store.listMessages({ endpointId: query.endpointId || undefined, deadLetters: true, limit: limitOf(query.limit), cursor: query.cursor || undefined }),
+      ({ query }) =>
+        store.listMessages({ endpointId: query.endpointId || undefined, deadLetters: true, limit: limitOf(query.limit), cursor: query.cursor || undefined }),
       {
         query: t.Object({ endpointId: t.Optional(t.String()), limit: t.Optional(t.String()), cursor: t.Optional(t.String({ maxLength: 300 })) }),
         detail: { summary: 'The dead-letter queue: messages whose delivery failed finally, newest first', tags: ['webhooks'] }
@@ -168,7 +179,10 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
         return r
       },
       {
-        body: t.Object({ endpointId: t.String({ maxLength: 64 }), since: t.Optional(t.Nullable(t.String({ maxLength: 64, description: 'ISO-8601; dead letters created at or after it (default: all)' }))) }),
+        body: t.Object({
+          endpointId: t.String({ maxLength: 64 }),
+          since: t.Optional(t.Nullable(t.String({ maxLength: 64, description: 'ISO-8601; dead letters created at or after it (default: all)' })))
+        }),
         detail: { summary: 'A new round of attempts for every dead letter of an endpoint (since a time)', tags: ['webhooks'] }
       }
     )
@@ -176,6 +190,11 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
 
 function refusal(why: 'not_found' | 'not_dead_lettered' | 'endpoint_disabled', what: string): AppError {
   if (why === 'not_found') return new NotFoundError(`no ${what}`)
-  if (why === 'endpoint_disabled') return new AppError('endpoint_disabled', `the endpoint of ${what} is disabled; resume it with PATCH {"enabled": true}, which resumes its pending messages too`, { status: 409 })
+  if (why === 'endpoint_disabled')
+    return new AppError(
+      'endpoint_disabled',
+      `the endpoint of ${what} is disabled; resume it with PATCH {"enabled": true}, which resumes its pending messages too`,
+      { status: 409 }
+    )
   return new AppError('not_dead_lettered', `${what} is not in the dead-letter queue (only failed messages are replayed)`, { status: 409 })
 }

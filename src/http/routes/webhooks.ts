@@ -29,14 +29,30 @@ import { jsonTooDeep, MAX_JSON_DEPTH } from '../../pipeline/storable.ts'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql: Sql; processor: Processor; carriers: CarrierDirectory; log: Logger; metrics: Metrics }) {
+export function webhookRoutes({
+  sql,
+  processor,
+  carriers,
+  log,
+  metrics
+}: {
+  sql: Sql
+  processor: Processor
+  carriers: CarrierDirectory
+  log: Logger
+  metrics: Metrics
+}) {
   return new Elysia({ name: 'webhooks' }).post(
     '/v1/webhooks/:carrier',
     async ({ params, request }) => {
       const carrier = params.carrier.toLowerCase()
       const setup = await carriers.setup(carrier)
       const secret = setup?.adapter ? setup.webhookSecret : null
-      if (!setup || !secret) return json(404, errorBody('webhook_not_configured', `no webhook secret is configured for carrier "${carrier}" (set ${carrier.toUpperCase()}_WEBHOOK_SECRET)`))
+      if (!setup || !secret)
+        return json(
+          404,
+          errorBody('webhook_not_configured', `no webhook secret is configured for carrier "${carrier}" (set ${carrier.toUpperCase()}_WEBHOOK_SECRET)`)
+        )
       const bytes = new Uint8Array(await request.arrayBuffer())
       if (!verifySignature(secret, bytes, request.headers.get('x-signature'))) {
         log.warn({ component: 'webhooks', carrier }, 'webhook with a missing or wrong signature refused')
@@ -55,7 +71,10 @@ export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql:
       try {
         raw = utf8.decode(bytes)
       } catch {
-        return refuse('the body is not UTF-8 text: send the payload encoded as UTF-8', { bytes: bytes.length, start: Buffer.from(bytes.subarray(0, 32)).toString('hex') })
+        return refuse('the body is not UTF-8 text: send the payload encoded as UTF-8', {
+          bytes: bytes.length,
+          start: Buffer.from(bytes.subarray(0, 32)).toString('hex')
+        })
       }
       if (jsonTooDeep(raw)) return refuse(`the payload nests deeper than ${MAX_JSON_DEPTH} levels`, bodyHint(raw))
       const read = webhookEvents(carrier, raw, setup.client)
@@ -69,7 +88,15 @@ export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql:
         health.failedShipments = read.unreadable.length
         health.lastError = first.message
         log.error(
-          { component: 'webhooks', carrier, trackingNumber: first.trackingNumber, err: first.message, unreadable: read.unreadable.length, of: health.shipments, sample: redact(first.sample) },
+          {
+            component: 'webhooks',
+            carrier,
+            trackingNumber: first.trackingNumber,
+            err: first.message,
+            unreadable: read.unreadable.length,
+            of: health.shipments,
+            sample: redact(first.sample)
+          },
           'pushed shipment unreadable: nothing of it is stored'
         )
       }
@@ -83,7 +110,10 @@ export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql:
         metrics.carrierRejectedScans.inc({ carrier, field })
         if (!logged.has(field)) {
           logged.add(field)
-          log.error({ component: 'webhooks', carrier, field: c.field, err: c.message, sample: redact(c.sample) }, 'pushed scan rejected: the payload has a form we do not read; that scan is not stored')
+          log.error(
+            { component: 'webhooks', carrier, field: c.field, err: c.message, sample: redact(c.sample) },
+            'pushed scan rejected: the payload has a form we do not read; that scan is not stored'
+          )
         }
       }
       carriers.record(carrier, health)
@@ -96,14 +126,31 @@ export function webhookRoutes({ sql, processor, carriers, log, metrics }: { sql:
       }
       const firstBad = read.events.find((c) => !c.ok)
       if (firstBad && !firstBad.ok && read.events.every((c) => !c.ok)) {
-        return json(400, errorBody('validation_failed', `${firstBad.field}: ${firstBad.message}`, { field: firstBad.field, ...(unreadable.length ? { unreadable } : {}) }))
+        return json(
+          400,
+          errorBody('validation_failed', `${firstBad.field}: ${firstBad.message}`, { field: firstBad.field, ...(unreadable.length ? { unreadable } : {}) })
+        )
       }
-      await recordAnswers(sql, carrier, read.answers.map((a) => {
-        const times = a.events.flatMap((c) => (c.ok ? [c.event.occurredAt] : [])).sort()
-        return { trackingNumber: a.trackingNumber, expectedDelivery: a.expectedDelivery, asOf: times.at(-1) ?? null }
-      }))
+      await recordAnswers(
+        sql,
+        carrier,
+        read.answers.map((a) => {
+          const times = a.events.flatMap((c) => (c.ok ? [c.event.occurredAt] : [])).sort()
+          return { trackingNumber: a.trackingNumber, expectedDelivery: a.expectedDelivery, asOf: times.at(-1) ?? null }
+        })
+      )
       const results = await processor.ingest(read.events)
-      log.info({ component: 'webhooks', carrier, events: results.length, inserted: results.filter((r) => r.outcome === 'inserted').length, rejected: health.rejected, unreadable: unreadable.length }, 'webhook ingested')
+      log.info(
+        {
+          component: 'webhooks',
+          carrier,
+          events: results.length,
+          inserted: results.filter((r) => r.outcome === 'inserted').length,
+          rejected: health.rejected,
+          unreadable: unreadable.length
+        },
+        'webhook ingested'
+      )
       return unreadable.length ? { results, unreadable } : { results }
     },
     { parse: 'none', detail: { summary: "A carrier's signed push, in the carrier's own format", tags: ['carriers'] } }
@@ -118,4 +165,3 @@ function sampleOf(raw: string): unknown {
     return bodyHint(raw)
   }
 }
-

@@ -118,7 +118,15 @@ async function loadShipments() {
     link.addEventListener('click', () => makeLink(s).catch(fail))
     const actions = el('td')
     actions.append(link)
-    tr.append(el('td', s.carrier), el('td', s.trackingNumber), el('td', s.status, 'status'), el('td', when(s.lastEventAt)), el('td', e ? when(e.to) : '—'), el('td', s.lastSeq), actions)
+    tr.append(
+      el('td', s.carrier),
+      el('td', s.trackingNumber),
+      el('td', s.status, 'status'),
+      el('td', when(s.lastEventAt)),
+      el('td', e ? when(e.to) : '—'),
+      el('td', s.lastSeq),
+      actions
+    )
     body.append(tr)
   }
   cursor = page.nextCursor
@@ -148,7 +156,12 @@ async function loadReadiness() {
   if (r.broadcaster) row('broadcaster lag', JSON.stringify(r.broadcaster))
   if (r.notificationWorkers) row('notification workers lag', JSON.stringify(r.notificationWorkers))
   for (const [code, h] of Object.entries(r.carriers ?? {})) row(`carrier ${code}`, h, tone(h))
-  if (r.webhooks) row('webhooks', `${r.webhooks.status}: ${r.webhooks.pending} pending, ${r.webhooks.deadLetters} dead letters (${r.webhooks.deadLettersLastHour} in the last hour), ${r.webhooks.disabledEndpoints?.length ?? 0} endpoints disabled`, tone(r.webhooks.status))
+  if (r.webhooks)
+    row(
+      'webhooks',
+      `${r.webhooks.status}: ${r.webhooks.pending} pending, ${r.webhooks.deadLetters} dead letters (${r.webhooks.deadLettersLastHour} in the last hour), ${r.webhooks.disabledEndpoints?.length ?? 0} endpoints disabled`,
+      tone(r.webhooks.status)
+    )
   $('readiness').replaceChildren(dl)
 }
 
@@ -198,7 +211,19 @@ $('forget').addEventListener('click', () => {
 $('refresh').addEventListener('click', () => refresh())
 $('more').addEventListener('click', () => loadShipments().then(follow).catch(fail))
 $('status-filter').addEventListener('change', () => refresh())
-for (const s of ['pending', 'info_received', 'in_transit', 'out_for_delivery', 'failed_attempt', 'available_for_pickup', 'delivered', 'returned', 'exception', 'expired', 'unknown']) {
+for (const s of [
+  'pending',
+  'info_received',
+  'in_transit',
+  'out_for_delivery',
+  'failed_attempt',
+  'available_for_pickup',
+  'delivered',
+  'returned',
+  'exception',
+  'expired',
+  'unknown'
+]) {
   $('status-filter').append(new Option(s.replaceAll('_', ' '), s))
 }
 show()

@@ -30,7 +30,10 @@ function addEvent(e) {
   const what = document.createElement('strong')
   what.textContent = label(e.status)
   const text = document.createElement('span')
-  text.textContent = [e.description, e.location].filter(Boolean).map((s) => ` — ${s}`).join('')
+  text.textContent = [e.description, e.location]
+    .filter(Boolean)
+    .map((s) => ` — ${s}`)
+    .join('')
   const at = document.createElement('div')
   at.className = 'when'
   at.textContent = when(e.occurredAt)

@@ -13,7 +13,11 @@ const config = { baseUrl: 'https://public-ws.dpd.com', locale: 'de_DE', form: 's
 describe('DPD adapter, SOAP form', () => {
   test('the request: getTrackingData at ParcelLifeCycleService/V2_0 with the authentication header, values escaped', () => {
     const r = dpdSoapRequest(config, PLN, 'tok&en')
-    expect(r).toMatchObject({ method: 'POST', url: 'https://public-ws.dpd.com/soap/services/ParcelLifeCycleService/V2_0', headers: { 'content-type': 'text/xml; charset=utf-8' } })
+    expect(r).toMatchObject({
+      method: 'POST',
+      url: 'https://public-ws.dpd.com/soap/services/ParcelLifeCycleService/V2_0',
+      headers: { 'content-type': 'text/xml; charset=utf-8' }
+    })
     const doc = new XMLParser({ removeNSPrefix: true, parseTagValue: false }).parse(r.body!)
     expect(doc.Envelope.Header.authentication).toEqual({ delisId: 'KD123', authToken: 'tok&en', messageLanguage: 'de_DE' })
     expect(doc.Envelope.Body.getTrackingData).toEqual({ parcelLabelNumber: PLN })
@@ -28,7 +32,10 @@ describe('DPD adapter, SOAP form', () => {
     expect(doc.Envelope.Body.getAuth).toEqual({ delisId: 'KD123', password: 'pa<ss', messageLanguage: 'de_DE' })
     const now = Date.parse('2026-05-08T00:00:00Z')
     // 13:02:56.06 Berlin summer time is 11:02:56.060Z.
-    expect(dpdLoginParse(xml(200, await fixture('dpd/soap-login.xml')), 'Europe/Berlin', now)).toEqual({ token: 'GFadfGob14GWWgQcIldI6zYtuR7cyEHe2z6e', expiresAt: Date.parse('2026-05-08T11:02:56.060Z') - 600_000 })
+    expect(dpdLoginParse(xml(200, await fixture('dpd/soap-login.xml')), 'Europe/Berlin', now)).toEqual({
+      token: 'GFadfGob14GWWgQcIldI6zYtuR7cyEHe2z6e',
+      expiresAt: Date.parse('2026-05-08T11:02:56.060Z') - 600_000
+    })
     expect(dpdLoginParse(xml(500, await fixture('dpd/soap-auth-fault.xml')), 'Europe/Berlin')).toMatchObject({ retryable: false })
     expect(dpdLoginParse(xml(502, '<html>bad gateway</html>', 'text/html'), 'Europe/Berlin')).toMatchObject({ retryable: true })
   })
@@ -40,7 +47,8 @@ describe('DPD adapter, SOAP form', () => {
   })
 
   test('the spring gap moves forward; ISO dates are read too; an unreadable date is rejected naming statusInfo[i].date', () => {
-    const entry = (status: string, date: string) => `<statusInfo><status>${status}</status><label><content>x</content></label><statusHasBeenReached>true</statusHasBeenReached><date><content>${date}</content></date></statusInfo>`
+    const entry = (status: string, date: string) =>
+      `<statusInfo><status>${status}</status><label><content>x</content></label><statusHasBeenReached>true</statusHasBeenReached><date><content>${date}</content></date></statusInfo>`
     const body = `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><getTrackingDataResponse xmlns="http://dpd.com/common/service/types/ParcelLifeCycleService/2.0"><trackingresult>${entry('Depot', '3/29/2026 2:30:00 AM')}${entry('Courier', '2026-03-29T08:00:00')}${entry('Delivered', '29.03.2026 12:00')}</trackingresult></getTrackingDataResponse></soap:Body></soap:Envelope>`
     expect(rows(dpdSoapParse(PLN, xml(200, body))).events).toEqual([
       ['Depot', 'in_transit', '2026-03-29T01:30:00.000Z', null, 'x'],
@@ -55,11 +63,20 @@ describe('DPD adapter, SOAP form', () => {
     expect(dpdSoapParse(PLN, xml(200, '<html>maintenance</html>', 'text/html'))).toMatchObject({ kind: 'error', retryable: true })
     expect(dpdSoapParse(PLN, xml(503, '', 'text/plain'))).toMatchObject({ kind: 'error', retryable: true })
     expect(dpdSoapParse(PLN, xml(429, ''))).toEqual({ kind: 'rate_limited', retryAfterMs: null })
-    const parcelFault = '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>parcelLabelNumber is not valid</faultstring></soap:Fault></soap:Body></soap:Envelope>'
-    expect(dpdSoapParse(PLN, xml(500, parcelFault))).toEqual({ kind: 'ok', results: [{ trackingNumber: PLN, kind: 'error', message: 'DPD SOAP fault: parcelLabelNumber is not valid' }] })
+    const parcelFault =
+      '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>parcelLabelNumber is not valid</faultstring></soap:Fault></soap:Body></soap:Envelope>'
+    expect(dpdSoapParse(PLN, xml(500, parcelFault))).toEqual({
+      kind: 'ok',
+      results: [{ trackingNumber: PLN, kind: 'error', message: 'DPD SOAP fault: parcelLabelNumber is not valid' }]
+    })
     // Any other fault is DPD failing, not the parcel: a failed call (backed off, counted in health).
-    const serverFault = '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occurred while processing.</faultstring></soap:Fault></soap:Body></soap:Envelope>'
-    expect(dpdSoapParse(PLN, xml(500, serverFault))).toEqual({ kind: 'error', retryable: true, message: 'DPD SOAP fault: Fault occurred while processing. (HTTP 500)' })
+    const serverFault =
+      '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Fault occurred while processing.</faultstring></soap:Fault></soap:Body></soap:Envelope>'
+    expect(dpdSoapParse(PLN, xml(500, serverFault))).toEqual({
+      kind: 'error',
+      retryable: true,
+      message: 'DPD SOAP fault: Fault occurred while processing. (HTTP 500)'
+    })
     expect(dpdSoapParse(PLN, xml(200, '<a></a>'))).toMatchObject({ kind: 'error' })
   })
 
@@ -71,7 +88,16 @@ describe('DPD adapter, SOAP form', () => {
         fc.oneof(
           fc.string(),
           fc.constantFrom(...docs).chain((d) => fc.integer({ min: 0, max: d.length }).map((n) => d.slice(0, n))),
-          fc.constantFrom(...docs).chain((d) => fc.tuple(fc.integer({ min: 0, max: d.length }), fc.constantFrom('<', '>', '&', '<statusInfo>', '</content>', '<!DOCTYPE x [<!ENTITY a "aaaa">]>', '&a;', '\u0000')).map(([n, j]) => mangle(d, n, j)))
+          fc
+            .constantFrom(...docs)
+            .chain((d) =>
+              fc
+                .tuple(
+                  fc.integer({ min: 0, max: d.length }),
+                  fc.constantFrom('<', '>', '&', '<statusInfo>', '</content>', '<!DOCTYPE x [<!ENTITY a "aaaa">]>', '&a;', '\u0000')
+                )
+                .map(([n, j]) => mangle(d, n, j))
+            )
         ),
         fc.constantFrom(200, 500, 503),
         (body, status) => {

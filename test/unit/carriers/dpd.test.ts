@@ -5,11 +5,19 @@ import { dpd, dpdJsonParse, dpdJsonRequest, dpdLocalTime, dpdScanDateTime, dpdSt
 import { DPD_JSON_JOURNEY, DPD_STATUS_ONLY, fixture, rows } from '../../fixtures/expected.ts'
 
 const PLN = '01905020138765'
-const json = (status: number, body: string, headers: Record<string, string> = {}): CarrierResponse => ({ status, body, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } })
+const json = (status: number, body: string, headers: Record<string, string> = {}): CarrierResponse => ({
+  status,
+  body,
+  headers: { 'content-type': 'application/json; charset=utf-8', ...headers }
+})
 
 describe('DPD adapter, JSON form', () => {
   test('the request: locale and parcel label number in the path', () => {
-    expect(dpdJsonRequest({ baseUrl: 'https://tracking.dpd.de', locale: 'de_DE' }, PLN)).toEqual({ method: 'GET', url: `https://tracking.dpd.de/rest/plc/de_DE/${PLN}`, headers: { accept: 'application/json' } })
+    expect(dpdJsonRequest({ baseUrl: 'https://tracking.dpd.de', locale: 'de_DE' }, PLN)).toEqual({
+      method: 'GET',
+      url: `https://tracking.dpd.de/rest/plc/de_DE/${PLN}`,
+      headers: { accept: 'application/json' }
+    })
     // JSON is the default form.
     expect(dpd.request({ baseUrl: 'https://tracking.dpd.de' }, [PLN]).url).toBe(`https://tracking.dpd.de/rest/plc/de_DE/${PLN}`)
   })
@@ -78,19 +86,39 @@ describe('DPD adapter, JSON form', () => {
   })
 
   test('a reached status entry without a readable date is rejected, naming the field', () => {
-    const body = JSON.stringify({ parcellifecycleResponse: { parcelLifeCycleData: { statusInfo: [
-      { status: 'ACCEPTED', statusHasBeenReached: true },
-      { status: 'ON_THE_ROAD', statusHasBeenReached: true, date: 'gestern' },
-      { status: 'DELIVERED', statusHasBeenReached: false }
-    ] } } })
+    const body = JSON.stringify({
+      parcellifecycleResponse: {
+        parcelLifeCycleData: {
+          statusInfo: [
+            { status: 'ACCEPTED', statusHasBeenReached: true },
+            { status: 'ON_THE_ROAD', statusHasBeenReached: true, date: 'gestern' },
+            { status: 'DELIVERED', statusHasBeenReached: false }
+          ]
+        }
+      }
+    })
     expect(rows(dpdJsonParse(PLN, json(200, body))).events).toEqual(['statusInfo[0].date', 'statusInfo[1].date'])
   })
 
   test('status table: scan types and status codes', () => {
     const table: [string, string][] = [
-      ['PickedUp', 'in_transit'], ['BetweenDepots', 'in_transit'], ['Depot', 'in_transit'], ['Courier', 'out_for_delivery'], ['DeliveryFailure', 'failed_attempt'],
-      ['ParcelShop', 'available_for_pickup'], ['Delivered', 'delivered'], ['Accepted', 'info_received'], ['ReturnToSender', 'returned'], ['Whatever', 'unknown'],
-      ['ACCEPTED', 'info_received'], ['AT_SENDING_DEPOT', 'in_transit'], ['ON_THE_ROAD', 'in_transit'], ['AT_DELIVERY_DEPOT', 'in_transit'], ['OUT_FOR_DELIVERY', 'out_for_delivery'], ['DELIVERED', 'delivered'], ['PICKUP', 'available_for_pickup']
+      ['PickedUp', 'in_transit'],
+      ['BetweenDepots', 'in_transit'],
+      ['Depot', 'in_transit'],
+      ['Courier', 'out_for_delivery'],
+      ['DeliveryFailure', 'failed_attempt'],
+      ['ParcelShop', 'available_for_pickup'],
+      ['Delivered', 'delivered'],
+      ['Accepted', 'info_received'],
+      ['ReturnToSender', 'returned'],
+      ['Whatever', 'unknown'],
+      ['ACCEPTED', 'info_received'],
+      ['AT_SENDING_DEPOT', 'in_transit'],
+      ['ON_THE_ROAD', 'in_transit'],
+      ['AT_DELIVERY_DEPOT', 'in_transit'],
+      ['OUT_FOR_DELIVERY', 'out_for_delivery'],
+      ['DELIVERED', 'delivered'],
+      ['PICKUP', 'available_for_pickup']
     ]
     for (const [k, s] of table) expect([k, dpdStatus(k)]).toEqual([k, s as never])
   })
@@ -101,12 +129,32 @@ describe('DPD adapter, JSON form', () => {
   })
 
   test('unknown parcels, rate limits, server errors, wrong shapes', () => {
-    expect(dpdJsonParse(PLN, json(200, '{"parcellifecycleResponse":{"parcelLifeCycleData":null}}'))).toEqual({ kind: 'ok', results: [{ trackingNumber: PLN, kind: 'not_found' }] })
+    expect(dpdJsonParse(PLN, json(200, '{"parcellifecycleResponse":{"parcelLifeCycleData":null}}'))).toEqual({
+      kind: 'ok',
+      results: [{ trackingNumber: PLN, kind: 'not_found' }]
+    })
     expect(dpdJsonParse(PLN, json(404, '{}'))).toEqual({ kind: 'ok', results: [{ trackingNumber: PLN, kind: 'not_found' }] })
     expect(dpdJsonParse(PLN, json(429, '', { 'retry-after': '2' }))).toEqual({ kind: 'rate_limited', retryAfterMs: 2000 })
     expect(dpdJsonParse(PLN, json(502, ''))).toMatchObject({ kind: 'error', retryable: true })
     expect(dpdJsonParse(PLN, json(200, '{"something":"else"}'))).toMatchObject({ kind: 'error', message: expect.stringContaining('parcellifecycleResponse') })
-    const bad = dpdJsonParse(PLN, json(200, JSON.stringify({ parcellifecycleResponse: { parcelLifeCycleData: { scanInfo: { scan: [{ date: 'yesterday', scanData: { scanType: { name: 'Depot' } } }, { date: '2026-01-01T10:00:00', scanData: {} }] } } } })))
+    const bad = dpdJsonParse(
+      PLN,
+      json(
+        200,
+        JSON.stringify({
+          parcellifecycleResponse: {
+            parcelLifeCycleData: {
+              scanInfo: {
+                scan: [
+                  { date: 'yesterday', scanData: { scanType: { name: 'Depot' } } },
+                  { date: '2026-01-01T10:00:00', scanData: {} }
+                ]
+              }
+            }
+          }
+        })
+      )
+    )
     expect(rows(bad).events).toEqual(['scan[0].date', 'scan[1].scanData.scanType'])
   })
 
@@ -122,7 +170,12 @@ describe('DPD adapter, JSON form', () => {
     const docs = await Promise.all(['dpd/journey.json', 'dpd/date-forms.json', 'dpd/status-only.json'].map(fixture))
     fc.assert(
       fc.property(
-        fc.oneof(fc.string(), fc.json(), fc.constantFrom(...docs).chain((d) => fc.integer({ min: 0, max: d.length }).map((n) => d.slice(0, n))), fc.anything().map((x) => JSON.stringify(x) ?? '')),
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          fc.constantFrom(...docs).chain((d) => fc.integer({ min: 0, max: d.length }).map((n) => d.slice(0, n))),
+          fc.anything().map((x) => JSON.stringify(x) ?? '')
+        ),
         fc.constantFrom('application/json', 'text/html', ''),
         fc.constantFrom('de_DE', 'en_GB', 'xx'),
         (body, type, locale) => {
@@ -136,11 +189,20 @@ describe('DPD adapter, JSON form', () => {
 
   test('fuzz: scans with arbitrary dates are events or rejections naming date, never a throw', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString().slice(0, 19)), fc.constant('2/30/2026 1:00:00 PM')), (date) => {
-        const body = JSON.stringify({ parcellifecycleResponse: { parcelLifeCycleData: { scanInfo: { scan: [{ date, scanData: { scanType: { name: 'Depot' } } }] } } } })
-        const [c] = rows(dpdJsonParse(PLN, json(200, body))).events
-        expect(Array.isArray(c) || c === 'scan[0].date').toBe(true)
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString().slice(0, 19)),
+          fc.constant('2/30/2026 1:00:00 PM')
+        ),
+        (date) => {
+          const body = JSON.stringify({
+            parcellifecycleResponse: { parcelLifeCycleData: { scanInfo: { scan: [{ date, scanData: { scanType: { name: 'Depot' } } }] } } }
+          })
+          const [c] = rows(dpdJsonParse(PLN, json(200, body))).events
+          expect(Array.isArray(c) || c === 'scan[0].date').toBe(true)
+        }
+      ),
       { numRuns: 500 }
     )
   })

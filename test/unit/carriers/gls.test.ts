@@ -16,7 +16,10 @@ describe('GLS adapter', () => {
   })
 
   test('the token is kept until a minute before it expires; refusals are final', () => {
-    expect(glsParseToken(res(200, '{"access_token":"abc","token_type":"Bearer","expires_in":3600}'), 1_000)).toEqual({ token: 'abc', expiresAt: 1_000 + 3540_000 })
+    expect(glsParseToken(res(200, '{"access_token":"abc","token_type":"Bearer","expires_in":3600}'), 1_000)).toEqual({
+      token: 'abc',
+      expiresAt: 1_000 + 3540_000
+    })
     expect(glsParseToken(res(401, '{}'))).toMatchObject({ retryable: false })
     expect(glsParseToken(res(502, 'x'))).toMatchObject({ retryable: true })
     expect(glsParseToken(res(200, '{"nope":1}'))).toMatchObject({ retryable: true })
@@ -24,7 +27,11 @@ describe('GLS adapter', () => {
 
   test('the tracking request: up to 10 ids, comma-separated, with events, bearer token', () => {
     const r = glsRequest(config, 'tok', ['ZX12AB34', 'ZX55CD66'])
-    expect(r).toEqual({ method: 'GET', url: 'https://api.gls-group.net/track-and-trace-v1/tracking/simple/trackids/ZX12AB34,ZX55CD66?showEvents=true', headers: { authorization: 'Bearer tok', accept: 'application/json' } })
+    expect(r).toEqual({
+      method: 'GET',
+      url: 'https://api.gls-group.net/track-and-trace-v1/tracking/simple/trackids/ZX12AB34,ZX55CD66?showEvents=true',
+      headers: { authorization: 'Bearer tok', accept: 'application/json' }
+    })
     expect(() => glsRequest(config, 'tok', Array(11).fill('A'))).toThrow(RangeError)
   })
 
@@ -35,7 +42,9 @@ describe('GLS adapter', () => {
     expect(b).toEqual({ trackingNumber: 'ZX99NOPE', kind: 'not_found' })
     expect(d).toMatchObject({ trackingNumber: 'ZX00MISSING', kind: 'error' })
     if (a!.kind !== 'events' || c!.kind !== 'events') throw new Error('expected events')
-    expect(a!.events.map((e) => (e.ok ? [e.event.carrierStatus, e.event.status, e.event.occurredAt, e.event.location, e.event.description] : e.field))).toEqual(GLS_PARCEL.events)
+    expect(a!.events.map((e) => (e.ok ? [e.event.carrierStatus, e.event.status, e.event.occurredAt, e.event.location, e.event.description] : e.field))).toEqual(
+      GLS_PARCEL.events
+    )
     expect(a!.expectedDelivery).toBeNull()
     expect(c!.events.map((e) => (e.ok ? e.event.status : e.field))).toEqual(['available_for_pickup', 'failed_attempt', 'returned', 'exception', 'unknown'])
   })
@@ -52,17 +61,31 @@ describe('GLS adapter', () => {
     const out = gls.push(await fixture('two-parcels.json'), { baseUrl: '' })
     if (out.kind !== 'ok') throw new Error(out.kind)
     expect(out.results.map((r) => r.kind)).toEqual(['events', 'not_found', 'events'])
-    const bad = gls.push(JSON.stringify({ parcels: [{ requested: 'ZX1', events: [{ code: 'INTRANSIT', eventDateTime: '28.03.2026 18:02' }] }] }), { baseUrl: '' })
-    expect(bad.kind === 'ok' && bad.results[0]!.kind === 'events' && bad.results[0]!.events[0]).toMatchObject({ ok: false, field: 'parcels[ZX1].events[0].eventDateTime' })
+    const bad = gls.push(JSON.stringify({ parcels: [{ requested: 'ZX1', events: [{ code: 'INTRANSIT', eventDateTime: '28.03.2026 18:02' }] }] }), {
+      baseUrl: ''
+    })
+    expect(bad.kind === 'ok' && bad.results[0]!.kind === 'events' && bad.results[0]!.events[0]).toMatchObject({
+      ok: false,
+      field: 'parcels[ZX1].events[0].eventDateTime'
+    })
   })
 
   test('fuzz: random and truncated payloads never throw out of the adapter (poll and push)', async () => {
     const good = await fixture('two-parcels.json')
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json(), fc.integer({ min: 0, max: good.length }).map((n) => good.slice(0, n)), fc.anything().map((x) => JSON.stringify(x) ?? '')), fc.constantFrom(200, 401, 429, 503), (body, status) => {
-        expect(['ok', 'error', 'rate_limited']).toContain(glsParse(['ZX12AB34', 'ZX55CD66'], res(status, body)).kind)
-        expect(['ok', 'error']).toContain(gls.push(body, { baseUrl: '' }).kind)
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          fc.integer({ min: 0, max: good.length }).map((n) => good.slice(0, n)),
+          fc.anything().map((x) => JSON.stringify(x) ?? '')
+        ),
+        fc.constantFrom(200, 401, 429, 503),
+        (body, status) => {
+          expect(['ok', 'error', 'rate_limited']).toContain(glsParse(['ZX12AB34', 'ZX55CD66'], res(status, body)).kind)
+          expect(['ok', 'error']).toContain(gls.push(body, { baseUrl: '' }).kind)
+        }
+      ),
       { numRuns: 1000 }
     )
   })

@@ -45,7 +45,14 @@ function skeleton(doc: unknown, path = '', out = new Set<string>()): Set<string>
   return out
 }
 
-const xml = new XMLParser({ removeNSPrefix: true, ignoreAttributes: true, parseTagValue: false, trimValues: true, ignoreDeclaration: true, isArray: () => true })
+const xml = new XMLParser({
+  removeNSPrefix: true,
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: true,
+  ignoreDeclaration: true,
+  isArray: () => true
+})
 const parse = (body: string, isXml: boolean) => (isXml ? xml.parse(body) : JSON.parse(body))
 
 /**
