@@ -4,6 +4,8 @@
  * number the URL names — the scripts read their data with the API key the operator types in
  * (dashboard) or with the token in the page's own URL (tracking page).
  */
+import { STATUSES } from '../pipeline/identity.ts'
+
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
 
@@ -40,7 +42,7 @@ export const dashboardPage = () =>
     <p id="error" class="error" role="alert" hidden></p>
     <section><h2>Readiness</h2><div id="readiness"></div></section>
     <section><h2>Shipments</h2>
-      <p><label for="status-filter">Status</label> <select id="status-filter"><option value="">all</option></select></p>
+      <p><label for="status-filter">Status</label> <select id="status-filter"><option value="">all</option>${STATUSES.map((s) => `<option value="${s}">${s.replaceAll('_', ' ')}</option>`).join('')}</select></p>
       <table id="shipments"><thead><tr><th>Carrier</th><th>Tracking number</th><th>Status</th><th>Last event</th><th>Expected</th><th>Seq</th><th></th></tr></thead><tbody></tbody></table>
       <p><button id="more" type="button" hidden>More</button></p>
       <p id="link" class="link" hidden></p>

@@ -3,6 +3,8 @@
  * the shapes of src/shipments/store.ts, src/delivery and src/webhooks, written down once for
  * both documents. Objects stay open (no additionalProperties: false): a field may be added.
  */
+import { STATUSES } from '../pipeline/identity.ts'
+
 type Schema = Record<string, unknown>
 
 const str = (description?: string): Schema => ({ type: 'string', ...(description ? { description } : {}) })
@@ -12,20 +14,6 @@ const int = (description?: string): Schema => ({ type: 'integer', minimum: 0, ..
 const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties)): Schema => ({ type: 'object', properties, required })
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 const listOf = (item: Schema, cursor = 'nextCursor'): Schema => obj({ items: { type: 'array', items: item }, [cursor]: nullable(str()) })
-
-export const STATUSES = [
-  'pending',
-  'info_received',
-  'in_transit',
-  'out_for_delivery',
-  'failed_attempt',
-  'available_for_pickup',
-  'delivered',
-  'returned',
-  'exception',
-  'expired',
-  'unknown'
-]
 
 const shipmentFields: Record<string, Schema> = {
   id: { type: 'string', format: 'uuid' },

@@ -211,19 +211,4 @@ $('forget').addEventListener('click', () => {
 $('refresh').addEventListener('click', () => refresh())
 $('more').addEventListener('click', () => loadShipments().then(follow).catch(fail))
 $('status-filter').addEventListener('change', () => refresh())
-for (const s of [
-  'pending',
-  'info_received',
-  'in_transit',
-  'out_for_delivery',
-  'failed_attempt',
-  'available_for_pickup',
-  'delivered',
-  'returned',
-  'exception',
-  'expired',
-  'unknown'
-]) {
-  $('status-filter').append(new Option(s.replaceAll('_', ' '), s))
-}
 show()
