@@ -42,6 +42,37 @@ export interface NotificationRecord {
   createdAt: string
 }
 
+/**
+ * The columns of a `notifications` row that make its record, as `NOTIFICATION_RECORD_COLUMNS`
+ * selects them (over a row aliased `n`).
+ */
+export interface NotificationRow {
+  id: string
+  user_id: string
+  seq: number
+  type: string
+  title: string | null
+  body: string | null
+  data: string | null
+  shipment_id: string | null
+  created_at: string
+}
+
+export const NOTIFICATION_RECORD_COLUMNS =
+  'n.id, n.user_id, n.seq, n.type, n.title, n.body, n.data::text as data, n.shipment_id, iso_utc(n.created_at) as created_at'
+
+export const recordOf = (r: NotificationRow): NotificationRecord => ({
+  id: r.id,
+  userId: r.user_id,
+  seq: r.seq,
+  type: r.type,
+  title: r.title,
+  body: r.body,
+  data: r.data,
+  shipmentId: r.shipment_id,
+  createdAt: r.created_at
+})
+
 /** A committed notification on its way to sockets and the stream: `data` is the frame body (FanoutMessage's). */
 export interface NotificationMessage {
   topic: string

@@ -5,28 +5,16 @@
  */
 import type { Engine } from '../engine/engine.ts'
 import { countBacklog, type OutboxSource } from '../pipeline/outbox.ts'
-import { toMessage, type NotificationMessage } from './model.ts'
+import { NOTIFICATION_RECORD_COLUMNS, recordOf, toMessage, type NotificationMessage, type NotificationRow } from './model.ts'
 import { appendNotifications } from './publish.ts'
-
-interface Row {
-  user_id: string
-  seq: number
-  id: string
-  type: string
-  title: string | null
-  body: string | null
-  data: string | null
-  shipment_id: string | null
-  created_at: string
-}
 
 export function notificationOutbox(engine: Engine, maxLen: number): OutboxSource<NotificationMessage> {
   return {
     name: 'notifications',
     lockKey: '7284911003771516',
     async read(tx, graceMs, limit) {
-      const rows = await tx<Row[]>`
-        select n.user_id, n.seq, n.id, n.type, n.title, n.body, n.data::text as data, n.shipment_id, iso_utc(n.created_at) as created_at
+      const rows = await tx<NotificationRow[]>`
+        select ${tx.unsafe(NOTIFICATION_RECORD_COLUMNS)}
         from notification_outbox o
         cross join lateral (
           select * from notifications n
@@ -38,17 +26,7 @@ export function notificationOutbox(engine: Engine, maxLen: number): OutboxSource
         for update of o skip locked`
       return rows.map((r) => ({
         ref: { key: r.user_id, seq: r.seq },
-        message: toMessage({
-          id: r.id,
-          userId: r.user_id,
-          seq: r.seq,
-          type: r.type,
-          title: r.title,
-          body: r.body,
-          data: r.data,
-          shipmentId: r.shipment_id,
-          createdAt: r.created_at
-        })
+        message: toMessage(recordOf(r))
       }))
     },
     append: (messages) => appendNotifications(engine, messages, maxLen),

@@ -8,7 +8,7 @@
  */
 import type { Sql } from '../db/client.ts'
 import { createLookupBatcher } from '../delivery/lookup-batcher.ts'
-import { NOTIFICATION_JSON, notificationBody, type NotificationRecord } from './model.ts'
+import { NOTIFICATION_JSON, NOTIFICATION_RECORD_COLUMNS, notificationBody, recordOf, type NotificationRecord, type NotificationRow } from './model.ts'
 
 /** Notifications a snapshot lists at most; the rest follow as frames. */
 export const SNAPSHOT_NOTIFICATION_LIMIT = 1000
@@ -72,37 +72,12 @@ export function createNotificationQueries(sql: Sql) {
 
     /** Frames of the notifications with after < seq <= upto, at most `limit`, in seq order. */
     async frames(userId: string, after: number, upto: number, limit: number): Promise<{ seq: number; data: string }[]> {
-      const rows = await sql.unsafe<
-        {
-          id: string
-          user_id: string
-          seq: number
-          type: string
-          title: string | null
-          body: string | null
-          data: string | null
-          shipment_id: string | null
-          created_at: string
-        }[]
-      >(
-        `select id, user_id, seq, type, title, body, data::text as data, shipment_id, iso_utc(created_at) as created_at
-         from notifications where user_id = $1 and seq > $2 and seq <= $3 order by seq limit $4`,
+      const rows = await sql.unsafe<NotificationRow[]>(
+        `select ${NOTIFICATION_RECORD_COLUMNS}
+         from notifications n where n.user_id = $1 and n.seq > $2 and n.seq <= $3 order by n.seq limit $4`,
         [userId, after, upto, limit]
       )
-      return rows.map((r) => {
-        const n: NotificationRecord = {
-          id: r.id,
-          userId: r.user_id,
-          seq: r.seq,
-          type: r.type,
-          title: r.title,
-          body: r.body,
-          data: r.data,
-          shipmentId: r.shipment_id,
-          createdAt: r.created_at
-        }
-        return { seq: r.seq, data: notificationBody(n) }
-      })
+      return rows.map((r) => ({ seq: r.seq, data: notificationBody(recordOf(r)) }))
     },
 
     /**
