@@ -1,6 +1,6 @@
 /**
  * Retention (contract §8): notifications older than NOTIFICATION_RETENTION_DAYS are deleted,
- * oldest first, with their outbox rows if any are left; and idempotency answers older than 24
+ * oldest first and each user's in seq order, with their outbox rows if any are left; and idempotency answers older than 24
  * hours. A background loop (loop.ts): bounded (at most `maxBatches` × `batchSize` rows of each
  * per run, short statements that hold few locks), observable (a counter per kind, a log line
  * when it deleted something), one run at a time, and `stop()` waits for the run in progress.
@@ -46,12 +46,21 @@ export function createRetention({
     return total
   }
 
+  // A user's notifications go in seq order, never one with a lower seq kept behind a deleted one:
+  // the batch's oldest rows by created_at decide how far each of their users goes, and every seq
+  // up to that goes. created_at alone could leave such a hole: it is the transaction's start, so
+  // of two transactions racing for one user the later seq may have the earlier instant, and rows
+  // of one transaction tie. What is kept stays one range from firstRetained (queries.ts), so
+  // gap reads and resumes never wait for a seq that is gone while an older one stays.
   const oldNotifications = async () => {
     const [row] = await sql<{ n: number }[]>`
-      with d as (
-        delete from notifications where ctid = any(array(
-          select ctid from notifications where created_at < now() - make_interval(days => ${days}) order by created_at limit ${batchSize}))
-        returning user_id, seq
+      with c as (
+        select user_id, seq from notifications where created_at < now() - make_interval(days => ${days}) order by created_at limit ${batchSize}
+      ),
+      upto as (select user_id, max(seq) as seq from c group by user_id),
+      d as (
+        delete from notifications n using upto where n.user_id = upto.user_id and n.seq <= upto.seq
+        returning n.user_id, n.seq
       ),
       o as (delete from notification_outbox o using d where o.user_id = d.user_id and o.seq = d.seq)
       select count(*)::int as n from d`

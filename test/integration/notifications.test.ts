@@ -354,4 +354,19 @@ describe('presence and retention', () => {
     expect(await small.runOnce()).toMatchObject({ status: 'ok', notifications: 20 })
     expect(await small.runOnce()).toMatchObject({ status: 'ok', notifications: 10 })
   })
+
+  test("retention deletes each user's notifications in seq order: never a higher seq while a lower one stays, whatever their created_at says", async () => {
+    const u = unique('order')
+    for (let i = 0; i < 4; i++) await call('POST', '/v1/notifications', { userId: u, type: 'old.order' })
+    // As two transactions racing for one user can leave them: seq 2 has the earlier created_at.
+    await db.sql`update notifications set created_at = now() - interval '100 days' - make_interval(secs => case seq when 1 then 1 when 2 then 2 else 0 end)
+                 where user_id = ${u} and seq <= 3`
+    const { createRetention } = await import('../../src/notifications/retention.ts')
+    const one = createRetention({ sql: service.sql, log: service.log, metrics: service.metrics, days: 90, intervalMs: 60_000, batchSize: 1, maxBatches: 1 })
+    // The oldest row is seq 2: seq 1 goes with it.
+    expect(await one.runOnce()).toMatchObject({ status: 'ok', notifications: 2 })
+    expect((await rows(u)).map((r) => r.seq)).toEqual([3, 4])
+    expect(await one.runOnce()).toMatchObject({ status: 'ok', notifications: 1 })
+    expect((await rows(u)).map((r) => r.seq)).toEqual([4])
+  })
 })
