@@ -64,7 +64,7 @@ export const RESPONSES: Record<string, Doc> = {
   },
   'GET /v1/webhook-endpoints/{id}/messages': { answers: ok(listOf(ref('WebhookMessage'))), errors: [404] },
   'GET /v1/webhook-messages/{id}': { answers: ok(ref('WebhookMessage')), errors: [404] },
-  'GET /v1/dlq': { answers: ok(listOf(ref('WebhookMessage'))) },
+  'GET /v1/dlq': { answers: ok(listOf(ref('WebhookMessage'))), errors: [404] },
   'POST /v1/dlq/{messageId}/replay': { answers: { 202: json('a new round of attempts, same webhook-id', obj({ id: str() }, ['id'])) }, errors: [404, 409] },
   'POST /v1/dlq/replay': { answers: { 202: json('replayed', obj({ replayed: int() })) }, errors: [404, 409] },
   'POST /v1/notifications': {

@@ -181,6 +181,11 @@ describe('outbound webhooks', () => {
       expect(msg.attempts.length).toBe(4)
       expect(msg.attempts.every((a: { status: number | null; error: string }) => a.status === null && a.error.startsWith('connection failed'))).toBe(true)
       expect(typeof msg.failedAt).toBe('string')
+      for (const other of ['bad', crypto.randomUUID()]) {
+        const r = await call('GET', `/v1/dlq?endpointId=${other}`)
+        expect(r.status).toBe(404)
+        expect(r.body.error).toEqual({ code: 'not_found', message: `no webhook endpoint with id "${other}"` })
+      }
     } finally {
       await call('DELETE', `/v1/webhook-endpoints/${ep.id}`)
     }

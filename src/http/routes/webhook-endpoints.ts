@@ -144,8 +144,13 @@ export function webhookEndpointRoutes(webhooks: Webhooks, opts: { allowPrivate: 
     )
     .get(
       '/v1/dlq',
-      ({ query }) =>
-        store.listMessages({ endpointId: query.endpointId || undefined, deadLetters: true, limit: limitOf(query.limit), cursor: query.cursor || undefined }),
+      async ({ query }) => {
+        const endpointId = query.endpointId || undefined
+        const limit = limitOf(query.limit)
+        // As for an endpoint's messages: a filter naming no endpoint is a 404, not an empty page.
+        if (endpointId !== undefined && !(await store.getEndpoint(endpointId))) throw notFound(endpointId)
+        return store.listMessages({ endpointId, deadLetters: true, limit, cursor: query.cursor || undefined })
+      },
       {
         query: t.Object({ endpointId: t.Optional(t.String()), limit: t.Optional(t.String()), cursor: t.Optional(t.String({ maxLength: 300 })) }),
         detail: { summary: 'The dead-letter queue: messages whose delivery failed finally, newest first', tags: ['webhooks'] }
