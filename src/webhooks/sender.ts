@@ -29,7 +29,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { nextDelay, parseRetryAfter, verdict, type Outcome, type RetryPolicy, type Verdict } from './retry.ts'
 import { webhookHeaders } from './signature.ts'
-import { checkTarget } from './url-guard.ts'
+import { checkTarget, pinned } from './url-guard.ts'
 
 export const SCHEDULE = 'webhooks'
 export const member = (endpointId: string, messageId: string) => `${endpointId} ${messageId}`
@@ -214,20 +214,25 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   }
 
   async function attempt(m: Claimed): Promise<Outcome> {
+    let target: ReturnType<typeof pinned> | null = null
     if (!opts.allowPrivate) {
       // The resolver has timeouts of its own, longer than an attempt may take.
       const check = await Promise.race([checkTarget(m.url, { allowPrivate: false }), Bun.sleep(opts.timeoutMs).then(() => null)])
       if (!check) return { status: null, error: `timed out after ${opts.timeoutMs} ms resolving the url's host`, retryAfterMs: null }
       if (!check.ok) return { status: null, error: `not sent: the url ${check.reason}`, retryAfterMs: null }
+      // To the address just checked, not to whatever the name resolves to by the time fetch asks.
+      target = pinned(check.url, check.address!)
     }
     const timestamp = Math.floor(Date.now() / 1000)
     try {
-      const res = await fetch(m.url, {
+      const headers = webhookHeaders(m.secrets, m.id, timestamp, m.body)
+      const res = await fetch(target?.url ?? m.url, {
         method: 'POST',
         body: m.body,
-        headers: webhookHeaders(m.secrets, m.id, timestamp, m.body),
+        headers: target ? { ...headers, host: target.host } : headers,
         redirect: 'manual',
-        signal: AbortSignal.timeout(opts.timeoutMs)
+        signal: AbortSignal.timeout(opts.timeoutMs),
+        ...(target?.tls ? { tls: target.tls } : {})
       })
       await res.body?.cancel().catch(() => {})
       const redirect =

@@ -7,14 +7,17 @@
  * `127.1`, `2130706433` and `0x7f000001` into `127.0.0.1`, and ipaddr.js reads
  * `[::ffff:127.0.0.1]` as the IPv4 address it maps. A name is resolved and every address it
  * resolves to must pass. Checked when an endpoint is created or its url changed, and again
- * before every attempt, since DNS may change. (A name that resolves differently between that
- * check and the connection — DNS rebinding within one attempt — is not caught; Bun's fetch
- * cannot be handed the address it must connect to.)
+ * before every attempt, since DNS may change. The attempt then connects to the address that was
+ * checked (`pinned`): the URL's host replaced by that address, the name kept in the `Host`
+ * header and, for https, as the TLS server name the certificate is verified against — so a name
+ * that resolves to a public address for the check and to a private one a moment later (DNS
+ * rebinding) cannot turn the attempt towards the private one.
  */
 import { lookup } from 'node:dns/promises'
 import ipaddr from 'ipaddr.js'
 
-export type UrlCheck = { ok: true; url: URL } | { ok: false; reason: string }
+/** `address`: what the URL's host was checked as (an address the host names, or the host itself), when it was. */
+export type UrlCheck = { ok: true; url: URL; address?: string } | { ok: false; reason: string }
 
 /** The syntax alone: a URL, http(s), no credentials, at most 2,048 characters. */
 export function parseTarget(raw: string): UrlCheck {
@@ -59,7 +62,21 @@ export async function checkTarget(raw: string, opts: { allowPrivate: boolean; re
         reason: `${host === a ? a : `${host} resolves to ${a}, which`} is a ${range} address, not a public one (WEBHOOK_ALLOW_PRIVATE=true allows private targets)`
       }
   }
-  return parsed
+  return { ...parsed, address: addresses[0]! }
+}
+
+/**
+ * The request that goes to exactly `address` for `url`: the URL with its host replaced by the
+ * address, the `Host` header the URL's own, and for https the TLS server name, so that the
+ * certificate is still verified against the name (Bun's fetch pools connections by server name
+ * too, so one to another name on the same address is never reused for this one).
+ */
+export function pinned(url: URL, address: string): { url: string; host: string; tls?: { serverName: string } } {
+  const name = url.hostname.replace(/^\[|\]$/g, '')
+  if (name === address) return { url: url.href, host: url.host }
+  const target = new URL(url.href)
+  target.hostname = address.includes(':') ? `[${address}]` : address
+  return { url: target.href, host: url.host, ...(url.protocol === 'https:' ? { tls: { serverName: name } } : {}) }
 }
 
 async function resolveAll(host: string): Promise<string[]> {

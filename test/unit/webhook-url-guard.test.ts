@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { checkTarget } from '../../src/webhooks/url-guard.ts'
+import { checkTarget, pinned } from '../../src/webhooks/url-guard.ts'
 
 const refused = async (url: string, resolve?: (h: string) => Promise<string[]>) => {
   const r = await checkTarget(url, { allowPrivate: false, resolve })
@@ -51,5 +51,25 @@ describe('webhook url guard', () => {
     expect(await refused('https://93.184.215.14:8443/hook?x=1')).toBeNull()
     expect((await checkTarget('http://127.1:9/', { allowPrivate: true })).ok).toBe(true)
     expect((await checkTarget('ftp://127.0.0.1/', { allowPrivate: true })).ok).toBe(false)
+  })
+
+  test('a passing check names the address it checked, and the attempt is pinned to it: host replaced, name kept for Host and TLS', async () => {
+    const named = await checkTarget('https://hooks.example:8443/in?x=1', { allowPrivate: false, resolve: async () => ['93.184.215.14', '93.184.215.15'] })
+    expect(named).toMatchObject({ ok: true, address: '93.184.215.14' })
+    if (!named.ok) throw new Error('refused')
+    expect(pinned(named.url, named.address!)).toEqual({
+      url: 'https://93.184.215.14:8443/in?x=1',
+      host: 'hooks.example:8443',
+      tls: { serverName: 'hooks.example' }
+    })
+    const v6 = await checkTarget('http://hooks.example/in', { allowPrivate: false, resolve: async () => ['2606:2800:21f:cb07:6820:80da:af6b:8b2c'] })
+    if (!v6.ok) throw new Error('refused')
+    // http: no TLS, so no server name; the default port stays implied.
+    expect(pinned(v6.url, v6.address!)).toEqual({ url: 'http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/in', host: 'hooks.example' })
+    // An address in the URL is its own pin.
+    const literal = await checkTarget('https://93.184.215.14/in', { allowPrivate: false })
+    if (!literal.ok) throw new Error('refused')
+    expect(literal.address).toBe('93.184.215.14')
+    expect(pinned(literal.url, literal.address!)).toEqual({ url: 'https://93.184.215.14/in', host: '93.184.215.14' })
   })
 })
