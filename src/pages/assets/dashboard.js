@@ -153,8 +153,13 @@ async function loadReadiness() {
   row('database', `${r.db} (${r.database})`, tone(r.db))
   row('ingest', r.ingest, tone(r.ingest))
   row('engine', `${r.engine}; redis ${r.redis}`, tone(r.redis))
-  if (r.broadcaster) row('broadcaster lag', JSON.stringify(r.broadcaster))
-  if (r.notificationWorkers) row('notification workers lag', JSON.stringify(r.notificationWorkers))
+  // A consumer group's lag: entries delivered but not acknowledged, and entries not read yet.
+  const lag = (g) => {
+    const age = (ms) => (ms === null || ms === undefined ? '' : `, oldest ${(ms / 1000).toFixed(1)} s`)
+    return `${g.pending} pending${age(g.oldestMs)}; ${g.unread ?? 'an unknown number of'} unread${age(g.unreadAgeMs)}`
+  }
+  if (r.broadcaster) row('broadcaster lag', lag(r.broadcaster))
+  if (r.notificationWorkers) row('notification workers lag', lag(r.notificationWorkers))
   for (const [code, h] of Object.entries(r.carriers ?? {})) row(`carrier ${code}`, h, tone(h))
   if (r.webhooks)
     row(
