@@ -1,7 +1,8 @@
 /**
  * Shipment topics, `shipment:<carrier>:<trackingNumber>`: the snapshot is the shipment (with
  * `lastSeq`) and, with `since`, its events after it; events are `{"type":"event",…}` frames
- * carrying the event and the shipment's projection right after it.
+ * carrying the event and the shipment's projection right after it. A recipient's token (a
+ * tracking link, tokens.ts) is shown the shipment's public fields only, and no deleted shipment.
  */
 import type { DeliveryQueries } from './queries.ts'
 import { seqFrame, type TopicKind } from './topic-kind.ts'
@@ -13,10 +14,10 @@ export function createShipmentKind(queries: DeliveryQueries): TopicKind<string> 
   const frame = (topic: string, seq: number, data: string) => seqFrame('event', topic, seq, data)
   return {
     name: 'shipment',
-    async snapshot(topic, since) {
+    async snapshot(topic, since, view) {
       if (topic.kind !== 'shipment') throw new Error(`${topic.name} is not a shipment topic`)
       const shipment = await queries.shipment(topic.carrier, topic.trackingNumber)
-      if (!shipment) return null
+      if (!shipment || (view === 'recipient' && shipment.deletedAt)) return null
       let lastSeq = shipment.lastSeq
       let events: unknown[] = []
       if (since !== undefined && since < shipment.lastSeq) {
@@ -26,7 +27,18 @@ export function createShipmentKind(queries: DeliveryQueries): TopicKind<string> 
         // A bounded snapshot: what did not fit follows as event frames.
         lastSeq = rows.at(-1)?.seq ?? since
       }
-      return { ref: shipment.id, lastSeq, body: { shipment: { ...shipment, lastSeq }, events } }
+      const shown =
+        view === 'recipient'
+          ? {
+              carrier: shipment.carrier,
+              trackingNumber: shipment.trackingNumber,
+              status: shipment.status,
+              carrierStatus: shipment.carrierStatus,
+              lastEventAt: shipment.lastEventAt,
+              expectedDelivery: shipment.expectedDelivery
+            }
+          : shipment
+      return { ref: shipment.id, lastSeq, body: { shipment: { ...shown, lastSeq }, events } }
     },
     notFound: (topic) => (topic.kind === 'shipment' ? `no shipment ${topic.carrier} ${topic.trackingNumber}` : `no ${topic.name}`),
     async fetch(topic, shipmentId, after, upto, limit) {

@@ -109,7 +109,7 @@ export function createSubscriptions({ kinds, log, metrics }: { kinds: TopicKinds
     // Must come before the snapshot read: every event committed after it reaches this socket.
     sequencer.begin(name, c)
     try {
-      const snapshot = await kind.snapshot(topic, frame.since as number | undefined)
+      const snapshot = await kind.snapshot(topic, frame.since as number | undefined, claims.view)
       if (c.closed || c.topics.get(name) !== mine) return
       if (!snapshot) {
         unsubscribe(c, name)

@@ -28,10 +28,19 @@ const MAX_TOKEN_LENGTH = 32 * 1024
 // Clock skew allowed between the minting process and this one.
 const SKEW_SECONDS = 60
 
+/**
+ * What a token's holder is shown of a shipment: `full` (your own clients: the shipment as the
+ * REST API shows it) or `recipient` (a tracking link's holder, someone outside: its tracking
+ * number, status, carrier status, last event time, expected delivery and events — not your
+ * `reference`, its id, poll errors or a shipment you deleted).
+ */
+export type TokenView = 'full' | 'recipient'
+
 export interface TokenClaims {
   sub: string | null
   topics: string[]
   exp: number
+  view: TokenView
 }
 
 export class TokenError extends Error {
@@ -50,18 +59,28 @@ export function createTokens(secret: string) {
   // `none` and every other algorithm are refused.
   const verify = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER, allowedAud: AUDIENCE, requiredClaims: ['iss', 'aud', 'exp'] })
   return {
-    async mint({ sub, topics, ttlSeconds }: { sub: string | null; topics: string[]; ttlSeconds: number }): Promise<{ token: string; expiresAt: string }> {
+    async mint({
+      sub,
+      topics,
+      ttlSeconds,
+      view = 'full'
+    }: {
+      sub: string | null
+      topics: string[]
+      ttlSeconds: number
+      view?: TokenView
+    }): Promise<{ token: string; expiresAt: string }> {
       if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS)
         throw new ValidationError('ttlSeconds', `must be a whole number from 1 to ${MAX_TOKEN_TTL_SECONDS}`)
       if (topics.length < 1 || topics.length > MAX_TOKEN_TOPICS) throw new ValidationError('topics', `must list 1 to ${MAX_TOKEN_TOPICS} topics`)
       const now = Math.floor(Date.now() / 1000)
-      const token = sign({ topics, ...(sub ? { sub } : {}), iat: now, exp: now + ttlSeconds })
+      const token = sign({ topics, ...(sub ? { sub } : {}), ...(view === 'full' ? {} : { view }), iat: now, exp: now + ttlSeconds })
       return { token, expiresAt: new Date((now + ttlSeconds) * 1000).toISOString() }
     },
 
     async verify(token: string): Promise<TokenClaims> {
       if (token.length > MAX_TOKEN_LENGTH) throw new TokenError('token_invalid', 'the token is not valid')
-      let payload: { sub?: unknown; topics?: unknown; exp: number }
+      let payload: { sub?: unknown; topics?: unknown; view?: unknown; exp: number }
       try {
         payload = verify(token)
       } catch (err) {
@@ -84,7 +103,10 @@ export function createTokens(secret: string) {
       // Signed by a holder of the secret, yet valid for longer than this service ever grants.
       if (payload.exp > Date.now() / 1000 + MAX_TOKEN_TTL_SECONDS + SKEW_SECONDS)
         throw new TokenError('token_invalid', 'the token is valid for longer than tokens may be')
-      return { sub: sub ?? null, topics, exp: payload.exp }
+      // An unknown view is refused rather than read as the full one.
+      if (payload.view !== undefined && payload.view !== 'full' && payload.view !== 'recipient')
+        throw new TokenError('token_invalid', "the token's view is not valid")
+      return { sub: sub ?? null, topics, exp: payload.exp, view: payload.view === 'recipient' ? 'recipient' : 'full' }
     }
   }
 }

@@ -7,6 +7,7 @@
  * travel as `{topic, seq, data}` (data: the JSON of the frame's body) on the stream and the
  * fan-out, whatever the kind.
  */
+import type { TokenView } from './tokens.ts'
 import type { Topic } from './topics.ts'
 
 /** An event ready for sockets: its seq and its text frame. */
@@ -35,7 +36,7 @@ export interface TopicKind<Ref = unknown> {
    * The topic's state at subscribe time, read after the subscriber was registered: with `since`,
    * the events after it (bounded; lastSeq is then the last one included). Null: no such topic.
    */
-  snapshot(topic: Topic, since: number | undefined): Promise<Snapshot<Ref> | null>
+  snapshot(topic: Topic, since: number | undefined, view: TokenView): Promise<Snapshot<Ref> | null>
   /** The error message for a topic that does not exist. */
   notFound(topic: Topic): string
   /** Events with after < seq <= upto, at most `limit`, in seq order, as frames (gap repair). */

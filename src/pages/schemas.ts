@@ -31,6 +31,9 @@ const shipmentFields: Record<string, Schema> = {
   lastPollError: nullable(obj({ at: instant, message: str() }))
 }
 const { updatedAt: _, ...snapshotFields } = shipmentFields
+/** What a tracking link's token (the recipient's view) is shown of its shipment. */
+const { carrier, trackingNumber, status, carrierStatus, lastEventAt, lastSeq, expectedDelivery } = shipmentFields
+const recipientFields = { carrier, trackingNumber, status, carrierStatus, lastEventAt, lastSeq, expectedDelivery } as Record<string, Schema>
 
 export const schemas: Record<string, Schema> = {
   Error: obj({
@@ -46,8 +49,13 @@ export const schemas: Record<string, Schema> = {
   Status: { type: 'string', enum: STATUSES },
   ExpectedDelivery: nullable(obj({ from: nullable(instant), to: nullable(instant) })),
   Shipment: obj(shipmentFields),
-  /** The shipment of a WebSocket snapshot: the REST one without updatedAt. */
-  SnapshotShipment: obj(snapshotFields),
+  /** The shipment of a WebSocket snapshot: the REST one without updatedAt, or for a tracking link's token its public fields only. */
+  SnapshotShipment: {
+    anyOf: [
+      { ...obj(snapshotFields), title: 'full view', description: 'the REST shipment without updatedAt (tokens of POST /v1/tokens)' },
+      { ...obj(recipientFields), title: 'recipient view', description: "a tracking link's token: the parcel's public fields, no reference, id or poll error" }
+    ]
+  },
   TimelineEvent: obj({
     seq: { type: 'integer', minimum: 1 },
     dedupKey: str(),

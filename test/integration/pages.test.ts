@@ -121,6 +121,40 @@ describe('POST /v1/shipments/:id/tracking-link', () => {
       ws.close()
     }
   })
+
+  test("its holder is a recipient: the snapshot shows the parcel's public fields, not your reference, id or poll errors, and no deleted shipment", async () => {
+    const mine = (await http('POST', '/v1/shipments', { carrier: 'dhl', trackingNumber: 'PAGE0003', reference: 'order 4711, jane@example.com' })).json
+    const topic = 'shipment:dhl:PAGE0003'
+    const { token } = (await http('POST', `/v1/shipments/${mine.id}/tracking-link`, {})).json
+    const full = (await http('POST', '/v1/tokens', { topics: [topic] })).json.token
+    const snapshotWith = async (t: string) => {
+      const ws = await connect(`ws://127.0.0.1:${service.port}/v1/ws?token=${encodeURIComponent(t)}`)
+      try {
+        ws.send({ op: 'subscribe', topic, since: 0 })
+        return await ws.next()
+      } finally {
+        ws.close()
+      }
+    }
+    const recipient = await snapshotWith(token)
+    expect(recipient.type).toBe('snapshot')
+    expect(Object.keys(recipient.shipment).sort()).toEqual([
+      'carrier',
+      'carrierStatus',
+      'expectedDelivery',
+      'lastEventAt',
+      'lastSeq',
+      'status',
+      'trackingNumber'
+    ])
+    expect(JSON.stringify(recipient)).not.toContain('jane@example.com')
+    // Your own clients' tokens still see the shipment as the REST API shows it.
+    expect((await snapshotWith(full)).shipment).toMatchObject({ id: mine.id, reference: 'order 4711, jane@example.com' })
+    // Deleted: the link shows nothing more, though it has not expired.
+    expect((await http('DELETE', `/v1/shipments/${mine.id}`)).status).toBe(200)
+    expect(await snapshotWith(token)).toMatchObject({ type: 'error', code: 'not_found', topic })
+    expect((await snapshotWith(full)).shipment).toMatchObject({ id: mine.id, deletedAt: expect.any(String) })
+  })
 })
 
 describe('GET /t/:trackingNumber', () => {
@@ -411,11 +445,19 @@ describe('documents', () => {
       const event = await ws.until((f) => f.type === 'event')
       ws.send({ op: 'nonsense' })
       const error = await ws.next()
+      // And the snapshot a tracking link's token gets (the recipient's view).
+      const link = (await http('POST', `/v1/shipments/${one.id}/tracking-link`, {})).json.token
+      const recipientWs = await connect(`ws://127.0.0.1:${service.port}/v1/ws?token=${link}`)
+      recipientWs.send({ op: 'subscribe', topic: 'shipment:dhl:PAGE0001' })
+      const recipientSnapshot = await recipientWs.next()
+      recipientWs.close()
+      expect(recipientSnapshot.shipment.reference).toBeUndefined()
       // Each frame against its message's payload schema, with the document's components at the root.
       const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true })
       for (const [name, frame] of [
         ['pong', pong],
         ['snapshot', snapshot],
+        ['snapshot', recipientSnapshot],
         ['event', event],
         ['error', error]
       ] as const) {

@@ -135,6 +135,23 @@ describe('token checks', () => {
     for (const t of refused) await expect(tokens.verify(t)).rejects.toMatchObject({ code: 'token_invalid' })
   })
 
+  test("a token's view: none or `full` is the full one, `recipient` is a tracking link's, anything else is refused", async () => {
+    const jwt = (claims: Record<string, unknown>) =>
+      new SignJWT({ topics: ['shipment:dhl:X1'], ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer('parcelcast')
+        .setAudience('parcelcast:ws')
+        .setExpirationTime('1m')
+        .sign(key)
+    expect((await tokens.verify(await jwt({}))).view).toBe('full')
+    expect((await tokens.verify(await jwt({ view: 'recipient' }))).view).toBe('recipient')
+    expect((await tokens.verify((await tokens.mint({ sub: null, topics: ['shipment:dhl:X1'], ttlSeconds: 60, view: 'recipient' })).token)).view).toBe(
+      'recipient'
+    )
+    expect((await tokens.verify(await jwt({ view: 'full' }))).view).toBe('full')
+    for (const view of ['admin', 1, null]) await expect(tokens.verify(await jwt({ view })), String(view)).rejects.toMatchObject({ code: 'token_invalid' })
+  })
+
   test('iss, aud and exp are required, not only checked when present (a token minted by jose without them)', async () => {
     const claims = { topics: ['shipment:dhl:X1'] }
     const jwt = () => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' })

@@ -1,8 +1,9 @@
 /**
  * `POST /v1/shipments/:id/tracking-link`: a capability URL for one shipment's recipient,
- * `/t/<trackingNumber>?token=<token>`. The token is the WebSocket token of POST /v1/tokens,
- * granting exactly that shipment's topic and naming no user (so it counts for no one's
- * presence); the page it opens reads everything through it (src/pages/).
+ * `/t/<trackingNumber>?token=<token>`. The token is a WebSocket token like POST /v1/tokens',
+ * granting exactly that shipment's topic, naming no user (so it counts for no one's presence),
+ * and with the recipient's view (tokens.ts): its holder is shown the parcel's public fields,
+ * never your reference. The page it opens reads everything through it (src/pages/).
  */
 import { Elysia } from 'elysia'
 import { AppError, NotFoundError } from '../../errors.ts'
@@ -17,13 +18,13 @@ export const trackingPath = (trackingNumber: string, token: string) => `/t/${enc
 export function trackingLinkRoutes(store: Pick<ShipmentStore, 'get'>, tokens: Tokens) {
   return new Elysia({ name: 'tracking-links' }).post(
     '/v1/shipments/:id/tracking-link',
-    // No body schema: linkTtl checks it, so a bad ttlSeconds is the 422 naming it whatever its type.
+    // No body schema: linkTtl checks it, so a bad ttlSeconds is the 400 naming it whatever its type.
     async ({ params, body, set }) => {
       const ttlSeconds = linkTtl(body)
       const shipment = await store.get(params.id)
       if (!shipment || shipment.deletedAt) throw new NotFoundError(`no shipment with id "${params.id}"`)
       const topic = `shipment:${shipment.carrier}:${shipment.trackingNumber}`
-      const { token, expiresAt } = await tokens.mint({ sub: null, topics: [topic], ttlSeconds })
+      const { token, expiresAt } = await tokens.mint({ sub: null, topics: [topic], ttlSeconds, view: 'recipient' })
       set.status = 201
       return { url: trackingPath(shipment.trackingNumber, token), token, expiresAt }
     },
