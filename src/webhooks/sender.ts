@@ -7,6 +7,9 @@
  *     claim of its schedule entry (`scheduleClaim`, a lease longer than an attempt can last) AND
  *     by a PostgreSQL guard (`lease_until`/`lease_holder` set only when no live lease exists), so
  *     even a schedule rebuilt while a send runs, or a stale entry, cannot start a second send;
+ *     the row's `lease_holder` is the claim's own (process, message, claim), so an attempt that
+ *     outlived its lease cannot record over, or clear the lease of, a later claim of the message
+ *     — not even one of the same process;
  *   - at most WEBHOOK_CONCURRENCY sends per endpoint across all processes: each send holds one
  *     of the endpoint's slots in the engine (`leaseAcquire`); a message whose endpoint is full
  *     goes back to the schedule shortly after;
@@ -143,9 +146,9 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
     try {
       rows = await sql<Omit<Claimed, 'claim'>[]>`
         update webhook_messages m
-        set lease_until = now() + make_interval(secs => ${leaseMs / 1000}), lease_holder = ${holder}
-        from webhook_endpoints w
-        where m.id = any(${slotted.map((s) => s.id)}::text[]) and w.id = m.endpoint_id and w.enabled and m.state = 'pending'
+        set lease_until = now() + make_interval(secs => ${leaseMs / 1000}), lease_holder = c.slot
+        from webhook_endpoints w, unnest(${slotted.map((s) => s.id)}::text[], ${slotted.map((s) => s.slot)}::text[]) as c(id, slot)
+        where m.id = c.id and w.id = m.endpoint_id and w.enabled and m.state = 'pending'
           and m.next_attempt_at <= now() and (m.lease_until is null or m.lease_until < now())
         returning m.id, m.endpoint_id, m.body, m.attempt_count, m.round_attempts, w.url,
           array_remove(array[w.secret, case when w.previous_secret_until > now() then w.previous_secret end], null) as secrets`
@@ -214,10 +217,14 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
   }
 
   async function attempt(m: Claimed): Promise<Outcome> {
+    // One deadline for the whole attempt, the url check and the request alike: an attempt never
+    // lasts longer than WEBHOOK_TIMEOUT_MS, so never longer than its lease.
+    const deadline = AbortSignal.timeout(opts.timeoutMs)
     let target: ReturnType<typeof pinned> | null = null
     if (!opts.allowPrivate) {
       // The resolver has timeouts of its own, longer than an attempt may take.
-      const check = await Promise.race([checkTarget(m.url, { allowPrivate: false }), Bun.sleep(opts.timeoutMs).then(() => null)])
+      const timedOut = new Promise<null>((resolve) => deadline.addEventListener('abort', () => resolve(null), { once: true }))
+      const check = await Promise.race([checkTarget(m.url, { allowPrivate: false }), timedOut])
       if (!check) return { status: null, error: `timed out after ${opts.timeoutMs} ms resolving the url's host`, retryAfterMs: null }
       if (!check.ok) return { status: null, error: `not sent: the url ${check.reason}`, retryAfterMs: null }
       // To the address just checked, not to whatever the name resolves to by the time fetch asks.
@@ -231,7 +238,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
         body: m.body,
         headers: target ? { ...headers, host: target.host } : headers,
         redirect: 'manual',
-        signal: AbortSignal.timeout(opts.timeoutMs),
+        signal: deadline,
         ...(target?.tls ? { tls: target.tls } : {})
       })
       await res.body?.cancel().catch(() => {})
@@ -263,7 +270,7 @@ export function createSender(deps: { sql: Sql; engine: Engine; log: Logger; metr
             delivered_at = case when ${v === 'delivered'} then now() end,
             failed_at = case when ${v === 'final' || v === 'gone'} then now() end,
             next_attempt_at = case when ${v === 'retry'} then now() + make_interval(secs => ${(delay ?? 0) / 1000}) else next_attempt_at end
-          where id = ${m.id} and lease_holder = ${holder}
+          where id = ${m.id} and lease_holder = ${m.claim.slot}
           returning state, extract(epoch from next_attempt_at)::float8 * 1000 as due_at, attempt_count as attempts`
         if (!msg) {
           log.warn(
