@@ -130,11 +130,14 @@ const networkCodes = new Set([
  * idle or transaction timeout (25P03, 25P04, 57P05), a server read-only for now (25006: a standby
  * after a failover), an outcome the server could not confirm (40003), and the classes 08
  * (connection), 53 (resources), 57 (operator intervention: shutdown, crash recovery) and 58
- * (system: I/O errors). Also what a server answers a new connection it will not take: 55000 (a
- * database not accepting connections now, `ALLOW_CONNECTIONS false`), 3D000 (no such database)
- * and class 28 (authentication refused) — to the caller, as unavailable as a server that is down.
+ * (system: I/O errors). Also what a server answers a new connection it will not take: 3D000 (no
+ * such database), class 28 (authentication refused) and, of 55000 (object not in prerequisite
+ * state, which queries raise for mistakes too), only a database not accepting connections now
+ * (`ALLOW_CONNECTIONS false`) — to the caller, as unavailable as a server that is down.
  */
-const notNowCodes = new Set(['57014', '55P03', '55006', '55000', '25P03', '25P04', '57P05', '25006', '40003', '3D000'])
+const notNowCodes = new Set(['57014', '55P03', '55006', '25P03', '25P04', '57P05', '25006', '40003', '3D000'])
+// PostgreSQL's own words (lc_messages C or English, as the server's log is usually kept).
+const refusesConnections = (err: unknown) => /not currently accepting connections/.test(String((err as { message?: unknown }).message))
 
 /**
  * True when a postgres.js error means "the database cannot do this right now" rather than
@@ -144,7 +147,7 @@ const notNowCodes = new Set(['57014', '55P03', '55006', '55000', '25P03', '25P04
 export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return false
-  return networkCodes.has(code) || notNowCodes.has(code) || /^(?:08|28|53|57|58)/.test(code)
+  return networkCodes.has(code) || notNowCodes.has(code) || /^(?:08|28|53|57|58)/.test(code) || (code === '55000' && refusesConnections(err))
 }
 
 /**
