@@ -46,7 +46,9 @@ export class IdentityError extends Error {
 }
 
 const CARRIER_RE = /^[a-z][a-z0-9_-]{1,31}$/
-const TRACKING_RE = /^[A-Z0-9._-]{1,64}$/
+// At least one letter or digit: `.` and `..` alone would be path segments, not a parcel (a
+// tracking page's URL, /t/<trackingNumber>, could never reach them).
+const TRACKING_RE = /^(?=[._-]*[A-Z0-9])[A-Z0-9._-]{1,64}$/
 
 export function normalizeCarrier(input: string): string {
   const carrier = input.trim().toLowerCase()
@@ -57,7 +59,7 @@ export function normalizeCarrier(input: string): string {
 export function normalizeTrackingNumber(input: string): string {
   const tn = input.replace(/\s+/g, '').toUpperCase()
   if (!TRACKING_RE.test(tn))
-    throw new IdentityError('trackingNumber', `"${input}" is not a tracking number (1-64 of A-Z, 0-9, '.', '_' or '-' once spaces are removed)`)
+    throw new IdentityError('trackingNumber', `"${input}" is not a tracking number (1-64 of A-Z, 0-9, '.', '_' or '-' once spaces are removed, at least one a letter or digit)`)
   return tn
 }
 

@@ -10,6 +10,9 @@ describe('tracking number and carrier', () => {
   test('refuses what cannot be a tracking number or carrier, naming the field', () => {
     expect(() => normalizeTrackingNumber('   ')).toThrow(expect.objectContaining({ field: 'trackingNumber' }))
     expect(() => normalizeTrackingNumber('abc:def')).toThrow(/not a tracking number/)
+    // Punctuation alone is no parcel (and `.`, `..` would be path segments of its tracking page).
+    for (const tn of ['.', '..', '...', '-', '_', '._-']) expect(() => normalizeTrackingNumber(tn), tn).toThrow(/at least one a letter or digit/)
+    for (const tn of ['A', '.9', 'JJD-0001.2_3', '-X-']) expect(normalizeTrackingNumber(tn)).toBe(tn)
     expect(() => normalizeCarrier('d')).toThrow(expect.objectContaining({ field: 'carrier' }))
     expect(() => normalizeCarrier('dh l')).toThrow(/not a carrier code/)
   })
