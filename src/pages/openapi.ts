@@ -9,6 +9,7 @@
  * body empty (the routes parse JSON with their own parser), and its /docs page loaded Scalar
  * from a CDN, so it is not used.
  */
+import { MAX_EVENTS_PER_REQUEST } from '../http/routes/events.ts'
 import { WS_PATH } from '../http/server.ts'
 import { int, listOf, nullable, obj, ref, schemas, str, type Schema } from './schemas.ts'
 
@@ -49,7 +50,10 @@ export const RESPONSES: Record<string, Doc> = {
   },
   'GET /v1/carriers': { answers: ok(obj({ items: { type: 'array', items: ref('Carrier') } })) },
   'PUT /v1/carriers/{code}': { answers: { 201: json('registered', ref('Carrier')), 200: json('renamed', ref('Carrier')) }, errors: [409, 422] },
-  'POST /v1/events': { answers: ok(obj({ results: { type: 'array', items: ref('EventResult') } }), 'per-event outcomes, in the order sent') },
+  'POST /v1/events': {
+    body: { schema: obj({ events: { type: 'array', minItems: 1, maxItems: MAX_EVENTS_PER_REQUEST, items: ref('EventInput') } }) },
+    answers: ok(obj({ results: { type: 'array', items: ref('EventResult') } }), 'per-event outcomes, in the order sent')
+  },
   'POST /v1/tokens': { answers: { 201: json('minted', ref('Token')) } },
   'POST /v1/webhook-endpoints': { answers: { 201: json('created; its secret is shown here', ref('WebhookEndpoint')) }, errors: [422] },
   'GET /v1/webhook-endpoints': { answers: ok(listOf(ref('WebhookEndpoint'))) },
@@ -74,7 +78,19 @@ export const RESPONSES: Record<string, Doc> = {
   'GET /v1/users/{userId}/notifications': {
     answers: ok(obj({ items: { type: 'array', items: ref('Notification') }, lastSeq: int(), nextAfter: nullable({ type: 'integer' }), unread: int() }))
   },
-  'POST /v1/users/{userId}/notifications/ack': { answers: ok(obj({ acked: int(), unread: int() })) },
+  'POST /v1/users/{userId}/notifications/ack': {
+    body: {
+      schema: obj(
+        {
+          upToSeq: { type: 'integer', minimum: 0, description: 'marks every notification up to this seq read' },
+          ids: { type: 'array', items: { type: 'string', format: 'uuid' }, minItems: 1, maxItems: 1000, description: 'or these notification ids' }
+        },
+        []
+      ),
+      description: 'exactly one of upToSeq or ids'
+    },
+    answers: ok(obj({ acked: int(), unread: int() }))
+  },
   'GET /v1/users/{userId}/presence': { answers: ok(ref('Presence')) },
   'GET /v1/presence': { answers: ok(obj({ items: { type: 'array', items: ref('Presence') } })) },
   'PUT /v1/shipments/{id}/watchers/{userId}': {
@@ -124,7 +140,8 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
       ...[...path.matchAll(/\{([^}]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
       ...queryParameters(route.hooks?.query)
     ]
-    const body = route.hooks?.body ? { schema: plain(route.hooks.body) } : doc?.body
+    // A route that validates its body item by item itself (events, acks) documents the shape here.
+    const body = doc?.body ?? (route.hooks?.body ? { schema: plain(route.hooks.body) } : undefined)
     const responses: Record<string, unknown> = {}
     for (const [status, a] of Object.entries(doc?.answers ?? { default: { description: 'not documented' } })) {
       responses[status] = { description: a.description, ...(a.schema ? { content: { [a.type ?? 'application/json']: { schema: a.schema } } } : {}) }

@@ -47,6 +47,19 @@ export const schemas: Record<string, Schema> = {
     )
   }),
   Status: { type: 'string', enum: STATUSES },
+  /** An event as POST /v1/events takes it. Each is validated on its own: a bad one is an `invalid` outcome, not a 400 for the batch. */
+  EventInput: obj(
+    {
+      carrier: str('a known carrier code (GET /v1/carriers)'),
+      trackingNumber: str('spaces removed and upper-cased; 1-64 of A-Z, 0-9, ".", "_", "-", at least one letter or digit'),
+      carrierStatus: str("the carrier's own status code or text"),
+      status: ref('Status'),
+      occurredAt: str('ISO-8601 with Z, ±HH:MM, ±HHMM or ±HH; without an offset read as UTC'),
+      location: nullable(str()),
+      description: nullable(str())
+    },
+    ['carrier', 'trackingNumber', 'carrierStatus', 'occurredAt']
+  ),
   ExpectedDelivery: nullable(obj({ from: nullable(instant), to: nullable(instant) })),
   Shipment: obj(shipmentFields),
   /** The shipment of a WebSocket snapshot: the REST one without updatedAt, or for a tracking link's token its public fields only. */
