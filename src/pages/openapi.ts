@@ -20,13 +20,29 @@ export interface RouteInfo {
 }
 
 type Answers = Record<string, { description: string; schema?: Schema; type?: string }>
-type Doc = { body?: { schema: Schema; description?: string; type?: string }; answers: Answers; errors?: number[] }
+type Doc = { body?: { schema: Schema; description?: string; type?: string }; answers: Answers; errors?: number[]; parameters?: Record<string, unknown>[] }
 
 const json = (description: string, schema?: Schema) => ({ description, schema })
+const html = (description: string) => ({ description, type: 'text/html; charset=utf-8', schema: { type: 'string' } })
 const ok = (schema: Schema, description = 'OK') => ({ 200: json(description, schema) })
 
 /** What each operation answers when it succeeds (and the errors particular to it). */
 export const RESPONSES: Record<string, Doc> = {
+  'GET /': { answers: { 200: html('the dashboard page; its script and stylesheet come from /assets') } },
+  'GET /docs': { answers: { 200: html('the reference page; its script and stylesheet come from /assets') } },
+  'GET /openapi.json': { answers: ok({ type: 'object', description: 'an OpenAPI 3.1 document' }) },
+  'GET /openapi': { answers: ok({ type: 'object', description: 'an OpenAPI 3.1 document' }) },
+  'GET /asyncapi.json': { answers: ok({ type: 'object', description: 'an AsyncAPI 3.0 document' }) },
+  'GET /t/{trackingNumber}': {
+    parameters: [
+      { name: 'token', in: 'query', required: true, schema: { type: 'string' }, description: "the link's token: it must grant exactly this parcel" }
+    ],
+    answers: {
+      200: html('the tracking page; it reads the parcel through the token over /v1/ws'),
+      403: html('no token, or one that is expired, not valid or not for this parcel: a page saying so, without data'),
+      404: html('no such parcel, or no longer tracked: a page saying so')
+    }
+  },
   'GET /healthz': { answers: ok(obj({ status: { const: 'ok' } }), 'the process is alive') },
   'GET /readyz': { answers: { 200: json('ready or degraded', ref('Readiness')), 503: json('not ready: the database or ingest is down', ref('Readiness')) } },
   'GET /metrics': { answers: { 200: { description: 'Prometheus text format', type: 'text/plain; version=0.0.4', schema: { type: 'string' } } } },
@@ -138,7 +154,8 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
     const secured = needsApiKey(route.path)
     const parameters = [
       ...[...path.matchAll(/\{([^}]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
-      ...queryParameters(route.hooks?.query)
+      ...queryParameters(route.hooks?.query),
+      ...(doc?.parameters ?? [])
     ]
     // A route that validates its body item by item itself (events, acks) documents the shape here.
     const body = doc?.body ?? (route.hooks?.body ? { schema: plain(route.hooks.body) } : undefined)
@@ -230,11 +247,12 @@ function operationId(method: string, path: string): string {
     .split('/')
     .filter(Boolean)
     .map((p) => (p.startsWith('{') ? `By-${p.slice(1, -1)}` : p))
+  if (words.length === 0) words.push('root')
   return (
     method.toLowerCase() +
     words
       .join('-')
-      .split(/[-_]/)
+      .split(/[-_.]/)
       .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
       .join('')
   )

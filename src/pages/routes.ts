@@ -29,16 +29,17 @@ export function pageRoutes({ sql, tokens, openApi }: { sql: Sql; tokens: Tokens;
   const docs = docsPage()
   const asyncApi = asyncApiDocument()
   const hidden = { detail: { hide: true } }
+  const page = (summary: string) => ({ detail: { summary, tags: ['pages'] } })
 
   return (
     new Elysia({ name: 'pages' })
-      .get('/', () => htmlResponse(200, dashboard), hidden)
-      .get('/docs', () => htmlResponse(200, docs), hidden)
+      .get('/', () => htmlResponse(200, dashboard), page('The operator dashboard (HTML; the API key is asked for in the page)'))
+      .get('/docs', () => htmlResponse(200, docs), page('The API reference (HTML), rendered from /openapi.json'))
       // Browsers ask for it on every page; no icon, and no 404 in their consoles.
       .get('/favicon.ico', () => new Response(null, { status: 204, headers: { ...SECURITY_HEADERS, 'cache-control': 'max-age=86400' } }), hidden)
-      .get('/openapi.json', () => jsonDocument(openApi()), hidden)
-      .get('/openapi', () => jsonDocument(openApi()), hidden)
-      .get('/asyncapi.json', () => jsonDocument(asyncApi), hidden)
+      .get('/openapi.json', () => jsonDocument(openApi()), page('This OpenAPI 3.1 document'))
+      .get('/openapi', () => jsonDocument(openApi()), page('This OpenAPI 3.1 document (the same as /openapi.json)'))
+      .get('/asyncapi.json', () => jsonDocument(asyncApi), page('The AsyncAPI 3 document of the WebSocket protocol'))
       .get(
         '/assets/:name',
         ({ params }) => {
@@ -52,7 +53,7 @@ export function pageRoutes({ sql, tokens, openApi }: { sql: Sql; tokens: Tokens;
       )
       .get(
         '/t/:trackingNumber',
-        async ({ params, query }) => {
+        async ({ params, request }) => {
           const refused = (status: number, title: string, message: string) => htmlResponse(status, refusalPage(title, message))
           let trackingNumber: string
           try {
@@ -61,7 +62,8 @@ export function pageRoutes({ sql, tokens, openApi }: { sql: Sql; tokens: Tokens;
             if (err instanceof IdentityError) return refused(404, 'No such parcel', 'This tracking link does not name a parcel.')
             throw err
           }
-          const token = typeof query.token === 'string' ? query.token : ''
+          // The first `token` of the query, as the page's own script reads it (URLSearchParams.get).
+          const token = new URL(request.url).searchParams.get('token') ?? ''
           if (!token) return refused(403, 'Link not valid', 'This tracking link has no access token. Ask the sender for a new link.')
           let topics: string[]
           try {
@@ -79,7 +81,7 @@ export function pageRoutes({ sql, tokens, openApi }: { sql: Sql; tokens: Tokens;
           if (!found) return refused(404, 'No such parcel', 'This parcel is no longer tracked.')
           return htmlResponse(200, trackingPage(trackingNumber, topic.name))
         },
-        hidden
+        page("A parcel's tracking page for its recipient (HTML), opened with the token of POST /v1/shipments/:id/tracking-link")
       )
   )
 }

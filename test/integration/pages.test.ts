@@ -332,8 +332,15 @@ describe('documents', () => {
       $ref: '#/components/schemas/TrackingLink'
     })
     expect(doc.paths['/v1/ws'].get.parameters[0].name).toBe('token')
-    // Pages are not API operations.
-    for (const p of ['/', '/docs', '/t/{trackingNumber}', '/assets/{name}', '/openapi.json']) expect(doc.paths[p], p).toBeUndefined()
+    // The pages and documents are operations too (contract §4 lists GET /openapi), public ones;
+    // their assets are not.
+    for (const p of ['/', '/docs', '/t/{trackingNumber}', '/openapi.json', '/openapi', '/asyncapi.json']) expect(doc.paths[p]?.get?.security, p).toEqual([])
+    expect(doc.paths['/'].get.operationId).toBe('getRoot')
+    expect(doc.paths['/t/{trackingNumber}'].get.parameters.map((x: any) => [x.in, x.name])).toEqual([
+      ['path', 'trackingNumber'],
+      ['query', 'token']
+    ])
+    expect(doc.paths['/assets/{name}']).toBeUndefined()
   })
 
   test('real answers conform to the schemas /openapi.json gives for them', async () => {
