@@ -59,7 +59,10 @@ export function normalizeCarrier(input: string): string {
 export function normalizeTrackingNumber(input: string): string {
   const tn = input.replace(/\s+/g, '').toUpperCase()
   if (!TRACKING_RE.test(tn))
-    throw new IdentityError('trackingNumber', `"${input}" is not a tracking number (1-64 of A-Z, 0-9, '.', '_' or '-' once spaces are removed, at least one a letter or digit)`)
+    throw new IdentityError(
+      'trackingNumber',
+      `"${input}" is not a tracking number (1-64 of A-Z, 0-9, '.', '_' or '-' once spaces are removed, at least one a letter or digit)`
+    )
   return tn
 }
 
