@@ -35,6 +35,7 @@ export const dashboardPage = () =>
     <label for="api-key">API key</label>
     <input id="api-key" name="api-key" type="password" autocomplete="off" required>
     <button type="submit">Open</button>
+    <p id="key-error" class="error" role="alert" hidden></p>
     <p class="hint">The key stays in this browser tab (sessionStorage) and is sent as <code>Authorization: Bearer</code>; it never goes into a URL.</p>
   </form>
   <section id="signed-in" hidden>

@@ -112,6 +112,9 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
     await page.click('#key-form button[type=submit]')
     await page.locator('#api-key').waitFor({ state: 'visible' })
     expect(await page.locator('#shipments tbody tr').count()).toBe(0)
+    // Said where the operator is looking: beside the key form.
+    await page.locator('#key-error').waitFor({ state: 'visible' })
+    expect(await page.textContent('#key-error')).toBe('The API key was refused: enter a valid one.')
     await page.close()
   })
 

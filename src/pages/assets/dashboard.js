@@ -24,6 +24,9 @@ async function api(method, path, body) {
   const data = await res.json().catch(() => null)
   if (res.status === 401) {
     sessionStorage.removeItem(KEY)
+    // Said beside the key form, which show() brings back (the error line sits in the signed-in part).
+    $('key-error').textContent = 'The API key was refused: enter a valid one.'
+    $('key-error').hidden = false
     show()
     throw new Error('the API key was refused: enter a valid one')
   }
@@ -206,6 +209,7 @@ $('key-form').addEventListener('submit', (e) => {
   if (!key) return
   sessionStorage.setItem(KEY, key)
   $('api-key').value = ''
+  $('key-error').hidden = true
   show()
 })
 $('forget').addEventListener('click', () => {
