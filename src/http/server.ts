@@ -41,7 +41,10 @@ export function listen(opts: {
       if (!target.ok) return target.response
       const serve = (checked: Request | Response) => {
         if (checked instanceof Response) return checked
-        if (target.path !== WS_PATH) return opts.fetch(checked)
+        if (target.path !== WS_PATH) {
+          const res = opts.fetch(checked)
+          return res instanceof Promise ? res.then((r) => harden(r, target.path)) : harden(res, target.path)
+        }
         const token = new URLSearchParams(target.query).get('token') ?? undefined
         if (checked.method === 'GET' && server.upgrade(checked, { data: { token } })) return undefined
         return json(
@@ -71,4 +74,15 @@ export function listen(opts: {
       close: (ws) => hub.close(ws)
     }
   })
+}
+
+/**
+ * Headers every answer gets unless it set its own: `nosniff` (a JSON error is never read as HTML)
+ * and, for the API (`/v1`, answers per key), `cache-control: no-store`: no shared cache keeps one
+ * caller's shipments for another.
+ */
+function harden(res: Response, path: string): Response {
+  if (!res.headers.has('x-content-type-options')) res.headers.set('x-content-type-options', 'nosniff')
+  if (path.startsWith('/v1/') && !res.headers.has('cache-control')) res.headers.set('cache-control', 'no-store')
+  return res
 }

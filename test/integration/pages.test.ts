@@ -157,6 +157,24 @@ describe('POST /v1/shipments/:id/tracking-link', () => {
   })
 })
 
+describe('headers of the API answers (over the wire)', () => {
+  test('nosniff on every answer; no-store on every /v1 answer, refused ones included', async () => {
+    for (const [path, headers] of [
+      ['/v1/shipments', undefined],
+      ['/v1/shipments', { authorization: 'Bearer wrong-key-1234' }],
+      [`/v1/shipments/${one.id}`, undefined],
+      ['/v1/nothing-here', undefined]
+    ] as const) {
+      const res = await http('GET', path, undefined, headers)
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff')
+      expect(res.headers.get('cache-control'), path).toBe('no-store')
+    }
+    const health = await http('GET', '/healthz', undefined, {})
+    expect(health.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(health.headers.get('cache-control')).toBeNull()
+  })
+})
+
 describe('GET /t/:trackingNumber', () => {
   const link = async (id: string) => (await http('POST', `/v1/shipments/${id}/tracking-link`, {})).json
 
