@@ -9,6 +9,7 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { outageTest } from '../support/engine.ts'
 import { receiver } from '../support/receiver.ts'
 import { connectRedis, privateRedis } from '../support/redis.ts'
+import { SCHEDULE } from '../../src/webhooks/sender.ts'
 import { API_KEY, api, testService, waitFor } from '../support/service.ts'
 
 setDefaultTimeout(30_000)
@@ -97,6 +98,32 @@ describe('webhook guarantees', () => {
     } finally {
       rx.stop()
       await Promise.all([a.stop(), b.stop()])
+    }
+  })
+
+  test('an attempt that outlived its lease records nothing over the claim that took the message since, even in its own process', async () => {
+    const a = testService({ DATABASE_URL: db.url, ...FAST, WEBHOOK_TIMEOUT_MS: '5000' })
+    // The first request is answered after 1 s; the second (a new claim of the same message) after 2.5 s.
+    const rx = receiver((_, nth) => ({ status: 200, delayMs: nth === 1 ? 1000 : 2500 }))
+    try {
+      await a.start()
+      const ep = await scenario(api(a), rx.url(), 1)
+      await waitFor('the first attempt under way', () => rx.received.length === 1)
+      const [m] = await db.sql<{ id: string; endpoint_id: string }[]>`select id, endpoint_id from webhook_messages where endpoint_id = ${ep.id}`
+      // As if the first claim's lease had run out: the row's lease is over and the entry due again.
+      await db.sql`update webhook_messages set lease_until = now() - interval '1 second' where id = ${m!.id}`
+      await a.engine.scheduleAdd(SCHEDULE, [{ member: `${m!.endpoint_id} ${m!.id}`, dueAt: Date.now() }])
+      await waitFor('a second attempt under way', () => rx.received.length === 2)
+      await waitFor('delivered', async () => (await db.sql`select state from webhook_messages where id = ${m!.id}`)[0]!.state === 'delivered', 10_000)
+      // The first attempt ended while the second held the message: it recorded nothing and left
+      // the second's lease alone; the second recorded the delivery.
+      const attempts = await db.sql<{ ms: number }[]>`select ms from webhook_attempts where message_id = ${m!.id}`
+      expect(attempts.length).toBe(1)
+      expect(attempts[0]!.ms).toBeGreaterThanOrEqual(2400)
+      expect(rx.received.map((r) => r.id)).toEqual([m!.id, m!.id])
+    } finally {
+      rx.stop()
+      await a.stop()
     }
   })
 
