@@ -96,6 +96,11 @@ describe.skipIf(!haveChromium)('pages in a browser', () => {
     expect(offHost(requests)).toEqual([])
     expect(requests.length).toBeGreaterThan(4)
     expect(problems).toEqual([])
+    // Readiness is read again by itself (every 5 s), without a refresh.
+    const readyz = () => requests.filter((u) => new URL(u).pathname === '/readyz').length
+    const before = readyz()
+    await page.waitForRequest((r) => new URL(r.url()).pathname === '/readyz', { timeout: 8000 })
+    expect(readyz()).toBeGreaterThan(before)
     // A reload keeps the key (same tab); "Forget key" asks again.
     await page.reload()
     await page.locator('#shipments tbody tr', { hasText: 'BROWSER0001' }).waitFor()

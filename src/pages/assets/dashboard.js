@@ -218,6 +218,13 @@ $('forget').addEventListener('click', () => {
   show()
 })
 $('refresh').addEventListener('click', () => refresh())
+// Readiness and the loops' counters follow by themselves (both public, cheap to read); the list
+// follows its rows live over the socket, and new shipments come with Refresh.
+const PANEL_EVERY_MS = 5000
+setInterval(() => {
+  if (!sessionStorage.getItem(KEY) || document.visibilityState !== 'visible') return
+  Promise.all([loadReadiness(), loadLoops()]).catch(fail)
+}, PANEL_EVERY_MS)
 $('more').addEventListener('click', () => loadShipments().then(follow).catch(fail))
 $('status-filter').addEventListener('change', () => refresh())
 show()
