@@ -38,19 +38,23 @@ export function listen(opts: {
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     fetch(request, server) {
       const target = checkTarget(request)
-      if (!target.ok) return target.response
+      // A target refused at the edge: no path to speak of, so the API's headers.
+      if (!target.ok) return harden(target.response, '/v1/')
       const serve = (checked: Request | Response) => {
-        if (checked instanceof Response) return checked
+        if (checked instanceof Response) return harden(checked, target.path)
         if (target.path !== WS_PATH) {
           const res = opts.fetch(checked)
           return res instanceof Promise ? res.then((r) => harden(r, target.path)) : harden(res, target.path)
         }
         const token = new URLSearchParams(target.query).get('token') ?? undefined
         if (checked.method === 'GET' && server.upgrade(checked, { data: { token } })) return undefined
-        return json(
-          426,
-          errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`),
-          { upgrade: 'websocket' }
+        return harden(
+          json(
+            426,
+            errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`),
+            { upgrade: 'websocket' }
+          ),
+          target.path
         )
       }
       // Synchronous but for a chunked body: a WebSocket upgrade (a GET, no body) waits for nothing.

@@ -172,6 +172,14 @@ describe('headers of the API answers (over the wire)', () => {
     const health = await http('GET', '/healthz', undefined, {})
     expect(health.headers.get('x-content-type-options')).toBe('nosniff')
     expect(health.headers.get('cache-control')).toBeNull()
+    // The edge's own refusals too: a bad target (400), a body over the limit (413), a plain
+    // request to the WebSocket endpoint (426).
+    const edge = [await http('GET', '/v1//x'), await http('POST', '/v1/events', 'x'.repeat(2_000_000)), await http('GET', '/v1/ws', undefined, {})]
+    expect(edge.map((r) => r.status)).toEqual([400, 413, 426])
+    for (const r of edge) {
+      expect(r.headers.get('x-content-type-options'), String(r.status)).toBe('nosniff')
+      expect(r.headers.get('cache-control'), String(r.status)).toBe('no-store')
+    }
   })
 })
 
