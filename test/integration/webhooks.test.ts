@@ -73,7 +73,15 @@ test('a wrong or missing signature is a 401; a tampered body too', async () => {
 })
 
 test('a carrier without a secret is a 404; a signed body that is not the carrier’s format is a 400', async () => {
-  expect((await post('myco', '{}', sign(SECRET, '{}'))).body.error.code).toBe('webhook_not_configured')
+  expect((await post('myco', '{}', sign(SECRET, '{}'))).body.error).toEqual({
+    code: 'webhook_not_configured',
+    message: 'carrier "myco" has no adapter to read its pushes (GET /v1/carriers lists the known ones)'
+  })
+  // A push-only carrier is known, but its scans come through POST /v1/events: said so.
+  expect((await call('PUT', '/v1/carriers/pushonly', { name: 'Push Only' })).status).toBe(201)
+  const pushOnly = await post('pushonly', '{}', sign(SECRET, '{}'))
+  expect(pushOnly.status).toBe(404)
+  expect(pushOnly.body.error.message).toBe('carrier "pushonly" has no adapter to read its pushes: push its scans with POST /v1/events')
   const junk = '{"hello":"world"}'
   const res = await post('dhl', junk, sign(SECRET, junk))
   expect(res.status).toBe(400)

@@ -47,8 +47,16 @@ export function webhookRoutes({
     async ({ params, request }) => {
       const carrier = params.carrier.toLowerCase()
       const setup = await carriers.setup(carrier)
-      const secret = setup?.adapter ? setup.webhookSecret : null
-      if (!setup || !secret)
+      if (!setup?.adapter)
+        return json(
+          404,
+          errorBody(
+            'webhook_not_configured',
+            `carrier "${carrier}" has no adapter to read its pushes${setup ? ': push its scans with POST /v1/events' : ' (GET /v1/carriers lists the known ones)'}`
+          )
+        )
+      const secret = setup.webhookSecret
+      if (!secret)
         return json(
           404,
           errorBody('webhook_not_configured', `no webhook secret is configured for carrier "${carrier}" (set ${carrier.toUpperCase()}_WEBHOOK_SECRET)`)
