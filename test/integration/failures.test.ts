@@ -117,8 +117,13 @@ describe('PostgreSQL down', () => {
     }
   })
 
-  test('a database that does not exist (3D000) or a role that is refused (28000): 503, never a 500', async () => {
-    for (const url of [urlFor(uniqueName('missing')), urlFor('postgres').replace('postgres@', 'no_such_role_pc@')]) {
+  test('a database that does not exist (3D000) or a role that is refused (class 28): 503, never a 500', async () => {
+    // A role the server refuses, whatever its authentication (trust locally, a password on the
+    // embedded server): no such role, and a wrong password.
+    const refusedRole = new URL(urlFor('postgres'))
+    refusedRole.username = 'no_such_role_pc'
+    refusedRole.password = 'wrong-password'
+    for (const url of [urlFor(uniqueName('missing')), refusedRole.toString()]) {
       const service = testService({ DATABASE_URL: url })
       const call = api(service)
       try {
