@@ -13,6 +13,7 @@
 import type { Sql } from '../db/client.ts'
 import { AppError } from '../errors.ts'
 import type { NormalizedEvent } from '../pipeline/event.ts'
+import { eventPayload } from '../pipeline/stream.ts'
 import { messageRefs, notificationMessages, refsOf, type MessageRef } from '../webhooks/messages-sql.ts'
 import { STATUS_CHANGED, toMessage, type NotificationMessage } from './model.ts'
 
@@ -108,18 +109,7 @@ export function watcherNotifications(tx: Sql, changes: readonly StatusChange[]):
 /** The title and the data (JSON text) of a `shipment.status_changed` notification. */
 export function statusChangedContent(c: StatusChange): { title: string; data: string } {
   const e = c.event
-  const event = {
-    seq: c.seq,
-    dedupKey: e.dedupKey,
-    carrier: e.carrier,
-    trackingNumber: e.trackingNumber,
-    carrierStatus: e.carrierStatus,
-    status: e.status,
-    occurredAt: e.occurredAt,
-    location: e.location,
-    description: e.description,
-    receivedAt: c.receivedAt
-  }
+  const event = eventPayload(e, c.seq, c.receivedAt)
   return {
     title: `${e.carrier.toUpperCase()} ${e.trackingNumber}: ${c.to.replaceAll('_', ' ')}`,
     data: JSON.stringify({ shipmentId: c.shipmentId, carrier: e.carrier, trackingNumber: e.trackingNumber, from: c.from, to: c.to, event })

@@ -33,7 +33,7 @@ import type { PublishAcks } from './acks.ts'
 import type { NotificationPublisher } from '../notifications/publish.ts'
 import { createGroupCommit, type Indexed } from './group-commit.ts'
 import { runIngest, type IngestResult } from './ingest-query.ts'
-import { shipmentMessage, type StreamMessage, type StreamWriter } from './stream.ts'
+import { eventPayload, shipmentMessage, type StreamMessage, type StreamWriter } from './stream.ts'
 
 export type Outcome = 'inserted' | 'duplicate' | 'unknown_shipment' | 'invalid'
 
@@ -206,22 +206,7 @@ function toMessages(ingest: IngestResult, events: Map<number, NormalizedEvent>) 
     .map((p) => {
       const e = events.get(p.ord)!
       // Encoded here, once, for the local hand-off and the stream alike.
-      const message: StreamMessage = shipmentMessage(
-        p.shipmentId!,
-        {
-          seq: p.seq!,
-          dedupKey: e.dedupKey,
-          carrier: e.carrier,
-          trackingNumber: e.trackingNumber,
-          carrierStatus: e.carrierStatus,
-          status: e.status,
-          occurredAt: e.occurredAt,
-          location: e.location,
-          description: e.description,
-          receivedAt: ingest.receivedAt
-        },
-        p.projection!
-      )
+      const message: StreamMessage = shipmentMessage(p.shipmentId!, eventPayload(e, p.seq!, ingest.receivedAt), p.projection!)
       return { message, ord: p.ord }
     })
 }

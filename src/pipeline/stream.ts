@@ -13,6 +13,7 @@
  * hand-off) share that string.
  */
 import type { Engine } from '../engine/engine.ts'
+import type { NormalizedEvent } from './event.ts'
 
 export const STREAM = 'tracking:events'
 
@@ -44,6 +45,20 @@ export interface EventPayload {
   description: string | null
   receivedAt: string
 }
+
+/** A stored event as frames, the stream and notifications carry it: its seq and when it was received. */
+export const eventPayload = (e: NormalizedEvent, seq: number, receivedAt: string): EventPayload => ({
+  seq,
+  dedupKey: e.dedupKey,
+  carrier: e.carrier,
+  trackingNumber: e.trackingNumber,
+  carrierStatus: e.carrierStatus,
+  status: e.status,
+  occurredAt: e.occurredAt,
+  location: e.location,
+  description: e.description,
+  receivedAt
+})
 
 export const shipmentTopic = (carrier: string, trackingNumber: string) => `shipment:${carrier}:${trackingNumber}`
 
