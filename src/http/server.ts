@@ -41,25 +41,21 @@ export function listen(opts: {
       // A target refused at the edge: no path to speak of, so the API's headers.
       if (!target.ok) return harden(target.response, '/v1/')
       const serve = (checked: Request | Response) => {
-        if (checked instanceof Response) return harden(checked, target.path)
-        if (target.path !== WS_PATH) {
-          const res = opts.fetch(checked)
-          return res instanceof Promise ? res.then((r) => harden(r, target.path)) : harden(res, target.path)
-        }
+        if (checked instanceof Response) return checked
+        if (target.path !== WS_PATH) return opts.fetch(checked)
         const token = new URLSearchParams(target.query).get('token') ?? undefined
         if (checked.method === 'GET' && server.upgrade(checked, { data: { token } })) return undefined
-        return harden(
-          json(
-            426,
-            errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`),
-            { upgrade: 'websocket' }
-          ),
-          target.path
+        return json(
+          426,
+          errorBody('upgrade_required', `${WS_PATH} is a WebSocket endpoint: connect with a WebSocket client and ?token=<token from POST /v1/tokens>`),
+          { upgrade: 'websocket' }
         )
       }
       // Synchronous but for a chunked body: a WebSocket upgrade (a GET, no body) waits for nothing.
       const checked = limitBody(target.request, opts.bodyLimitBytes)
-      return checked instanceof Promise ? checked.then(serve) : serve(checked)
+      const res = checked instanceof Promise ? checked.then(serve) : serve(checked)
+      // Every answer leaves through here (an upgraded socket has none).
+      return res instanceof Promise ? res.then((r) => r && harden(r, target.path)) : res && harden(res, target.path)
     },
     error: (err) => internalError(log, err, { component: 'server' }),
     websocket: {

@@ -1,6 +1,6 @@
 /**
  * `POST /v1/shipments/:id/tracking-link`: a capability URL for one shipment's recipient,
- * `/t/<trackingNumber>?token=<token>`. The token is a WebSocket token like POST /v1/tokens',
+ * `/t/<trackingNumber>?token=<token>`. The token is a WebSocket token like those of POST /v1/tokens,
  * granting exactly that shipment's topic, naming no user (so it counts for no one's presence),
  * and with the recipient's view (tokens.ts): its holder is shown the parcel's public fields,
  * never your reference. The page it opens reads everything through it (src/pages/).
