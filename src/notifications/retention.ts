@@ -1,8 +1,8 @@
 /**
  * Retention (contract §8): notifications older than NOTIFICATION_RETENTION_DAYS are deleted,
- * oldest first and each user's in seq order, with their outbox rows if any are left; and idempotency answers older than 24
- * hours. A background loop (loop.ts): bounded (at most `maxBatches` × `batchSize` rows of each
- * per run, short statements that hold few locks), observable (a counter per kind, a log line
+ * oldest first and each user's in seq order, with their outbox rows if any are left; and
+ * idempotency answers older than 24 hours. A background loop (loop.ts): bounded (about
+ * `maxBatches` × `batchSize` rows of each per run, short statements that hold few locks), observable (a counter per kind, a log line
  * when it deleted something), one run at a time, and `stop()` waits for the run in progress.
  *
  * A socket that resumes from before the kept range gets what is kept and `truncated: true`

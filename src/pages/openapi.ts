@@ -157,7 +157,7 @@ export function buildOpenApi(routes: readonly RouteInfo[], needsApiKey: (path: s
       ...queryParameters(route.hooks?.query),
       ...(doc?.parameters ?? [])
     ]
-    // A route that validates its body item by item itself (events, acks) documents the shape here.
+    // A route that checks its body itself (a carrier's push, tracking links, events, acks) has its shape in the table.
     const body = doc?.body ?? (route.hooks?.body ? { schema: plain(route.hooks.body) } : undefined)
     const responses: Record<string, unknown> = {}
     for (const [status, a] of Object.entries(doc?.answers ?? { default: { description: 'not documented' } })) {
